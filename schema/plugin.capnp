@@ -1,0 +1,58 @@
+@0xa863bb8687a12c8d;
+# What a plugin process and its node exchange (DESIGN §5, §7). The node serves
+# `Host` as the bootstrap capability on the plugin's socket (fd 3); the plugin
+# calls `hello` first and hands over its `Plugin`. Append-only.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("joy::wire");
+
+using V = import "value.capnp";
+
+interface Host {
+  hello @0 (version :UInt32, plugin :Plugin, name :Text) -> (result :Welcome);
+  # `version` is joy::protocol_version; a mismatch is an error result.
+}
+
+struct Welcome {
+  union {
+    ok @0 :Session;
+    err @1 :V.Error;
+  }
+}
+
+struct Session {
+  api @0 :Api;
+  identity @1 :PluginIdentity;
+}
+
+struct PluginIdentity {
+  plugin @0 :Text;
+  node @1 :Text;
+  workspace @2 :Text;
+}
+
+interface Plugin {
+  call @0 (service :Text, method :Text, args :List(V.Value), kwargs :List(V.Entry),
+           timeoutMs :UInt64) -> (result :V.Result);
+  # `timeoutMs` is the caller's remaining budget (0 = none): the deadline
+  # travels with the call so the callee can give up when the caller has.
+  setup @1 () -> (result :V.Result);
+  run @2 (ctx :V.Value) -> (result :V.Result);
+  exit @3 () -> ();
+  # Asks the plugin to finish; it exits when its connection closes.
+  describe @4 () -> (result :V.Result);
+  # The plugin's exported methods, as a Value.
+}
+
+interface Api {
+  # The ImJoy `api` as the node offers it to one plugin; the capability is the
+  # plugin's identity. Grows append-only.
+  log @0 (level :LogLevel, message :Text) -> ();
+}
+
+enum LogLevel {
+  debug @0;
+  info @1;
+  warning @2;
+  error @3;
+}
