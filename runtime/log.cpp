@@ -1,0 +1,84 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "runtime/log.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime/value.hpp"
+#include "runtime/value_json.hpp"
+
+namespace joy {
+
+namespace {
+
+log_level threshold_from_env() noexcept {
+  const char* env = std::getenv("JOY_LOG");
+  if (env == nullptr)
+    return log_level::info;
+  if (std::strcmp(env, "debug") == 0)
+    return log_level::debug;
+  if (std::strcmp(env, "warning") == 0 || std::strcmp(env, "warn") == 0)
+    return log_level::warning;
+  if (std::strcmp(env, "error") == 0)
+    return log_level::error;
+  return log_level::info;
+}
+
+const char* level_name(log_level level) noexcept {
+  switch (level) {
+    case log_level::debug:
+      return "debug";
+    case log_level::info:
+      return "info ";
+    case log_level::warning:
+      return "warn ";
+    case log_level::error:
+      return "error";
+  }
+  return "?    ";
+}
+
+} // namespace
+
+bool log_enabled(log_level level) noexcept {
+  static const log_level threshold = threshold_from_env();
+  return level >= threshold;
+}
+
+void log_line(log_level level, std::string_view component,
+              std::string_view text) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+  // Milliseconds are enough for logs.
+  auto stamp = format_iso8601(timestamp{ns - ns % 1'000'000});
+  std::string line;
+  line.reserve(stamp.size() + component.size() + text.size() + 12);
+  line += stamp;
+  line += ' ';
+  line += level_name(level);
+  line += ' ';
+  line += component;
+  line += ": ";
+  line += text;
+  line += '\n';
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    auto n = ::write(STDERR_FILENO, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+} // namespace joy

@@ -1,0 +1,52 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// Converts `joy::value` to and from `schema/value.capnp`. This is the only
+/// place that reads or builds `wire::Value`: Cap'n Proto readers and builders
+/// never enter a mailbox, they are converted here at the boundary.
+///
+/// Reading treats the message as untrusted: dtypes, codes, sizes, duplicate
+/// keys and nesting are checked, and every failure is a clear error value.
+#pragma once
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "runtime/value.hpp"
+#include "schema/value.capnp.h"
+
+namespace joy {
+
+/// Writes `x` into `out`. Bytes over `max_inline_bytes` and function values
+/// are refused with a clear error (their arms arrive with the plugin api).
+caf::error write_value(const value& x, wire::Value::Builder out);
+
+/// Reads and validates a value.
+caf::expected<value> read_value(wire::Value::Reader in);
+
+/// Initialises `out` (an uninitialised list field) with `xs`.
+caf::error write_list(const value_list& xs, capnp::List<wire::Value>::Builder out);
+
+caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in);
+
+caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out);
+
+caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in);
+
+/// Writes an error; `trace` is dropped unless `keep_trace` (trust boundary).
+void write_error(errc code, std::string_view message, std::string_view trace,
+                 wire::Error::Builder out);
+
+void write_error(const caf::error& err, wire::Error::Builder out);
+
+/// Reads a wire error into a CAF error in Joy's category.
+caf::error read_error(wire::Error::Reader in);
+
+/// Writes `ok` or `err` into a Result.
+void write_result(const caf::expected<value>& x, wire::Result::Builder out);
+
+/// Reads a Result: the value, or its error.
+caf::expected<value> read_result(wire::Result::Reader in);
+
+} // namespace joy
