@@ -1,0 +1,41 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// Installing a plugin folder: validate, copy, hash. Blocking file I/O: call
+/// it from a detached actor.
+///
+/// Install copies the plugin into `<plugins_dir>/<name>/<version>/` so the
+/// source may go away afterwards. The copy is made in a temporary sibling
+/// and renamed into place, so a crash never leaves a half-copied plugin.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "actors/registry/plugin_record.hpp"
+#include "runtime/manifest.hpp"
+
+namespace joy {
+
+/// Reads and validates `<dir>/plugin.json`, then checks what the manifest
+/// points at (for `native`: `entry` exists inside the folder, is a regular
+/// file and executable). Errors: invalid_argument, not_found.
+caf::expected<plugin_manifest> load_plugin_folder(const std::filesystem::path& dir);
+
+/// Hex sha256 over the plugin: for every regular file, in byte order of
+/// the relative paths, the path, a NUL, the content length as 8 bytes
+/// little-endian and the content. Symlinks and special files are refused
+/// (invalid_argument).
+caf::expected<std::string> hash_plugin_folder(const std::filesystem::path& dir);
+
+/// Validates the plugin folder `source` and copies it into `plugins_dir`.
+/// Returns the record to store (timestamps set to now). Installing the same
+/// name and version again replaces the copy. Errors: invalid_argument,
+/// not_found, io_error.
+caf::expected<plugin_record> install_plugin_folder(const std::filesystem::path& source,
+                                                   const std::filesystem::path& plugins_dir);
+
+} // namespace joy
