@@ -1,0 +1,53 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/core/service_info.hpp"
+
+#include "runtime/errc.hpp"
+
+namespace joy {
+
+namespace {
+
+bool valid_part(std::string_view x) {
+  if (x.empty() || x.size() > 128)
+    return false;
+  for (char c : x)
+    if (c == '/' || c == ':' || c == '@' || static_cast<unsigned char>(c) < 0x20)
+      return false;
+  return true;
+}
+
+} // namespace
+
+caf::expected<service_id> parse_service_id(std::string_view text) {
+  auto bad = [&](const char* why) {
+    return make_error(errc::invalid_argument,
+                      "service id '" + std::string{text} + "': " + why);
+  };
+  service_id out;
+  auto rest = text;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    out.workspace = std::string{rest.substr(0, slash)};
+    if (!valid_part(out.workspace))
+      return bad("malformed workspace");
+    rest.remove_prefix(slash + 1);
+  }
+  if (auto colon = rest.find(':'); colon != std::string_view::npos) {
+    out.service = std::string{rest.substr(colon + 1)};
+    if (!valid_part(out.service))
+      return bad("malformed service name");
+    rest = rest.substr(0, colon);
+  }
+  out.client = std::string{rest};
+  if (!valid_part(out.client))
+    return bad("malformed client");
+  return out;
+}
+
+std::string to_string(const service_id& x) {
+  return (x.workspace.empty() ? std::string{} : x.workspace + "/") + x.client
+         + (x.service.empty() ? std::string{} : ":" + x.service);
+}
+
+} // namespace joy

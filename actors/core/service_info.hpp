@@ -1,0 +1,50 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// One entry of the cluster's service directory. Ids follow hypha:
+/// `workspace/client:service`; a native plugin is the client, its exported
+/// functions the service `default`, in the cluster workspace `public`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace joy {
+
+struct service_info {
+  /// Full id, e.g. "public/hello:default".
+  std::string id;
+  std::string workspace;
+  /// The client providing it (for native plugins, the plugin's name).
+  std::string client;
+  /// The service's own name, e.g. "default".
+  std::string service;
+  /// The node it lives on.
+  std::string node;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_info& x) {
+  return f(caf::meta::type_name("joy::service_info"), x.id, x.workspace,
+           x.client, x.service, x.node);
+}
+
+/// A parsed service id.
+struct service_id {
+  std::string workspace; // empty: not given
+  std::string client;
+  std::string service;   // empty: not given (the client's default service)
+};
+
+/// Parses `workspace/client:service`, `client:service`, `workspace/client`
+/// or `client`. Errors: invalid_argument.
+caf::expected<service_id> parse_service_id(std::string_view text);
+
+/// "workspace/client:service".
+std::string to_string(const service_id& x);
+
+} // namespace joy

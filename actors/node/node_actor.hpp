@@ -1,0 +1,75 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// The node actor: on every node, installs, lists, starts, stops and calls
+/// the local plugins; owns registry access; reports the node's status
+/// (DESIGN §2). Plugins start with the node and when installed; a plugin
+/// that died starts again on its next call.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/core/core_actor.hpp"
+#include "actors/node/node_status.hpp"
+#include "actors/node/plugin_info.hpp"
+#include "actors/plugin_host/plugin_host_actor.hpp"
+#include "actors/plugin_host/spawner_actor.hpp"
+#include "actors/registry/registry_actor.hpp"
+#include "runtime/kj_thread.hpp"
+#include "runtime/plugin_actor.hpp"
+
+namespace joy {
+
+using node_actor = caf::typed_actor<
+  /// The node's identity, resources, plugins and services.
+  caf::replies_to<status_atom>::with<node_status>,
+  /// Installs the plugin folder at a path on this machine: validated,
+  /// copied, registered (durably), then started. Errors: invalid_argument,
+  /// not_found, unimplemented (a plugin type this node cannot run yet),
+  /// io_error.
+  caf::replies_to<install_atom, std::string>::with<plugin_info>,
+  /// Every installed plugin.
+  caf::replies_to<list_atom>::with<std::vector<plugin_info>>,
+  /// Calls a method of a plugin by name (starting it if needed). Errors:
+  /// not_found, and those of the plugin interface.
+  caf::replies_to<call_atom, std::string, call_request>::with<value>,
+  /// Starts a plugin and replies once it runs.
+  caf::replies_to<start_atom, std::string>::with<plugin_info>,
+  /// Stops a plugin and replies once its process is gone.
+  caf::replies_to<stop_atom, std::string>::with<plugin_info>,
+  /// Stops every plugin; replies once all are gone.
+  caf::replies_to<shutdown_atom>::with<bool>,
+  /// From plugin hosts: a state change.
+  caf::reacts_to<state_atom, plugin_status>>;
+
+struct node_config {
+  std::string node_id;
+  /// `$JOY_HOME`.
+  std::string home;
+  /// How clients reach the node (shown in status).
+  std::string address;
+  /// Where installed plugins live: `<home>/plugins`.
+  std::string plugins_dir;
+  /// Where plugin logs go: `<home>/logs`.
+  std::string logs_dir;
+  bool head = true;
+  /// Defaults handed to every plugin host.
+  caf::timespan start_timeout = std::chrono::seconds{10};
+  caf::timespan stop_grace = std::chrono::seconds{5};
+  caf::timespan call_timeout = std::chrono::seconds{120};
+};
+
+/// Spawns the node actor. It loads the registry and starts every installed
+/// plugin right away. `kj` must outlive every actor of the system.
+node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
+                      registry_actor registry, spawner_actor spawner,
+                      core_actor core, node_config cfg);
+
+} // namespace joy

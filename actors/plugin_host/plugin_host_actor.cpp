@@ -1,0 +1,335 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/plugin_host/plugin_host_actor.hpp"
+
+#include <utility>
+#include <vector>
+
+#include <caf/actor_cast.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/plugin_host/plugin_link.hpp"
+#include "runtime/log.hpp"
+#include "runtime/reply_handle.hpp"
+
+namespace joy {
+
+namespace {
+
+struct queued_call {
+  call_request req;
+  reply_handle reply;
+};
+
+struct plugin_host_state {
+  static inline const char* name = "plugin_host";
+
+  kj_thread* kj = nullptr;
+  spawner_actor spawner;
+  plugin_host_config cfg;
+  plugin_observer observer;
+  plugin_status status;
+  /// The current link (0: none) and start attempt.
+  uint64_t link = 0;
+  uint64_t attempt = 0;
+  /// Set when a start is aborted for a reason the exit report cannot know.
+  std::string start_failure;
+  std::vector<queued_call> queued;
+  std::vector<reply_handle> start_waiters;
+  std::vector<reply_handle> stop_waiters;
+};
+
+using self_ptr = plugin_host_actor::stateful_pointer<plugin_host_state>;
+
+kj::Duration to_kj(caf::timespan t) {
+  return t.count() * kj::NANOSECONDS;
+}
+
+void notify(self_ptr self) {
+  auto& st = self->state;
+  if (st.observer)
+    self->send(st.observer, state_atom_v, st.status);
+}
+
+void post_call(self_ptr self, call_request req, reply_handle rh) {
+  auto& st = self->state;
+  auto timeout = req.timeout.count() > 0 ? req.timeout : st.cfg.call_timeout;
+  req.timeout = timeout;
+  st.kj->post([id = st.link, req = std::move(req), rh = std::move(rh),
+               timeout](kj_context& ctx) mutable {
+    auto* link = ctx.find_as<plugin_link>(id);
+    if (link == nullptr) {
+      rh.deliver(make_error(errc::disconnected, "the plugin's link is gone"));
+      return;
+    }
+    link->call(std::move(req), std::move(rh), to_kj(timeout));
+  });
+}
+
+void drop_link(self_ptr self) {
+  auto& st = self->state;
+  if (st.link == 0)
+    return;
+  st.kj->post([id = st.link](kj_context& ctx) { ctx.drop(id); });
+  st.link = 0;
+}
+
+void start_failed(self_ptr self, const std::string& reason) {
+  auto& st = self->state;
+  st.status.state = plugin_state::failed;
+  st.status.pid = 0;
+  st.status.last_error = reason;
+  auto msg = "plugin '" + st.status.name + "' could not start: " + reason;
+  for (auto& q : st.queued)
+    q.reply.deliver(make_error(errc::unavailable, msg));
+  st.queued.clear();
+  for (auto& w : st.start_waiters)
+    w.deliver(make_error(errc::unavailable, msg));
+  st.start_waiters.clear();
+  for (auto& w : st.stop_waiters)
+    w.deliver_value(st.status);
+  st.stop_waiters.clear();
+  log(log_level::warning, "plugin " + st.status.name, "could not start: ", reason);
+  notify(self);
+}
+
+void begin_start(self_ptr self) {
+  auto& st = self->state;
+  st.status.state = plugin_state::starting;
+  st.status.pid = 0;
+  ++st.status.starts;
+  st.start_failure.clear();
+  auto attempt = ++st.attempt;
+  notify(self);
+  self->request(st.spawner, st.cfg.start_timeout, start_atom_v, st.cfg.launch)
+    .then(
+      [self, attempt](launched_process& proc) {
+        auto& st = self->state;
+        if (attempt != st.attempt || st.status.state != plugin_state::starting)
+          return; // aborted: `proc` goes away here, which kills it
+        auto id = st.kj->next_id();
+        st.link = id;
+        st.status.pid = proc.proc ? proc.proc->pid() : 0;
+        auto host = caf::actor_cast<plugin_host_actor>(self);
+        st.kj->post([id, host, proc, name = st.status.name,
+                     node_id = st.cfg.node_id](kj_context& ctx) {
+          ctx.adopt(id, kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
+                                              stream_limits{}));
+        });
+        self->delayed_send(self, st.cfg.start_timeout, tick_atom_v, attempt);
+      },
+      [self, attempt](caf::error& err) {
+        auto& st = self->state;
+        if (attempt != st.attempt || st.status.state != plugin_state::starting)
+          return;
+        start_failed(self, message_of(err));
+      });
+}
+
+void begin_stop(self_ptr self) {
+  auto& st = self->state;
+  if (st.link == 0) {
+    // Still spawning (or nothing runs): nothing to wait for.
+    for (auto& q : st.queued)
+      q.reply.deliver(make_error(errc::unavailable,
+                                 "plugin '" + st.status.name + "' was stopped"));
+    st.queued.clear();
+    for (auto& w : st.start_waiters)
+      w.deliver(make_error(errc::unavailable,
+                           "plugin '" + st.status.name + "' was stopped"));
+    st.start_waiters.clear();
+    ++st.attempt; // a late spawn reply is now stale
+    st.status.state = plugin_state::stopped;
+    st.status.pid = 0;
+    for (auto& w : st.stop_waiters)
+      w.deliver_value(st.status);
+    st.stop_waiters.clear();
+    notify(self);
+    return;
+  }
+  st.status.state = plugin_state::stopping;
+  notify(self);
+  st.kj->post([id = st.link, grace = to_kj(st.cfg.stop_grace)](kj_context& ctx) {
+    if (auto* link = ctx.find_as<plugin_link>(id))
+      link->stop(grace);
+  });
+}
+
+} // namespace
+
+plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
+                                    spawner_actor spawner,
+                                    plugin_host_config cfg,
+                                    plugin_observer observer) {
+  auto init = [&kj, spawner, cfg, observer](
+                self_ptr self) -> plugin_host_actor::behavior_type {
+    auto& st = self->state;
+    st.kj = &kj;
+    st.spawner = spawner;
+    st.cfg = cfg;
+    st.observer = observer;
+    st.status.name = cfg.launch.name;
+    // Whatever ends this actor, its process goes too.
+    self->attach_functor([self](const caf::error&) { drop_link(self); });
+    return {
+      // -- plugin interface ----------------------------------------------------
+      [self](call_atom, call_request& req) -> caf::result<value> {
+        auto& st = self->state;
+        switch (st.status.state) {
+          case plugin_state::running:
+            post_call(self, std::move(req), reply_handle{self});
+            break;
+          case plugin_state::stopping:
+            return make_error(errc::unavailable,
+                              "plugin '" + st.status.name + "' is stopping");
+          case plugin_state::starting:
+          case plugin_state::stopped:
+          case plugin_state::failed:
+            if (st.queued.size() >= st.cfg.max_queued_calls)
+              return make_error(errc::overloaded,
+                                "plugin '" + st.status.name
+                                  + "' is starting and has too many calls waiting");
+            st.queued.push_back(queued_call{std::move(req), reply_handle{self}});
+            if (st.status.state != plugin_state::starting)
+              begin_start(self);
+            break;
+        }
+        return caf::delegated<value>{};
+      },
+      [self](setup_atom) -> caf::result<value> {
+        // setup() runs once as part of every start; this only makes sure a
+        // start happened.
+        auto& st = self->state;
+        if (st.status.state == plugin_state::running)
+          return value{};
+        return make_error(errc::failed_precondition,
+                          "plugin '" + st.status.name
+                            + "' runs setup() when it starts; start it first");
+      },
+      [self](run_atom, value& ctx) -> caf::result<value> {
+        auto& st = self->state;
+        call_request req;
+        req.method = "run";
+        req.args.push_back(std::move(ctx));
+        if (st.status.state != plugin_state::running)
+          return make_error(errc::unavailable,
+                            "plugin '" + st.status.name + "' is not running");
+        post_call(self, std::move(req), reply_handle{self});
+        return caf::delegated<value>{};
+      },
+      [self](describe_atom) -> caf::result<value> {
+        auto& st = self->state;
+        return value{value_map{
+          {"name", value{st.status.name}},
+          {"state", value{std::string{to_string(st.status.state)}}}}};
+      },
+      [self](exit_atom) {
+        auto& st = self->state;
+        if (st.status.state == plugin_state::running
+            || st.status.state == plugin_state::starting)
+          begin_stop(self);
+      },
+      // -- control ---------------------------------------------------------------
+      [self](start_atom) -> caf::result<plugin_status> {
+        auto& st = self->state;
+        switch (st.status.state) {
+          case plugin_state::running:
+            return st.status;
+          case plugin_state::stopping:
+            return make_error(errc::unavailable,
+                              "plugin '" + st.status.name + "' is stopping");
+          case plugin_state::starting:
+            st.start_waiters.emplace_back(self);
+            break;
+          case plugin_state::stopped:
+          case plugin_state::failed:
+            st.start_waiters.emplace_back(self);
+            begin_start(self);
+            break;
+        }
+        return caf::delegated<plugin_status>{};
+      },
+      [self](stop_atom) -> caf::result<plugin_status> {
+        auto& st = self->state;
+        switch (st.status.state) {
+          case plugin_state::stopped:
+          case plugin_state::failed:
+            return st.status;
+          case plugin_state::stopping:
+            st.stop_waiters.emplace_back(self);
+            break;
+          case plugin_state::starting:
+          case plugin_state::running:
+            st.stop_waiters.emplace_back(self);
+            begin_stop(self);
+            break;
+        }
+        return caf::delegated<plugin_status>{};
+      },
+      [self](status_atom) -> plugin_status { return self->state.status; },
+      // -- from the kj thread and timers -------------------------------------------
+      [self](ready_atom, uint64_t id, int32_t pid) {
+        auto& st = self->state;
+        if (id != st.link || st.status.state != plugin_state::starting)
+          return;
+        st.status.state = plugin_state::running;
+        st.status.pid = pid;
+        st.status.last_error.clear();
+        log(log_level::info, "plugin " + st.status.name, "running as pid ", pid);
+        auto queued = std::move(st.queued);
+        st.queued.clear();
+        for (auto& q : queued)
+          post_call(self, std::move(q.req), std::move(q.reply));
+        for (auto& w : st.start_waiters)
+          w.deliver_value(st.status);
+        st.start_waiters.clear();
+        notify(self);
+      },
+      [self](exited_atom, uint64_t id, std::string& reason) {
+        auto& st = self->state;
+        if (id != st.link)
+          return;
+        drop_link(self);
+        st.status.pid = 0;
+        switch (st.status.state) {
+          case plugin_state::starting:
+            start_failed(self, st.start_failure.empty()
+                                 ? "exited during start: " + reason
+                                 : st.start_failure + " (" + reason + ")");
+            return;
+          case plugin_state::running:
+            st.status.state = plugin_state::failed;
+            st.status.last_error = "exited unexpectedly: " + reason;
+            notify(self);
+            return;
+          case plugin_state::stopping:
+          default:
+            st.status.state = plugin_state::stopped;
+            for (auto& w : st.stop_waiters)
+              w.deliver_value(st.status);
+            st.stop_waiters.clear();
+            notify(self);
+            return;
+        }
+      },
+      [self](tick_atom, uint64_t attempt) {
+        auto& st = self->state;
+        if (attempt != st.attempt || st.status.state != plugin_state::starting)
+          return;
+        st.start_failure = "did not say hello and finish setup() within "
+                           + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              st.cfg.start_timeout)
+                                              .count())
+                           + " ms";
+        st.kj->post([id = st.link](kj_context& ctx) {
+          if (auto* link = ctx.find_as<plugin_link>(id))
+            link->kill();
+        });
+      },
+    };
+  };
+  return sys.spawn(init);
+}
+
+} // namespace joy

@@ -1,0 +1,75 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// The plugin host: one actor per running plugin instance (DESIGN §2). It
+/// owns the plugin's process and its Cap'n Proto link (through the kj
+/// thread) and implements the plugin's own interface, so callers talk to it
+/// exactly as to an in-process plugin actor.
+///
+/// A call to a stopped or failed plugin starts it and waits; calls that
+/// arrive while it starts wait too (bounded). A call in flight when the
+/// process dies fails at once with `errc::disconnected`.
+#pragma once
+
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/plugin_host/plugin_status.hpp"
+#include "actors/plugin_host/process_launcher.hpp"
+#include "actors/plugin_host/spawner_actor.hpp"
+#include "runtime/kj_thread.hpp"
+#include "runtime/plugin_actor.hpp"
+
+namespace joy {
+
+/// Receives a host's state changes (the node implements it).
+using plugin_observer = caf::typed_actor<
+  /// A plugin host's state changed.
+  caf::reacts_to<state_atom, plugin_status>>;
+
+using plugin_host_actor = plugin_actor::extend<
+  /// Starts the process unless it runs; replies once it said hello and its
+  /// setup() returned. Errors: unavailable (spawn failed, exited or setup
+  /// failed during start), timeout.
+  caf::replies_to<start_atom>::with<plugin_status>,
+  /// Stops it: the plugin's exit(), a grace period, then SIGKILL. Replies
+  /// when the process is gone.
+  caf::replies_to<stop_atom>::with<plugin_status>,
+  /// The current status.
+  caf::replies_to<status_atom>::with<plugin_status>,
+  // -- internal: from the kj thread and timers --------------------------------
+  /// The link `id` finished its handshake; the process has `pid`.
+  caf::reacts_to<ready_atom, uint64_t, int32_t>,
+  /// The process behind link `id` is gone, for `reason`.
+  caf::reacts_to<exited_atom, uint64_t, std::string>,
+  /// The start attempt `n` ran out of time.
+  caf::reacts_to<tick_atom, uint64_t>>;
+
+struct plugin_host_config {
+  /// What to run.
+  launch_spec launch;
+  /// Told to the plugin at hello.
+  std::string node_id;
+  /// From spawn to the end of setup().
+  caf::timespan start_timeout = std::chrono::seconds{10};
+  /// From exit() to SIGKILL.
+  caf::timespan stop_grace = std::chrono::seconds{5};
+  /// For calls that do not bring their own deadline.
+  caf::timespan call_timeout = std::chrono::seconds{120};
+  /// Calls waiting for a start beyond this fail with `overloaded`.
+  std::size_t max_queued_calls = 1024;
+};
+
+/// Spawns a host for one plugin; it starts the process on its first call
+/// or `start`. `observer` (may be invalid) hears every state change.
+plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
+                                    spawner_actor spawner,
+                                    plugin_host_config cfg,
+                                    plugin_observer observer);
+
+} // namespace joy

@@ -1,0 +1,81 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// `plugin_link`: the kj-thread half of a plugin host. It owns the plugin's
+/// process and its Cap'n Proto connection, serves `Host` (the bootstrap the
+/// plugin says hello to) and `Api`, forwards calls, and reports to its host
+/// actor by message. Lives only on the kj thread, as a `kj_resource`.
+///
+/// What it reports, each at most once per link:
+/// * `(ready_atom, id, pid)` after hello and a successful `setup()`;
+/// * `(exited_atom, id, reason)` when the process is gone — the reason
+///   names a protocol violation, a refused hello or a failed setup when
+///   there was one, then the exit status.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <kj/async-unix.h>
+#include <kj/async.h>
+
+#include "actors/plugin_host/plugin_host_actor.hpp"
+#include "actors/plugin_host/process_launcher.hpp"
+#include "runtime/kj_thread.hpp"
+#include "runtime/message_stream.hpp"
+#include "runtime/plugin_actor.hpp"
+#include "runtime/reply_handle.hpp"
+#include "runtime/rpc_link.hpp"
+#include "schema/plugin.capnp.h"
+
+namespace joy {
+
+class plugin_link final : public kj_resource, private kj::TaskSet::ErrorHandler {
+public:
+  plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
+              launched_process proc, std::string name, std::string node_id,
+              stream_limits limits);
+
+  ~plugin_link() noexcept(false) override;
+
+  /// Forwards a call; `rh` receives the value or the error. The call is
+  /// cancelled in the plugin when `timeout` passes first.
+  void call(call_request req, reply_handle rh, kj::Duration timeout);
+
+  /// Graceful stop: the plugin's exit(), then the connection closes (the
+  /// plugin exits when it does), then SIGKILL after `grace`.
+  void stop(kj::Duration grace);
+
+  /// SIGKILL now.
+  void kill();
+
+  // Called by the Host capability.
+  kj::Promise<void>
+  hello(capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults> context);
+
+private:
+  void taskFailed(kj::Exception&& ex) override;
+  void on_exit(exit_status status);
+  void on_disconnect();
+  void close_connection();
+  void fail(std::string reason);
+
+  kj_context& ctx_;
+  uint64_t id_;
+  plugin_host_actor host_;
+  std::shared_ptr<process> proc_;
+  std::string name_;
+  std::string node_id_;
+  kj::Own<rpc_link> link_;
+  kj::Maybe<wire::Plugin::Client> plugin_;
+  kj::Own<kj::UnixEventPort::FdObserver> exit_observer_;
+  /// Why the link failed before the process ended, if it did.
+  std::string failure_;
+  bool said_hello_ = false;
+  bool stopping_ = false;
+  bool exited_ = false;
+  kj::TaskSet tasks_;
+};
+
+} // namespace joy

@@ -1,0 +1,24 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/plugin_host/plugin_status.hpp"
+
+namespace joy {
+
+std::string_view to_string(plugin_state x) noexcept {
+  switch (x) {
+    case plugin_state::stopped:
+      return "stopped";
+    case plugin_state::starting:
+      return "starting";
+    case plugin_state::running:
+      return "running";
+    case plugin_state::stopping:
+      return "stopping";
+    case plugin_state::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+} // namespace joy

@@ -1,0 +1,53 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// The life of one plugin instance as its host reports it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace joy {
+
+/// `failed` means the last start or run ended badly (spawn error, crash,
+/// setup error); the next call starts the plugin again. Supervision with
+/// budgets and backoff replaces this simple rule later.
+enum class plugin_state : uint8_t {
+  stopped = 0,
+  starting = 1,
+  running = 2,
+  stopping = 3,
+  failed = 4,
+};
+
+std::string_view to_string(plugin_state x) noexcept;
+
+struct plugin_status {
+  std::string name;
+  plugin_state state = plugin_state::stopped;
+  /// The process while starting or running; 0 otherwise.
+  int32_t pid = 0;
+  /// Why it last stopped or failed, e.g. "killed by signal 9 (SIGKILL)".
+  std::string last_error;
+  /// How many times it was started.
+  uint64_t starts = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plugin_status& x) {
+  auto state = static_cast<uint8_t>(x.state);
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.state = static_cast<plugin_state>(state);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("joy::plugin_status"), x.name, state, x.pid,
+           x.last_error, x.starts, load);
+}
+
+} // namespace joy
