@@ -1,0 +1,226 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// joyd: the node daemon (DESIGN §2). One CAF actor_system, one kj thread,
+// the sqlite registry, and the plugin processes it supervises. Usually
+// started by `joy start`; `joyd --home DIR` runs it in the foreground.
+//
+// Everything is built here and passed down; there are no singletons.
+// Shutdown order (SIGINT, SIGTERM, or `joy stop`): stop accepting, stop every
+// plugin (exit(), grace, SIGKILL), end the actors, join the kj thread, then
+// destroy the actor_system.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/core/core_actor.hpp"
+#include "actors/node/node_actor.hpp"
+#include "actors/plugin_host/process_launcher.hpp"
+#include "actors/plugin_host/spawner_actor.hpp"
+#include "actors/registry/plugin_store.hpp"
+#include "actors/registry/registry_actor.hpp"
+#include "nodes/joyd/control_server.hpp"
+#include "runtime/kj_thread.hpp"
+#include "runtime/log.hpp"
+#include "runtime/paths.hpp"
+#include "runtime/protocol.hpp"
+#include "runtime/system_config.hpp"
+#include "runtime/unique_fd.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int fail(const std::string& why) {
+  std::fprintf(stderr, "joyd: %s\n", why.c_str());
+  return 1;
+}
+
+std::string random_id() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i)
+    std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return buf;
+}
+
+/// One daemon per home: an exclusive lock on `<home>/joyd.lock`, held for
+/// the daemon's life (the kernel drops it if the daemon is killed).
+joy::unique_fd lock_home(const std::string& home, std::string& error) {
+  auto path = home + "/joyd.lock";
+  joy::unique_fd fd{::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)};
+  if (!fd) {
+    error = "cannot open " + path + ": " + std::strerror(errno);
+    return {};
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    std::ifstream in{path};
+    std::string pid;
+    std::getline(in, pid);
+    error = "a node is already running in " + home
+            + (pid.empty() ? "" : " (pid " + pid + ")");
+    return {};
+  }
+  auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0
+      || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
+    error = "cannot write " + path + ": " + std::strerror(errno);
+    return {};
+  }
+  return fd;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"joyd: the Joy node daemon. Usually started by `joy start`."};
+  std::string home = joy::default_home();
+  double call_timeout_s = 120;
+  double stop_grace_s = 5;
+  bool show_version = false;
+  app.add_option("--home", home, "The node's home (default: $JOY_HOME or ~/.joy)");
+  app.add_option("--call-timeout", call_timeout_s,
+                 "Seconds a call may run when the caller gives no deadline")
+    ->check(CLI::PositiveNumber);
+  app.add_option("--stop-grace", stop_grace_s,
+                 "Seconds a plugin gets to exit before it is killed")
+    ->check(CLI::NonNegativeNumber);
+  app.add_flag("--version", show_version, "Print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (show_version) {
+    std::printf("joyd %s (protocol %u)\n", std::string{joy::version()}.c_str(),
+                joy::protocol_version);
+    return 0;
+  }
+
+  // Signals are taken by the main thread only; every thread created from
+  // here on inherits the blocked mask.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // -- the home ----------------------------------------------------------------
+  home = fs::absolute(home).lexically_normal().string();
+  std::error_code ec;
+  for (auto dir : {home, home + "/plugins", home + "/logs"}) {
+    fs::create_directories(dir, ec);
+    if (ec)
+      return fail("cannot create " + dir + ": " + ec.message());
+  }
+  ::chmod(home.c_str(), 0700);
+  std::string lock_error;
+  auto lock = lock_home(home, lock_error);
+  if (!lock)
+    return fail(lock_error);
+
+  // -- the registry ------------------------------------------------------------
+  auto store = joy::plugin_store::open(home + "/registry.db");
+  if (!store)
+    return fail(joy::message_of(store.error()));
+  std::string node_id;
+  if (auto id = store->meta("node_id")) {
+    node_id = *id;
+  } else {
+    node_id = random_id();
+    if (auto err = store->set_meta("node_id", node_id))
+      return fail(joy::message_of(err));
+  }
+
+  // -- actors and the kj thread --------------------------------------------------
+  caf::actor_system_config cfg;
+  joy::configure_actor_system(cfg, 2);
+  caf::actor_system sys{cfg};
+  joy::kj_thread kj{sys};
+  auto socket = joy::socket_path(home);
+  auto registry = joy::spawn_registry(sys, std::move(*store));
+  auto spawner = joy::spawn_spawner(
+    sys, joy::make_exec_launcher(joy::self_dir() + "/joy-exec"));
+  auto core = joy::spawn_core(sys);
+  joy::node_config ncfg;
+  ncfg.node_id = node_id;
+  ncfg.home = home;
+  ncfg.address = socket;
+  ncfg.plugins_dir = home + "/plugins";
+  ncfg.logs_dir = home + "/logs";
+  ncfg.call_timeout = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>{call_timeout_s});
+  ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>{stop_grace_s});
+  auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg);
+
+  joy::control_server_config ccfg;
+  ccfg.socket_path = socket;
+  ccfg.node_id = node_id;
+  ccfg.node = node;
+  ccfg.call_timeout = ncfg.call_timeout;
+  // `joy stop`: wake the main thread the same way a signal does.
+  ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
+  auto server_id = kj.next_id();
+  std::promise<caf::error> listening;
+  kj.post([&listening, server_id, ccfg](joy::kj_context& ctx) mutable {
+    listening.set_value(joy::start_control_server(ctx, server_id, std::move(ccfg)));
+  });
+  if (auto err = listening.get_future().get()) {
+    auto msg = joy::message_of(err);
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+    kj.stop();
+    return fail(msg);
+  }
+  joy::log(joy::log_level::info, "joyd",
+           "node ", node_id, " (Joy ", joy::version(), ") listening on ", socket,
+           "; plugins run unsandboxed in this release");
+
+  // -- run until told to stop -------------------------------------------------
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+    // retry
+  }
+  joy::log(joy::log_level::info, "joyd", "stopping (", sigabbrev_np(sig), ")");
+
+  // 1. Stop accepting: drop the control server and its connections.
+  kj.post([server_id](joy::kj_context& ctx) { ctx.drop(server_id); });
+  // 2. Stop every plugin.
+  {
+    caf::scoped_actor self{sys};
+    self->request(node, ncfg.stop_grace + std::chrono::seconds{30}, joy::shutdown_atom_v)
+      .receive([](bool) {},
+               [](caf::error& err) {
+                 joy::log(joy::log_level::warning, "joyd",
+                          "plugins did not all stop: ", joy::message_of(err));
+               });
+  }
+  // 3. End the actors (hosts are linked to the node and go with it).
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
+  sys.await_all_actors_done();
+  // 4. Join the kj thread; 5. the actor_system goes last, on return.
+  kj.stop();
+  joy::log(joy::log_level::info, "joyd", "stopped");
+  return 0;
+}

@@ -1,0 +1,168 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "tools/joy/format.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace joy::cli {
+
+namespace {
+
+std::string iso(int64_t ns) {
+  return ns == 0 ? std::string{} : format_iso8601(timestamp{ns});
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (auto& row : rows)
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i)
+        widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  std::string out;
+  for (auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size())
+        line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+} // namespace
+
+json plugin_json(wire::PluginInfo::Reader x) {
+  json out = json::object();
+  out["name"] = x.getName().cStr();
+  out["version"] = x.getVersion().cStr();
+  out["type"] = x.getType().cStr();
+  out["state"] = x.getState().cStr();
+  out["pid"] = x.getPid();
+  out["source"] = x.getSource().cStr();
+  out["sha256"] = x.getSha256().cStr();
+  out["path"] = x.getPath().cStr();
+  out["installed_at"] = iso(x.getInstalledAt());
+  out["updated_at"] = iso(x.getUpdatedAt());
+  out["last_error"] = x.getLastError().cStr();
+  auto manifest = parse_json(x.getManifest().cStr());
+  out["manifest"] = manifest ? *manifest : json::object();
+  return out;
+}
+
+json status_json(wire::NodeStatus::Reader x) {
+  json out = json::object();
+  out["node_id"] = x.getNodeId().cStr();
+  out["version"] = x.getVersion().cStr();
+  out["head"] = x.getHead();
+  out["address"] = x.getAddress().cStr();
+  out["home"] = x.getHome().cStr();
+  out["pid"] = x.getPid();
+  out["started_at"] = iso(x.getStartedAt());
+  out["uptime_ms"] = x.getUptimeMs();
+  auto res = x.getResources();
+  out["resources"] = json{{"cpus", res.getCpus()},
+                          {"memory_bytes", res.getMemoryBytes()},
+                          {"gpus", res.getGpus()}};
+  out["sandbox"] = x.getSandbox().cStr();
+  json plugins = json::array();
+  for (auto p : x.getPlugins())
+    plugins.push_back(plugin_json(p));
+  out["plugins"] = std::move(plugins);
+  json services = json::array();
+  for (auto s : x.getServices())
+    services.push_back(s.cStr());
+  out["services"] = std::move(services);
+  return out;
+}
+
+std::string plugins_table(capnp::List<wire::PluginInfo>::Reader xs) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "VERSION", "TYPE", "STATE", "SOURCE", "SHA256"});
+  for (auto p : xs) {
+    std::string sha = p.getSha256().cStr();
+    rows.push_back({p.getName().cStr(), p.getVersion().cStr(), p.getType().cStr(),
+                    p.getState().cStr(), p.getSource().cStr(),
+                    sha.substr(0, std::min<std::size_t>(12, sha.size()))});
+  }
+  return table(rows);
+}
+
+std::string status_text(wire::NodeStatus::Reader x) {
+  auto res = x.getResources();
+  std::string out;
+  auto line = [&](const std::string& key, const std::string& val) {
+    out += key + std::string(key.size() < 11 ? 11 - key.size() : 1, ' ') + val + "\n";
+  };
+  line("node", std::string{x.getNodeId().cStr()} + (x.getHead() ? "  (head)" : ""));
+  line("version", x.getVersion().cStr());
+  line("address", x.getAddress().cStr());
+  line("home", x.getHome().cStr());
+  line("pid", std::to_string(x.getPid()));
+  line("uptime", format_duration_ms(x.getUptimeMs()));
+  line("resources", std::to_string(res.getCpus()) + " cpus, "
+                      + format_bytes(res.getMemoryBytes()) + " memory, "
+                      + std::to_string(res.getGpus()) + " gpus");
+  std::string sandbox = x.getSandbox().cStr();
+  line("sandbox", sandbox == "none"
+                    ? "NONE: plugins run unsandboxed, with this node's rights"
+                    : sandbox);
+  line("plugins", std::to_string(x.getPlugins().size()));
+  std::vector<std::vector<std::string>> rows;
+  for (auto p : x.getPlugins()) {
+    std::vector<std::string> row{"  " + std::string{p.getName().cStr()},
+                                 p.getVersion().cStr(), p.getType().cStr(),
+                                 p.getState().cStr()};
+    row.push_back(p.getPid() > 0 ? "pid " + std::to_string(p.getPid()) : "");
+    std::string err = p.getLastError().cStr();
+    if (!err.empty() && std::string{p.getState().cStr()} != "running")
+      row.push_back(err);
+    rows.push_back(std::move(row));
+  }
+  out += table(rows);
+  std::string services;
+  for (auto s : x.getServices())
+    services += (services.empty() ? "" : ", ") + std::string{s.cStr()};
+  line("services", services.empty() ? "-" : services);
+  return out;
+}
+
+std::string format_duration_ms(uint64_t ms) {
+  auto s = ms / 1000;
+  auto d = s / 86400;
+  auto h = s / 3600 % 24;
+  auto m = s / 60 % 60;
+  s %= 60;
+  std::string out;
+  if (d > 0)
+    out += std::to_string(d) + "d ";
+  if (d > 0 || h > 0)
+    out += std::to_string(h) + "h ";
+  if (d > 0 || h > 0 || m > 0)
+    out += std::to_string(m) + "m ";
+  out += std::to_string(s) + "s";
+  return out;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double x = static_cast<double>(bytes);
+  int u = 0;
+  while (x >= 1024 && u < 4) {
+    x /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", x, units[u]);
+  return buf;
+}
+
+} // namespace joy::cli

@@ -1,0 +1,370 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// joy: the command line. It talks to the node daemon of `$JOY_HOME` (default
+// ~/.joy) over its control socket.
+//
+//   joy start [--foreground]     start the node (daemonized by default)
+//   joy stop                     stop it, and every plugin with it
+//   joy status [--json]          node id, version, address, uptime,
+//                                resources, plugins and services
+//   joy install <folder>         validate, copy, register and start a plugin
+//   joy plugins [--json]         the installed plugins
+//   joy call <plugin> <method> [json args...]
+//
+// Every error is one line on stderr and a non-zero exit code.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/errc.hpp"
+#include "runtime/paths.hpp"
+#include "runtime/protocol.hpp"
+#include "runtime/value_json.hpp"
+#include "runtime/value_wire.hpp"
+#include "tools/joy/format.hpp"
+#include "tools/joy/node_client.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+using joy::cli::node_client;
+
+/// Thrown to end a command with a one-line error.
+struct command_error {
+  std::string message;
+  int exit_code = 1;
+};
+
+[[noreturn]] void fail(const caf::error& err) {
+  throw command_error{"error (" + std::string{joy::to_string(joy::code_of(err))}
+                      + "): " + joy::message_of(err)};
+}
+
+template <class T>
+T check(caf::expected<T> x) {
+  if (!x)
+    fail(x.error());
+  return std::move(*x);
+}
+
+std::unique_ptr<node_client> connect(const std::string& home) {
+  return check(node_client::connect(home, 10s));
+}
+
+void print_json(const joy::json& doc) {
+  std::cout << doc.dump(2) << "\n";
+}
+
+// -- start / stop -----------------------------------------------------------------
+
+bool home_locked(const std::string& home) {
+  int fd = ::open((home + "/joyd.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool locked = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+  ::close(fd);
+  return locked;
+}
+
+std::string log_tail(const std::string& path, std::size_t lines) {
+  std::ifstream in{path};
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);)
+    all.push_back(line);
+  std::string out;
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "  " + all[i] + "\n";
+  return out;
+}
+
+int cmd_start(const std::string& home, bool foreground,
+              const std::vector<std::string>& daemon_args) {
+  if (auto client = node_client::connect(home, 5s)) {
+    std::cout << "joy: a node is already running in " << home << " (node "
+              << (*client)->node_id() << ")\n";
+    return 0;
+  }
+  auto joyd = joy::self_dir() + "/joyd";
+  if (::access(joyd.c_str(), X_OK) != 0)
+    throw command_error{"cannot find joyd next to joy (" + joyd + ")"};
+  std::vector<std::string> args{joyd, "--home", home};
+  args.insert(args.end(), daemon_args.begin(), daemon_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (foreground) {
+    ::execv(joyd.c_str(), argv.data());
+    throw command_error{"cannot run " + joyd + ": " + std::strerror(errno)};
+  }
+  std::error_code ec;
+  fs::create_directories(home + "/logs", ec);
+  if (ec)
+    throw command_error{"cannot create " + home + "/logs: " + ec.message()};
+  auto log_path = home + "/logs/joyd.log";
+  // Daemonize: fork, setsid, fork again; the grandchild becomes joyd.
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    throw command_error{std::string{"pipe: "} + std::strerror(errno)};
+  pid_t first = ::fork();
+  if (first < 0)
+    throw command_error{std::string{"fork: "} + std::strerror(errno)};
+  if (first == 0) {
+    ::setsid();
+    pid_t second = ::fork();
+    if (second != 0) {
+      // Report the daemon's pid to the waiting `joy start`, then leave.
+      ::write(pipefd[1], &second, sizeof(second));
+      ::_exit(second > 0 ? 0 : 1);
+    }
+    int null = ::open("/dev/null", O_RDONLY);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(null, 0);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::execv(joyd.c_str(), argv.data());
+    std::fprintf(stderr, "joy: cannot run %s: %s\n", joyd.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  pid_t daemon = -1;
+  auto n = ::read(pipefd[0], &daemon, sizeof(daemon));
+  ::close(pipefd[0]);
+  ::waitpid(first, nullptr, 0);
+  if (n != sizeof(daemon) || daemon <= 0)
+    throw command_error{"could not start joyd"};
+  // Wait until it answers, or tell why it did not.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto client = node_client::connect(home, 2s)) {
+      std::cout << "joy: node " << (*client)->node_id() << " started in " << home
+                << " (pid " << daemon << ", log " << log_path << ")\n";
+      return 0;
+    }
+    if (::kill(daemon, 0) != 0)
+      throw command_error{"joyd exited during start; the end of " + log_path
+                          + ":\n" + log_tail(log_path, 5)};
+    std::this_thread::sleep_for(50ms);
+  }
+  throw command_error{"joyd did not answer within 20 s; see " + log_path};
+}
+
+int cmd_stop(const std::string& home) {
+  auto client = connect(home);
+  auto id = client->node_id();
+  auto done = client->wait(client->node().shutdownRequest().send(), 10s);
+  if (!done && joy::code_of(done.error()) != joy::errc::disconnected)
+    fail(done.error());
+  client.reset();
+  // The daemon holds the home's lock until its very end.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (home_locked(home)) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw command_error{"the node did not stop within 60 s"};
+    std::this_thread::sleep_for(20ms);
+  }
+  std::cout << "joy: node " << id << " stopped\n";
+  return 0;
+}
+
+// -- status / plugins / install ---------------------------------------------------
+
+int cmd_status(const std::string& home, bool as_json) {
+  auto client = connect(home);
+  auto resp = check(client->wait(client->node().statusRequest().send(), 30s));
+  auto result = resp.getResult();
+  if (result.isErr())
+    fail(joy::read_error(result.getErr()));
+  if (as_json)
+    print_json(joy::cli::status_json(result.getOk()));
+  else
+    std::cout << joy::cli::status_text(result.getOk());
+  return 0;
+}
+
+int cmd_plugins(const std::string& home, bool as_json) {
+  auto client = connect(home);
+  auto resp = check(client->wait(client->node().pluginsRequest().send(), 30s));
+  auto result = resp.getResult();
+  if (result.isErr())
+    fail(joy::read_error(result.getErr()));
+  if (as_json) {
+    joy::json out = joy::json::array();
+    for (auto p : result.getOk())
+      out.push_back(joy::cli::plugin_json(p));
+    print_json(out);
+  } else {
+    std::cout << joy::cli::plugins_table(result.getOk());
+  }
+  return 0;
+}
+
+int cmd_install(const std::string& home, const std::string& source, bool as_json) {
+  std::error_code ec;
+  auto path = fs::absolute(source, ec).lexically_normal();
+  if (ec || !fs::exists(path))
+    throw command_error{"error (not_found): " + source + " does not exist"};
+  auto client = connect(home);
+  auto req = client->node().installRequest();
+  req.setSource(path.string());
+  auto resp = check(client->wait(req.send(), 0ms));
+  auto result = resp.getResult();
+  if (result.isErr())
+    fail(joy::read_error(result.getErr()));
+  auto p = result.getOk();
+  if (as_json) {
+    print_json(joy::cli::plugin_json(p));
+  } else {
+    std::cout << "installed " << p.getName().cStr() << " " << p.getVersion().cStr()
+              << " (" << p.getType().cStr() << ") from " << p.getSource().cStr()
+              << "\n  path    " << p.getPath().cStr() << "\n  sha256  "
+              << p.getSha256().cStr() << "\n  state   " << p.getState().cStr()
+              << "\n";
+  }
+  return 0;
+}
+
+// -- call -----------------------------------------------------------------------------
+
+int cmd_call(const std::string& home, const std::string& plugin,
+             const std::string& method, const std::vector<std::string>& raw_args,
+             double timeout_s) {
+  joy::value_list args;
+  for (std::size_t i = 0; i < raw_args.size(); ++i) {
+    auto x = joy::from_json(raw_args[i]);
+    if (!x)
+      throw command_error{"error (invalid_argument): argument " + std::to_string(i + 1)
+                          + " is not valid JSON (" + joy::message_of(x.error())
+                          + "); quote strings as '\"text\"'"};
+    args.push_back(std::move(*x));
+  }
+  auto client = connect(home);
+  auto req = client->node().callRequest();
+  req.setPlugin(plugin);
+  req.setMethod(method);
+  if (auto err = joy::write_list(args, req.initArgs(static_cast<unsigned>(args.size()))))
+    fail(err);
+  req.initKwargs(0);
+  auto timeout_ms = static_cast<uint64_t>(timeout_s * 1000);
+  req.setTimeoutMs(timeout_ms);
+  // The node enforces the deadline; ours only covers a node that vanished.
+  auto wait_for = timeout_ms > 0 ? std::chrono::milliseconds{timeout_ms} + 15s : 0ms;
+  auto resp = check(client->wait(req.send(), wait_for));
+  auto result = joy::read_result(resp.getResult());
+  if (!result)
+    fail(result.error());
+  auto text = joy::to_json(*result);
+  if (!text)
+    fail(text.error());
+  std::cout << *text << "\n";
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"joy: run and call ImJoy-style plugins on Joy nodes.\n"
+               "The node is the one of --home (default: $JOY_HOME or ~/.joy)."};
+  app.require_subcommand(1);
+  std::string home = joy::default_home();
+  app.add_option("--home", home, "The node's home directory");
+  app.set_version_flag("--version", "joy " + std::string{joy::version()});
+
+  auto* start = app.add_subcommand("start", "Start the node daemon");
+  bool foreground = false;
+  double call_timeout = 0;
+  double stop_grace = -1;
+  start->add_flag("--foreground", foreground, "Stay in the foreground (logs to stderr)");
+  start->add_option("--call-timeout", call_timeout,
+                    "Seconds a call may run when the caller gives no deadline")
+    ->check(CLI::PositiveNumber);
+  start->add_option("--stop-grace", stop_grace,
+                    "Seconds a plugin gets to exit before it is killed")
+    ->check(CLI::NonNegativeNumber);
+
+  app.add_subcommand("stop", "Stop the node and every plugin");
+
+  auto* status = app.add_subcommand("status", "Show the node: identity, resources, plugins");
+  bool status_json = false;
+  status->add_flag("--json", status_json, "Print JSON");
+
+  auto* install = app.add_subcommand("install", "Install a plugin folder and start it");
+  std::string source;
+  bool install_json = false;
+  install->add_option("source", source, "A plugin folder (with plugin.json)")->required();
+  install->add_flag("--json", install_json, "Print JSON");
+
+  auto* plugins = app.add_subcommand("plugins", "List the installed plugins");
+  bool plugins_json = false;
+  plugins->add_flag("--json", plugins_json, "Print JSON");
+
+  auto* call = app.add_subcommand(
+    "call", "Call a plugin's method; each argument is JSON, the result prints "
+            "as JSON on one line");
+  std::string plugin;
+  std::string method;
+  std::vector<std::string> call_args;
+  double timeout = 0;
+  call->add_option("plugin", plugin, "The plugin's name")->required();
+  call->add_option("method", method, "The method to call")->required();
+  call->add_option("args", call_args, "Arguments, one JSON value each");
+  call->add_option("--timeout", timeout, "Give up after this many seconds")
+    ->check(CLI::PositiveNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "joy: " << e.what() << " (see joy --help)\n";
+    return 2;
+  }
+  try {
+    if (start->parsed()) {
+      std::vector<std::string> extra;
+      if (call_timeout > 0)
+        extra.insert(extra.end(), {"--call-timeout", std::to_string(call_timeout)});
+      if (stop_grace >= 0)
+        extra.insert(extra.end(), {"--stop-grace", std::to_string(stop_grace)});
+      return cmd_start(home, foreground, extra);
+    }
+    if (app.got_subcommand("stop"))
+      return cmd_stop(home);
+    if (status->parsed())
+      return cmd_status(home, status_json);
+    if (install->parsed())
+      return cmd_install(home, source, install_json);
+    if (plugins->parsed())
+      return cmd_plugins(home, plugins_json);
+    if (call->parsed())
+      return cmd_call(home, plugin, method, call_args, timeout);
+  } catch (const command_error& e) {
+    std::cerr << "joy: " << e.message << "\n";
+    return e.exit_code;
+  }
+  return 0;
+}
