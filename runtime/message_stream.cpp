@@ -89,8 +89,10 @@ kj::String check_rpc(capnp::rpc::Message::Reader msg, bool nested) {
 capnp::ReaderOptions reader_options(const stream_limits& limits) {
   capnp::ReaderOptions opts;
   opts.traversalLimitInWords = limits.max_message_words;
-  // Two pointer levels per value level, plus the RPC envelope.
-  opts.nestingLimit = static_cast<int>(2 * max_value_depth + 16);
+  // Up to three pointer levels per value level (a map: Value -> entry list
+  // -> Entry -> Value), plus the RPC envelope. Values deeper than
+  // max_value_depth are refused by the value decoder with a clear error.
+  opts.nestingLimit = static_cast<int>(3 * max_value_depth + 16);
   return opts;
 }
 

@@ -63,7 +63,7 @@ plugin_exports::bind_arguments(const std::string& fn,
   for (std::size_t i = 0; i < args.size(); ++i)
     filled[i] = true;
   for (auto& [key, val] : kwargs) {
-    std::size_t pos = params.size();
+    std::size_t pos = arity; // not found (params may name fewer than arity)
     for (std::size_t i = 0; i < params.size() && i < arity; ++i)
       if (params[i] == key)
         pos = i;

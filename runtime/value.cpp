@@ -101,6 +101,10 @@ bool operator==(const buffer& x, const buffer& y) noexcept {
 // -- ndarray ------------------------------------------------------------------
 
 std::optional<uint64_t> ndarray::element_count() const noexcept {
+  // Any zero dimension makes the array empty, however large the others.
+  for (auto dim : shape)
+    if (dim == 0)
+      return 0;
   uint64_t n = 1;
   for (auto dim : shape)
     if (__builtin_mul_overflow(n, dim, &n))

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <unordered_set>
+#include <vector>
 
 #include <kj/encoding.h>
 
@@ -154,7 +156,10 @@ private:
       case value::kind::function:
         out = json::object();
         out["_rtype"] = "method";
-        out["_rname"] = x.as_function()->name;
+        // Like error messages: a binary name must not make dump() throw.
+        out["_rname"] = is_valid_utf8(x.as_function()->name)
+                          ? x.as_function()->name
+                          : "<binary>";
         return caf::none;
       case value::kind::error: {
         auto& e = *x.as_error();
@@ -414,11 +419,19 @@ public:
     if (++depth_ > max_depth_)
       return fail(errc::too_large, "JSON nesting exceeds "
                                      + std::to_string(max_depth_) + " levels");
+    keys_.emplace_back();
     return base::start_object(n);
+  }
+
+  bool key(std::string& name) {
+    if (!keys_.back().insert(name).second)
+      return fail(errc::invalid_argument, "key '" + name + "' appears twice in one object");
+    return base::key(name);
   }
 
   bool end_object() {
     --depth_;
+    keys_.pop_back();
     return base::end_object();
   }
 
@@ -461,6 +474,8 @@ private:
 
   std::size_t depth_ = 0;
   std::size_t max_depth_;
+  /// Keys seen in each open object.
+  std::vector<std::unordered_set<std::string>> keys_;
 };
 
 // -- calendar -----------------------------------------------------------------

@@ -14,15 +14,16 @@
 /// | bytes              | `{"_rtype":"memoryview","_rvalue":"<base64>"}`           |
 /// | ndarray            | `{"_rtype":"ndarray","_rdtype":"float32","_rshape":[2,3],"_rvalue":"<base64>"}` |
 /// | typed array        | `{"_rtype":"typedarray","_rdtype":"uint8","_rvalue":"<base64>"}` |
-/// | timestamp          | `{"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.5Z"}` |
+/// | timestamp          | `{"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.500Z"}` |
 /// | error              | `{"_rtype":"error","_rcode":"not_found","_rvalue":"..."}` (+ `_rtrace`) |
 /// | function           | `{"_rtype":"method","_rname":"..."}`, write-only         |
 /// | list               | an array                                                 |
 /// | map                | an object in insertion order; a map with any key starting with `_r` is wrapped as `{"_rtype":"map","_rvalue":{...}}` |
 ///
 /// Reading is strict: an object with `_r` keys must be one of the encodings
-/// above with exactly their keys; an integer literal beyond uint64 is an
-/// error, not a float; nesting beyond `max_value_depth` is `errc::too_large`.
+/// above with exactly their keys; a key given twice in one object, or an
+/// integer literal beyond uint64, is an error (not "last wins", not a
+/// float); nesting beyond `max_value_depth` is `errc::too_large`.
 #pragma once
 
 #include <string>

@@ -74,7 +74,8 @@ caf::error write_map_impl(const value_map& xs,
   unsigned i = 0;
   for (auto& [k, v] : xs) {
     auto entry = out[i++];
-    entry.setKey(k);
+    // With its size: converting a std::string would stop at an embedded NUL.
+    entry.setKey(capnp::Text::Reader{k.data(), k.size()});
     if (auto err = write_impl(v, entry.initValue(), level))
       return err;
   }
@@ -371,7 +372,11 @@ caf::expected<value> decode_bytes(const std::vector<char>& bytes) {
   std::memcpy(words.begin(), bytes.data(), bytes.size());
   capnp::ReaderOptions opts;
   opts.traversalLimitInWords = words.size() + 1024;
-  opts.nestingLimit = static_cast<int>(max_value_depth) * 2 + 8;
+  // A map level costs three Cap'n Proto levels (entry list, entry struct,
+  // value struct), a leaf up to three more (ndarray -> binary -> data): a
+  // valid value 32 levels deep needs 99, and deeper input is refused by the
+  // depth check (errc::too_large) before this limit is reached.
+  opts.nestingLimit = static_cast<int>(max_value_depth) * 3 + 8;
   try {
     capnp::FlatArrayMessageReader reader{words, opts};
     return read_value(reader.getRoot<wire::Value>());

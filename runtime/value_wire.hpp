@@ -34,10 +34,12 @@ caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out)
 
 caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in);
 
-/// Writes an error; `trace` is dropped unless `keep_trace` (trust boundary).
+/// Writes an error value with its trace (callers strip traces at trust
+/// boundaries before they get here).
 void write_error(errc code, std::string_view message, std::string_view trace,
                  wire::Error::Builder out);
 
+/// Writes a CAF error (code and message; CAF errors carry no trace).
 void write_error(const caf::error& err, wire::Error::Builder out);
 
 /// Reads a wire error into a CAF error in Joy's category.
