@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 #include "runtime/plugin.hpp"
+#include "runtime/plugin_connection.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -224,6 +225,47 @@ plugin_actor spawn_plugin_actor(caf::actor_system& sys,
   return sys.spawn(plugin_behavior, std::move(def));
 }
 
+kj::Own<wire::Plugin::Server> make_plugin_server(kj_context& ctx,
+                                                 plugin_actor actor) {
+  return kj::heap<plugin_server>(ctx, std::move(actor));
+}
+
+void connect_to_node(kj_context& ctx, uint64_t id, int fd,
+                     wire::Plugin::Client plugin, std::string name,
+                     uint32_t version, std::function<void(int)> done) {
+  auto stream = ctx.low_level().wrapUnixSocketFd(
+    fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
+          | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
+  auto link = rpc_link::connect(kj::mv(stream), stream_limits{});
+  auto host = link->bootstrap_as<wire::Host>();
+  auto disconnected = link->on_disconnect();
+  auto res = kj::heap<node_link>(kj::mv(link));
+  auto* state = res.get();
+  ctx.adopt(id, kj::mv(res));
+  auto req = host.helloRequest();
+  req.setVersion(version);
+  req.setPlugin(kj::mv(plugin));
+  req.setName(name);
+  ctx.tasks().add(req.send().then(
+    [done, state, name](capnp::Response<wire::Host::HelloResults> resp) {
+      auto result = resp.getResult();
+      if (result.isErr()) {
+        log(log_level::error, name, "the node refused this plugin: ",
+            result.getErr().getMessage().cStr());
+        done(1);
+        return;
+      }
+      state->api = result.getOk().getApi();
+      log(log_level::debug, name, "connected to node ",
+          result.getOk().getIdentity().getNode().cStr());
+    },
+    [done, name](kj::Exception&& ex) {
+      log(log_level::error, name, "hello failed: ", ex.getDescription().cStr());
+      done(1);
+    }));
+  ctx.tasks().add(disconnected.then([done] { done(0); }));
+}
+
 int run_plugin(int, char** argv, plugin def) {
   auto name = def.name.empty() ? std::string{argv[0]} : def.name;
   struct stat st;
@@ -247,38 +289,8 @@ int run_plugin(int, char** argv, plugin def) {
     kj_thread kj{sys};
     auto link_id = kj.next_id();
     kj.post([&done, actor, name, link_id](kj_context& ctx) {
-      auto stream = ctx.low_level().wrapUnixSocketFd(
-        plugin_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
-                     | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-      auto link = rpc_link::connect(kj::mv(stream), stream_limits{});
-      auto host = link->bootstrap_as<wire::Host>();
-      auto disconnected = link->on_disconnect();
-      auto res = kj::heap<node_link>(kj::mv(link));
-      auto* state = res.get();
-      ctx.adopt(link_id, kj::mv(res));
-      auto req = host.helloRequest();
-      req.setVersion(protocol_version);
-      req.setPlugin(kj::heap<plugin_server>(ctx, actor));
-      req.setName(name);
-      ctx.tasks().add(req.send().then(
-        [&done, state, name](capnp::Response<wire::Host::HelloResults> resp) {
-          auto result = resp.getResult();
-          if (result.isErr()) {
-            auto err = result.getErr();
-            log(log_level::error, name, "the node refused this plugin: ",
-                err.getMessage().cStr());
-            done.set(1);
-            return;
-          }
-          state->api = result.getOk().getApi();
-          log(log_level::debug, name, "connected to node ",
-              result.getOk().getIdentity().getNode().cStr());
-        },
-        [&done, name](kj::Exception&& ex) {
-          log(log_level::error, name, "hello failed: ", ex.getDescription().cStr());
-          done.set(1);
-        }));
-      ctx.tasks().add(disconnected.then([&done] { done.set(0); }));
+      connect_to_node(ctx, link_id, plugin_fd, make_plugin_server(ctx, actor),
+                      name, protocol_version, [&done](int c) { done.set(c); });
     });
     code = done.wait();
     kj.stop();

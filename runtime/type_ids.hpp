@@ -37,6 +37,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(joy, caf::first_custom_type_id)
   // -- internal notifications ----------------------------------------------------
   CAF_ADD_ATOM(joy, joy, ready_atom, "ready")
   CAF_ADD_ATOM(joy, joy, exited_atom, "exited")
+  CAF_ADD_ATOM(joy, joy, down_atom, "down")
   CAF_ADD_ATOM(joy, joy, spawned_atom, "spawned")
   CAF_ADD_ATOM(joy, joy, state_atom, "state")
   CAF_ADD_ATOM(joy, joy, tick_atom, "tick")

@@ -179,8 +179,17 @@ void finish_install(self_ptr self, pending_install job, plugin_record rec) {
         log(log_level::info, "node", "installed ", stored.name, " ",
             stored.version, " from ", stored.source);
         if (auto i = st.plugins.find(stored.name); i != st.plugins.end()) {
-          if (i->second.host)
-            retire_host(self, i->second.host);
+          auto& cur = i->second;
+          if (cur.host && cur.record.version == stored.version
+              && cur.record.sha256 == stored.sha256) {
+            // The same code again: keep the running instance.
+            cur.record = stored;
+            job.promise.deliver(plugin_info{cur.record, cur.status});
+            next_install(self);
+            return;
+          }
+          if (cur.host)
+            retire_host(self, cur.host);
           if (i->second.status.state == plugin_state::running)
             caf::anon_send(st.core, unregister_atom_v, service_of(stored.name));
         }

@@ -33,8 +33,6 @@ struct plugin_host_state {
   /// The current link (0: none) and start attempt.
   uint64_t link = 0;
   uint64_t attempt = 0;
-  /// Set when a start is aborted for a reason the exit report cannot know.
-  std::string start_failure;
   std::vector<queued_call> queued;
   std::vector<reply_handle> start_waiters;
   std::vector<reply_handle> stop_waiters;
@@ -96,10 +94,19 @@ void start_failed(self_ptr self, const std::string& reason) {
 
 void begin_start(self_ptr self) {
   auto& st = self->state;
+  // A link whose connection broke may still wait for its process to exit;
+  // it is of no use any more.
+  if (st.link != 0) {
+    st.kj->post([id = st.link](kj_context& ctx) {
+      if (auto* link = ctx.find_as<plugin_link>(id))
+        link->kill();
+      ctx.drop(id);
+    });
+    st.link = 0;
+  }
   st.status.state = plugin_state::starting;
   st.status.pid = 0;
   ++st.status.starts;
-  st.start_failure.clear();
   auto attempt = ++st.attempt;
   notify(self);
   self->request(st.spawner, st.cfg.start_timeout, start_atom_v, st.cfg.launch)
@@ -113,11 +120,11 @@ void begin_start(self_ptr self) {
         st.status.pid = proc.proc ? proc.proc->pid() : 0;
         auto host = caf::actor_cast<plugin_host_actor>(self);
         st.kj->post([id, host, proc, name = st.status.name,
-                     node_id = st.cfg.node_id](kj_context& ctx) {
+                     node_id = st.cfg.node_id,
+                     timeout = to_kj(st.cfg.start_timeout)](kj_context& ctx) {
           ctx.adopt(id, kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
-                                              stream_limits{}));
+                                              timeout, stream_limits{}));
         });
-        self->delayed_send(self, st.cfg.start_timeout, tick_atom_v, attempt);
       },
       [self, attempt](caf::error& err) {
         auto& st = self->state;
@@ -286,19 +293,34 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         st.start_waiters.clear();
         notify(self);
       },
+      [self](down_atom, uint64_t id, std::string& reason) {
+        auto& st = self->state;
+        if (id != st.link || st.status.state != plugin_state::running)
+          return;
+        // The process may still be exiting; its exit report refines the
+        // reason. The next call starts a new one.
+        st.status.state = plugin_state::failed;
+        st.status.pid = 0;
+        st.status.last_error = reason;
+        log(log_level::info, "plugin " + st.status.name, reason);
+        notify(self);
+      },
       [self](exited_atom, uint64_t id, std::string& reason) {
         auto& st = self->state;
-        if (id != st.link)
+        if (id != st.link) {
+          // A superseded link: make sure it is gone.
+          st.kj->post([id](kj_context& ctx) { ctx.drop(id); });
           return;
+        }
         drop_link(self);
         st.status.pid = 0;
         switch (st.status.state) {
           case plugin_state::starting:
-            start_failed(self, st.start_failure.empty()
-                                 ? "exited during start: " + reason
-                                 : st.start_failure + " (" + reason + ")");
+            start_failed(self, "exited during start: " + reason);
             return;
           case plugin_state::running:
+          case plugin_state::failed:
+            // Running, or failed by a broken connection: now we know why.
             st.status.state = plugin_state::failed;
             st.status.last_error = "exited unexpectedly: " + reason;
             notify(self);
@@ -312,20 +334,6 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
             notify(self);
             return;
         }
-      },
-      [self](tick_atom, uint64_t attempt) {
-        auto& st = self->state;
-        if (attempt != st.attempt || st.status.state != plugin_state::starting)
-          return;
-        st.start_failure = "did not say hello and finish setup() within "
-                           + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              st.cfg.start_timeout)
-                                              .count())
-                           + " ms";
-        st.kj->post([id = st.link](kj_context& ctx) {
-          if (auto* link = ctx.find_as<plugin_link>(id))
-            link->kill();
-        });
       },
     };
   };

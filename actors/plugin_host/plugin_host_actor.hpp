@@ -45,17 +45,18 @@ using plugin_host_actor = plugin_actor::extend<
   // -- internal: from the kj thread and timers --------------------------------
   /// The link `id` finished its handshake; the process has `pid`.
   caf::reacts_to<ready_atom, uint64_t, int32_t>,
+  /// The connection of link `id` broke while the plugin was in use; sent
+  /// before any caller hears of it, so the next call starts a new process.
+  caf::reacts_to<down_atom, uint64_t, std::string>,
   /// The process behind link `id` is gone, for `reason`.
-  caf::reacts_to<exited_atom, uint64_t, std::string>,
-  /// The start attempt `n` ran out of time.
-  caf::reacts_to<tick_atom, uint64_t>>;
+  caf::reacts_to<exited_atom, uint64_t, std::string>>;
 
 struct plugin_host_config {
   /// What to run.
   launch_spec launch;
   /// Told to the plugin at hello.
   std::string node_id;
-  /// From spawn to the end of setup().
+  /// From spawn to the end of setup(), on the kj timer.
   caf::timespan start_timeout = std::chrono::seconds{10};
   /// From exit() to SIGKILL.
   caf::timespan stop_grace = std::chrono::seconds{5};

@@ -80,7 +80,8 @@ caf::error from_kj(const kj::Exception& ex, const std::string& name) {
 
 plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
                          launched_process proc, std::string name,
-                         std::string node_id, stream_limits limits)
+                         std::string node_id, kj::Duration start_timeout,
+                         stream_limits limits)
   : ctx_(ctx),
     id_(id),
     host_(std::move(host)),
@@ -88,6 +89,9 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
     name_(std::move(name)),
     node_id_(std::move(node_id)),
     tasks_(*this) {
+  shared_ = std::make_shared<shared_state>();
+  shared_->host = host_;
+  shared_->id = id_;
   auto stream = ctx_.low_level().wrapUnixSocketFd(
     proc.socket->release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
                               | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
@@ -101,12 +105,24 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
     // A pidfd is readable only once the process exited; reap cannot miss.
     on_exit(status ? *status : exit_status{exit_status::how::signaled, 0});
   }));
+  tasks_.add(ctx_.timer().afterDelay(start_timeout).then([this, start_timeout] {
+    if (!ready_ && !exited_)
+      fail("did not say hello and finish setup() within "
+           + std::to_string(start_timeout / kj::MILLISECONDS) + " ms");
+  }));
 }
 
 plugin_link::~plugin_link() noexcept(false) {
   // Members go in reverse order: the tasks first (they use everything
   // else), then the exit watch, the connection, and last the process, whose
   // destructor kills and reaps it if it still runs.
+}
+
+void plugin_link::shared_state::report_down(std::string reason) {
+  if (down_sent)
+    return;
+  down_sent = true;
+  kj_context::send(host, down_atom_v, id, std::move(reason));
 }
 
 void plugin_link::taskFailed(kj::Exception&& ex) {
@@ -149,6 +165,9 @@ kj::Promise<void> plugin_link::hello(
         fail("setup() failed: " + message_of(res.error()));
         return;
       }
+      if (exited_ || stopping_)
+        return;
+      ready_ = true;
       kj_context::send(host_, ready_atom_v, id_,
                        static_cast<int32_t>(proc_->pid()));
     },
@@ -188,7 +207,10 @@ void plugin_link::call(call_request req, reply_handle rh, kj::Duration timeout) 
     [](capnp::Response<wire::Plugin::CallResults> resp) {
       return read_result(resp.getResult());
     },
-    [name](kj::Exception&& ex) -> caf::expected<value> {
+    [name, shared = shared_](kj::Exception&& ex) -> caf::expected<value> {
+      // The host hears first; see the file comment.
+      if (ex.getType() == kj::Exception::Type::DISCONNECTED)
+        shared->report_down("the plugin's connection broke during a call");
       return from_kj(ex, name);
     });
   // Dropping the losing branch cancels the call in the plugin.
@@ -269,6 +291,9 @@ void plugin_link::on_disconnect() {
     }
   }
   plugin_ = nullptr;
+  if (!stopping_)
+    shared_->report_down(failure_.empty() ? "the plugin's connection closed"
+                                          : failure_);
   // A plugin that hung up is useless; make sure it is gone.
   if (!stopping_ || !failure_.empty())
     kill();

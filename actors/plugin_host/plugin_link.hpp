@@ -33,9 +33,11 @@ namespace joy {
 
 class plugin_link final : public kj_resource, private kj::TaskSet::ErrorHandler {
 public:
+  /// Fails the start (and kills the process) unless hello and setup()
+  /// finish within `start_timeout`, measured on the kj timer.
   plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
               launched_process proc, std::string name, std::string node_id,
-              stream_limits limits);
+              kj::Duration start_timeout, stream_limits limits);
 
   ~plugin_link() noexcept(false) override;
 
@@ -54,6 +56,16 @@ public:
   kj::Promise<void>
   hello(capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults> context);
 
+  /// What the link and its calls in flight share.
+  struct shared_state {
+    plugin_host_actor host;
+    uint64_t id = 0;
+    bool down_sent = false;
+
+    /// Tells the host, once, that the connection broke.
+    void report_down(std::string reason);
+  };
+
 private:
   void taskFailed(kj::Exception&& ex) override;
   void on_exit(exit_status status);
@@ -64,6 +76,7 @@ private:
   kj_context& ctx_;
   uint64_t id_;
   plugin_host_actor host_;
+  std::shared_ptr<shared_state> shared_;
   std::shared_ptr<process> proc_;
   std::string name_;
   std::string node_id_;
@@ -73,6 +86,7 @@ private:
   /// Why the link failed before the process ended, if it did.
   std::string failure_;
   bool said_hello_ = false;
+  bool ready_ = false;
   bool stopping_ = false;
   bool exited_ = false;
   kj::TaskSet tasks_;

@@ -320,11 +320,14 @@ int main(int argc, char** argv) {
             "as JSON on one line");
   std::string plugin;
   std::string method;
-  std::vector<std::string> call_args;
   double timeout = 0;
   call->add_option("plugin", plugin, "The plugin's name")->required();
   call->add_option("method", method, "The method to call")->required();
-  call->add_option("args", call_args, "Arguments, one JSON value each");
+  // The arguments are taken raw from what CLI11 leaves over: as an option it
+  // would split "[1,2]" into two values, and each one here is one JSON value.
+  call->allow_extras();
+  call->footer("ARGS: one JSON value each, e.g. 2, 2.5, '\"text\"', '[1,2]', "
+               "'{\"_rtype\":\"memoryview\",\"_rvalue\":\"AAH/\"}'");
   call->add_option("--timeout", timeout, "Give up after this many seconds")
     ->check(CLI::PositiveNumber);
 
@@ -361,7 +364,7 @@ int main(int argc, char** argv) {
     if (plugins->parsed())
       return cmd_plugins(home, plugins_json);
     if (call->parsed())
-      return cmd_call(home, plugin, method, call_args, timeout);
+      return cmd_call(home, plugin, method, call->remaining(), timeout);
   } catch (const command_error& e) {
     std::cerr << "joy: " << e.message << "\n";
     return e.exit_code;
