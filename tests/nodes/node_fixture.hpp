@@ -1,0 +1,153 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// A real node for integration tests: its own home in a fresh temp dir,
+/// driven through the real `joy` CLI, and stopped for sure at the end (the
+/// daemon, and any process still running from the home).
+#pragma once
+
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace joy::test {
+
+class node_fixture {
+public:
+  node_fixture() : home_((dir_ / "h").string()) {
+    env_["JOY_HOME"] = home_;
+    env_["JOY_LOG"] = "debug";
+  }
+
+  ~node_fixture() {
+    stop_everything();
+  }
+
+  const std::string& home() const {
+    return home_;
+  }
+
+  const temp_dir& dir() const {
+    return dir_;
+  }
+
+  /// Runs `joy args...` against this node.
+  run_result joy(const std::vector<std::string>& args,
+                 std::chrono::milliseconds timeout = std::chrono::seconds{60}) {
+    std::vector<std::string> argv{bin("joy")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, env_, timeout);
+  }
+
+  /// `joy args...` must succeed; returns stdout.
+  std::string ok(const std::vector<std::string>& args) {
+    auto r = joy(args);
+    INFO("joy " << join(args) << "\nstdout: " << r.out << "\nstderr: " << r.err
+                << "\njoyd.log:\n" << read_file(home_ + "/logs/joyd.log"));
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  }
+
+  void start() {
+    ok({"start"});
+  }
+
+  nlohmann::json status() {
+    return nlohmann::json::parse(ok({"status", "--json"}));
+  }
+
+  nlohmann::json plugin(const std::string& name) {
+    auto st = status();
+    for (auto& p : st["plugins"])
+      if (p["name"] == name)
+        return p;
+    return nullptr;
+  }
+
+  /// The daemon's pid from its lock file (0: none).
+  int daemon_pid() const {
+    std::ifstream in{home_ + "/joyd.lock"};
+    int pid = 0;
+    in >> pid;
+    return pid;
+  }
+
+  /// True while a daemon holds the home's lock.
+  bool daemon_running() const {
+    int fd = ::open((home_ + "/joyd.lock").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return false;
+    bool locked = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    ::close(fd);
+    return locked;
+  }
+
+  /// Processes still running from this home (plugins).
+  std::vector<int> processes_in_home() const {
+    return find_processes(home_ + "/plugins/");
+  }
+
+  /// A copy of an example plugin folder under another name.
+  std::string copy_example(const std::string& example_name, const std::string& new_name) {
+    auto dst = dir_.path() / "src" / new_name;
+    std::filesystem::create_directories(dst.parent_path());
+    std::filesystem::copy(test::example(example_name), dst,
+                          std::filesystem::copy_options::recursive);
+    auto manifest = nlohmann::json::parse(read_file(dst / "plugin.json"));
+    manifest["name"] = new_name;
+    write_file(dst / "plugin.json", manifest.dump(2));
+    return dst.string();
+  }
+
+  /// A plugin folder whose entry runs `joy-test-evil <mode>`.
+  std::string evil_plugin(const std::string& mode) {
+    auto name = "evil-" + mode;
+    auto dst = dir_.path() / "src" / name;
+    write_file(dst / "plugin.json",
+               nlohmann::json{{"name", name}, {"type", "native"}, {"entry", "run.sh"}}
+                 .dump());
+    write_file(dst / "run.sh",
+               "#!/bin/sh\nexec " + bin("joy-test-evil") + " " + mode + "\n");
+    std::filesystem::permissions(dst / "run.sh", std::filesystem::perms::owner_all);
+    return dst.string();
+  }
+
+  void stop_everything() {
+    if (daemon_running()) {
+      auto pid = daemon_pid();
+      auto r = joy({"stop"}, std::chrono::seconds{30});
+      if (r.exit_code != 0 && pid > 0)
+        ::kill(pid, SIGKILL);
+      eventually([&] { return !daemon_running(); }, std::chrono::seconds{10});
+    }
+    for (int pid : processes_in_home())
+      ::kill(pid, SIGKILL);
+  }
+
+  static std::string join(const std::vector<std::string>& xs) {
+    std::string out;
+    for (auto& x : xs)
+      out += (out.empty() ? "" : " ") + x;
+    return out;
+  }
+
+private:
+  temp_dir dir_;
+  std::string home_;
+  std::map<std::string, std::string> env_;
+};
+
+} // namespace joy::test

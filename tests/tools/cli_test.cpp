@@ -1,0 +1,152 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// The joy CLI: help everywhere, JSON in and out, and every error one line on
+// stderr with a non-zero exit code.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "tests/nodes/node_fixture.hpp"
+
+using namespace joy::test;
+using json = nlohmann::json;
+
+namespace {
+
+std::size_t lines(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+/// The command failed with one line on stderr containing `what`.
+void check_error(const run_result& r, const std::string& what) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::StartsWith("joy: "));
+  CHECK_THAT(r.err, Catch::Contains(what));
+}
+
+} // namespace
+
+TEST_CASE("every command has help, and misuse is a one-line error with exit code 2",
+          "[tools][cli]") {
+  node_fixture node;
+  for (std::string cmd : {"start", "stop", "status", "install", "plugins", "call"}) {
+    auto r = node.joy({cmd, "--help"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("Usage"));
+  }
+  auto top = node.joy({"--help"});
+  CHECK(top.exit_code == 0);
+  CHECK_THAT(top.out, Catch::Contains("install"));
+  CHECK_THAT(node.joy({"--version"}).out, Catch::StartsWith("joy 0."));
+  auto none = node.joy({});
+  CHECK(none.exit_code == 2);
+  CHECK(lines(none.err) == 1);
+  auto bogus = node.joy({"frobnicate"});
+  CHECK(bogus.exit_code == 2);
+  CHECK(lines(bogus.err) == 1);
+  auto missing = node.joy({"call", "hello"});
+  CHECK(missing.exit_code == 2);
+}
+
+TEST_CASE("commands without a running node say so in one line", "[tools][cli]") {
+  node_fixture node;
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"status"}, {"plugins"}, {"stop"}, {"call", "hello", "add", "1", "2"}}) {
+    check_error(node.joy(args), "no node is running in " + node.home());
+  }
+}
+
+TEST_CASE("install refuses what it cannot run, naming the reason", "[tools][cli]") {
+  node_fixture node;
+  node.start();
+  check_error(node.joy({"install", node.home() + "/nope"}), "does not exist");
+  auto bad = node.dir() / "bad";
+  write_file(bad / "plugin.json", R"({"name": "bad", "type": "native", "entry": "x", "resources": {"gpus": -1}})");
+  check_error(node.joy({"install", bad.string()}), "resources.gpus");
+  auto window = node.dir() / "win";
+  write_file(window / "plugin.json", R"({"name": "win", "type": "window"})");
+  check_error(node.joy({"install", window.string()}), "unimplemented");
+  auto not_exec = node.dir() / "noexec";
+  write_file(not_exec / "plugin.json", R"({"name": "noexec", "type": "native", "entry": "x"})");
+  write_file(not_exec / "x", "#!/bin/sh\n");
+  check_error(node.joy({"install", not_exec.string()}), "not executable");
+  // Nothing was registered.
+  CHECK(json::parse(node.ok({"plugins", "--json"})).empty());
+}
+
+TEST_CASE("call reports bad arguments and unknown targets in one line", "[tools][cli]") {
+  node_fixture node;
+  node.start();
+  node.ok({"install", example("hello")});
+  check_error(node.joy({"call", "nope", "x"}), "no plugin named 'nope' is installed (installed: hello)");
+  check_error(node.joy({"call", "hello", "nope"}), "has no method 'nope'");
+  check_error(node.joy({"call", "hello", "add", "1"}), "add takes 2 arguments, got 1");
+  check_error(node.joy({"call", "hello", "add", "1", "\"2\""}), "argument 2 (b)");
+  check_error(node.joy({"call", "hello", "add", "2.5", "1"}), "got float64 2.5");
+  check_error(node.joy({"call", "hello", "add", "9223372036854775807", "1"}),
+              "does not fit in 64 bits");
+  check_error(node.joy({"call", "hello", "echo", "hi"}), "argument 1 is not valid JSON");
+  check_error(node.joy({"call", "hello", "echo", "[" + std::string(200, '[')}), "argument 1");
+}
+
+TEST_CASE("values cross the CLI as JSON with ImJoy's _rtype encodings", "[tools][cli]") {
+  node_fixture node;
+  node.start();
+  node.ok({"install", example("hello")});
+  auto echo = [&](const std::string& arg) {
+    return node.ok({"call", "hello", "echo", arg});
+  };
+  CHECK(echo("-7") == "-7\n");
+  CHECK(echo("18446744073709551615") == "18446744073709551615\n");
+  CHECK(echo("1.0") == "1.0\n");
+  CHECK(echo(R"({"_rtype":"float","_rvalue":"nan"})") == "{\"_rtype\":\"float\",\"_rvalue\":\"nan\"}\n");
+  CHECK(echo(R"({"_rtype":"memoryview","_rvalue":"AAH/"})")
+        == "{\"_rtype\":\"memoryview\",\"_rvalue\":\"AAH/\"}\n");
+  auto nd = R"({"_rtype":"ndarray","_rdtype":"float32","_rshape":[2],"_rvalue":"AACAPwAAAEA="})";
+  CHECK(echo(nd) == std::string{nd} + "\n");
+  auto wrapped = R"({"_rtype":"map","_rvalue":{"_rtype":"user data","x":1}})";
+  CHECK(echo(wrapped) == std::string{wrapped} + "\n");
+  auto when = R"({"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.500Z"})";
+  CHECK(echo(when) == std::string{when} + "\n");
+  CHECK(echo(R"({"b":1,"a":[true,null,"ü"]})") == "{\"b\":1,\"a\":[true,null,\"ü\"]}\n");
+}
+
+TEST_CASE("status and plugins print tables for people and JSON for scripts",
+          "[tools][cli]") {
+  node_fixture node;
+  node.start();
+  node.ok({"install", example("hello")});
+  node.ok({"call", "hello", "add", "1", "1"});
+  auto text = node.ok({"status"});
+  CHECK_THAT(text, Catch::Contains("node"));
+  CHECK_THAT(text, Catch::Contains("uptime"));
+  CHECK_THAT(text, Catch::Contains("resources"));
+  CHECK_THAT(text, Catch::Contains("NONE: plugins run unsandboxed"));
+  CHECK_THAT(text, Catch::Contains("public/hello:default"));
+  auto st = node.status();
+  CHECK(st["version"] == "0.1.0");
+  CHECK(st["address"] == node.home() + "/joyd.sock");
+  CHECK(st["resources"]["cpus"].get<int>() >= 1);
+  CHECK(st["resources"]["memory_bytes"].get<uint64_t>() > 0);
+  CHECK(st["plugins"][0]["manifest"]["entry"] == "hello");
+  CHECK(st["services"] == json::array({"public/hello:default"}));
+}
+
+TEST_CASE("values nested as deep as allowed cross to a plugin and back; one level more is refused",
+          "[tools][cli]") {
+  node_fixture node;
+  node.start();
+  node.ok({"install", example("hello")});
+  auto nest = [](int depth) {
+    std::string s = "1";
+    for (int i = 0; i < depth; ++i)
+      s = (i % 2 == 0 ? "{\"k\":" + s + "}" : "[" + s + "]");
+    return s;
+  };
+  CHECK(node.ok({"call", "hello", "echo", nest(32)}) == nest(32) + "\n");
+  check_error(node.joy({"call", "hello", "echo", nest(33)}), "nesting exceeds 32");
+}
