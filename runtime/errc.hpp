@@ -23,7 +23,7 @@
 namespace joy {
 
 enum class errc : uint8_t {
-  // -- retry: the same call may succeed later -------------------------------
+  // -- retry: the same call may succeed later ---------------------------------
   /// The call did not finish within its deadline.
   timeout = 1,
   /// The callee is busy; back off and retry.
@@ -36,7 +36,7 @@ enum class errc : uint8_t {
   /// The caller gave up (Ctrl-C, explicit cancel).
   cancelled = 5,
 
-  // -- fix the call ---------------------------------------------------------
+  // -- fix the call -----------------------------------------------------------
   /// An argument, manifest field or input is malformed or has the wrong type.
   invalid_argument = 10,
   /// No such plugin, method, service or node.
@@ -48,17 +48,17 @@ enum class errc : uint8_t {
   /// The caller may not do this.
   permission_denied = 14,
 
-  // -- fix the state first --------------------------------------------------
+  // -- fix the state first ----------------------------------------------------
   /// The system is not in a state that allows the call.
   failed_precondition = 20,
   /// The peer speaks another protocol version.
   version_mismatch = 21,
 
-  // -- not there ------------------------------------------------------------
+  // -- not there --------------------------------------------------------------
   /// The operation exists in the design but not in this build.
   unimplemented = 30,
 
-  // -- failures in the callee or in Joy -------------------------------------
+  // -- failures in the callee or in Joy ---------------------------------------
   /// The plugin's own code failed (threw, returned an error).
   plugin_error = 40,
   /// A peer violated the wire protocol.

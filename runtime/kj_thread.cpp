@@ -102,8 +102,8 @@ void kj_context::shutdown() {
     try {
       (*i)();
     } catch (const kj::Exception& ex) {
-      log(log_level::warning, "kj", "stop hook failed: ",
-          ex.getDescription().cStr());
+      log(log_level::warning, "kj",
+          "stop hook failed: ", ex.getDescription().cStr());
     } catch (const std::exception& ex) {
       log(log_level::warning, "kj", "stop hook failed: ", ex.what());
     }
@@ -119,7 +119,7 @@ void kj_context::shutdown() {
   pending_.clear();
 }
 
-// -- kj_thread ------------------------------------------------------------------
+// -- kj_thread ----------------------------------------------------------------
 
 namespace {
 
@@ -130,8 +130,8 @@ public:
     if (ex.getType() == kj::Exception::Type::DISCONNECTED)
       log(log_level::debug, "kj", "task ended: ", ex.getDescription().cStr());
     else
-      log(log_level::warning, "kj", "background task failed: ",
-          ex.getDescription().cStr());
+      log(log_level::warning, "kj",
+          "background task failed: ", ex.getDescription().cStr());
   }
 };
 
@@ -208,7 +208,8 @@ void kj_thread::drain(kj_context& ctx) {
     try {
       fifo->run(ctx);
     } catch (const kj::Exception& ex) {
-      log(log_level::warning, "kj", "task failed: ", ex.getDescription().cStr());
+      log(log_level::warning, "kj",
+          "task failed: ", ex.getDescription().cStr());
     } catch (const std::exception& ex) {
       log(log_level::warning, "kj", "task failed: ", ex.what());
     }
@@ -265,7 +266,7 @@ void kj_thread::run() {
     run_started_->set_value();
     drain(ctx);
     pump(observer, ctx).exclusiveJoin(kj::mv(stop.promise)).wait(io.waitScope);
-    // -- shutdown, on this thread ------------------------------------------
+    // -- shutdown, on this thread ---------------------------------------------
     ctx.shutdown();
     // Let the goodbyes started by stop hooks and the cancellations flush.
     for (int i = 0; i < 3; ++i)

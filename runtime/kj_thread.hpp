@@ -105,7 +105,7 @@ public:
     return sys_;
   }
 
-  // -- resources ---------------------------------------------------------------
+  // -- resources --------------------------------------------------------------
 
   /// Stores `obj` under `id` (from `kj_thread::next_id()`).
   void adopt(uint64_t id, kj::Own<kj_resource> obj);
@@ -126,7 +126,7 @@ public:
   /// for graceful goodbyes. Hooks run in reverse order of registration.
   void on_stop(std::function<void()> fn);
 
-  // -- kj → CAF ----------------------------------------------------------------
+  // -- kj → CAF ---------------------------------------------------------------
 
   /// Sends a request to `dest` and returns its response message (a
   /// `caf::error` inside the message when it failed). Fails with
@@ -152,12 +152,14 @@ private:
   friend class kj_thread;
 
   kj_context(caf::actor_system& sys, kj::AsyncIoContext& io, kj::Timer& timer,
-             kj::TaskSet::ErrorHandler& errors, caf::strong_actor_ptr companion);
+             kj::TaskSet::ErrorHandler& errors,
+             caf::strong_actor_ptr companion);
 
   ~kj_context();
 
   kj::Promise<caf::message> request_impl(caf::strong_actor_ptr dest,
-                                         kj::Duration timeout, caf::message msg);
+                                         kj::Duration timeout,
+                                         caf::message msg);
 
   void fulfill(uint64_t request_id, caf::message msg);
 

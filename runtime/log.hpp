@@ -19,7 +19,8 @@ enum class log_level { debug = 0, info = 1, warning = 2, error = 3 };
 bool log_enabled(log_level level) noexcept;
 
 /// Writes one line atomically (a single write(2)).
-void log_line(log_level level, std::string_view component, std::string_view text);
+void log_line(log_level level, std::string_view component,
+              std::string_view text);
 
 template <class... Ts>
 void log(log_level level, std::string_view component, Ts&&... xs) {

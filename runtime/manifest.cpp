@@ -140,10 +140,9 @@ caf::error check_version(const json& x, std::string& out) {
     return err;
   auto& version = x.get_ref<const std::string&>();
   if (version.empty() || version.size() > max_version_size)
-    return field_error("version", "must be 1 to "
-                                    + std::to_string(max_version_size)
-                                    + " characters long, got "
-                                    + std::to_string(version.size()));
+    return field_error(
+      "version", "must be 1 to " + std::to_string(max_version_size)
+                   + " characters long, got " + std::to_string(version.size()));
   // The version becomes a directory name too.
   if (version == "." || version == "..")
     return field_error("version", "must not be '.' or '..'");
@@ -318,14 +317,14 @@ caf::error check_resources(const json& x, plugin_resources& out) {
       bool ok = val.is_number_unsigned()
                 || (val.is_number_integer() && val.get<int64_t>() >= 0);
       if (!ok)
-        return field_error(field, "must be an integer >= 0, got "
-                                    + describe(val));
+        return field_error(field,
+                           "must be an integer >= 0, got " + describe(val));
       auto n = val.get<uint64_t>();
       if (n > std::numeric_limits<uint32_t>::max())
-        return field_error(field, "must be at most "
-                                    + std::to_string(
-                                      std::numeric_limits<uint32_t>::max())
-                                    + ", got " + describe(val));
+        return field_error(
+          field, "must be at most "
+                   + std::to_string(std::numeric_limits<uint32_t>::max())
+                   + ", got " + describe(val));
       out.gpus = static_cast<uint32_t>(n);
     } else {
       return field_error(truncated(field, max_quoted_size), "unknown field");

@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include <capnp/rpc.capnp.h>
-#include <kj/io.h>
 #include <kj/debug.h>
+#include <kj/io.h>
 
 #include "runtime/value.hpp"
 
@@ -32,7 +32,8 @@ constexpr std::size_t queue_limit = 4 * 1024 * 1024;
 
 uint32_t load_le32(const kj::byte* p) noexcept {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8
-         | static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+         | static_cast<uint32_t>(p[2]) << 16
+         | static_cast<uint32_t>(p[3]) << 24;
 }
 
 void store_le32(kj::byte* p, uint32_t x) noexcept {
@@ -113,7 +114,7 @@ validating_stream::~validating_stream() noexcept(false) {
   // nop
 }
 
-// -- reading --------------------------------------------------------------------
+// -- reading ------------------------------------------------------------------
 
 void validating_stream::violation(kj::StringPtr what) {
   if (violation_ == nullptr)
@@ -126,7 +127,7 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>>
 validating_stream::tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
                                   capnp::ReaderOptions options,
                                   kj::ArrayPtr<capnp::word>) {
-  KJ_IF_MAYBE(err, write_error_) {
+  KJ_IF_MAYBE (err, write_error_) {
     return kj::cp(*err);
   }
   return read_canceler_.wrap(
@@ -138,8 +139,8 @@ kj::Promise<void> validating_stream::fill(std::size_t at_least) {
   if (have >= at_least)
     return kj::READY_NOW;
   if (eof_)
-    return KJ_EXCEPTION(DISCONNECTED,
-                        "peer closed the connection in the middle of a message");
+    return KJ_EXCEPTION(
+      DISCONNECTED, "peer closed the connection in the middle of a message");
   if (rx_begin_ + at_least > rx_.size()) {
     // Compact: move the partial message to the front.
     std::memmove(rx_.begin(), rx_.begin() + rx_begin_, have);
@@ -153,25 +154,27 @@ kj::Promise<void> validating_stream::fill(std::size_t at_least) {
   return stream_
     ->tryReadWithFds(rx_.begin() + rx_end_, 1, rx_.size() - rx_end_, buf_ptr,
                      max_fds)
-    .then([this, at_least, fd_buf = kj::mv(fd_buf)](
-            kj::AsyncCapabilityStream::ReadResult r) mutable -> kj::Promise<void> {
-      if (r.byteCount == 0) {
-        eof_ = true;
-        if (rx_end_ == rx_begin_)
-          return kj::READY_NOW; // clean end at a message boundary
-        return KJ_EXCEPTION(
-          DISCONNECTED, "peer closed the connection in the middle of a message");
-      }
-      rx_end_ += r.byteCount;
-      rx_total_ += r.byteCount;
-      if (r.capCount > 0) {
-        auto fds = kj::heapArray<kj::AutoCloseFd>(r.capCount);
-        for (std::size_t i = 0; i < r.capCount; ++i)
-          fds[i] = kj::mv(fd_buf[i]);
-        fds_.push_back(pending_fds{rx_total_, kj::mv(fds)});
-      }
-      return fill(at_least);
-    });
+    .then(
+      [this, at_least, fd_buf = kj::mv(fd_buf)](
+        kj::AsyncCapabilityStream::ReadResult r) mutable -> kj::Promise<void> {
+        if (r.byteCount == 0) {
+          eof_ = true;
+          if (rx_end_ == rx_begin_)
+            return kj::READY_NOW; // clean end at a message boundary
+          return KJ_EXCEPTION(
+            DISCONNECTED,
+            "peer closed the connection in the middle of a message");
+        }
+        rx_end_ += r.byteCount;
+        rx_total_ += r.byteCount;
+        if (r.capCount > 0) {
+          auto fds = kj::heapArray<kj::AutoCloseFd>(r.capCount);
+          for (std::size_t i = 0; i < r.capCount; ++i)
+            fds[i] = kj::mv(fd_buf[i]);
+          fds_.push_back(pending_fds{rx_total_, kj::mv(fds)});
+        }
+        return fill(at_least);
+      });
 }
 
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>>
@@ -204,7 +207,8 @@ validating_stream::read_loop(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
     total += sizes[i];
   }
   if (total > limits_.max_message_words)
-    violation(kj::str("message of ", total * 8, " bytes exceeds the link's limit of ",
+    violation(kj::str("message of ", total * 8,
+                      " bytes exceeds the link's limit of ",
                       limits_.max_message_words * 8, " bytes"));
   if (total == 0)
     violation("empty message");
@@ -255,7 +259,8 @@ validating_stream::read_large(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
       if (r.byteCount == 0) {
         eof_ = true;
         return KJ_EXCEPTION(
-          DISCONNECTED, "peer closed the connection in the middle of a message");
+          DISCONNECTED,
+          "peer closed the connection in the middle of a message");
       }
       rx_total_ += r.byteCount;
       if (r.capCount > 0) {
@@ -269,12 +274,10 @@ validating_stream::read_large(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
     });
 }
 
-kj::Maybe<capnp::MessageReaderAndFds>
-validating_stream::finish(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
-                          capnp::ReaderOptions options,
-                          kj::Array<capnp::word> body,
-                          kj::ArrayPtr<const uint32_t> sizes, uint64_t start,
-                          uint64_t end) {
+kj::Maybe<capnp::MessageReaderAndFds> validating_stream::finish(
+  kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
+  kj::Array<capnp::word> body, kj::ArrayPtr<const uint32_t> sizes,
+  uint64_t start, uint64_t end) {
   auto segs = kj::heapArray<kj::ArrayPtr<const capnp::word>>(sizes.size());
   std::size_t offset = 0;
   for (std::size_t i = 0; i < sizes.size(); ++i) {
@@ -285,10 +288,12 @@ validating_stream::finish(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
   if (options.traversalLimitInWords > limits_.max_message_words)
     options.traversalLimitInWords = limits_.max_message_words;
   auto reader = kj::heap<capnp::SegmentArrayMessageReader>(
-    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segs.begin(), segs.size()), options);
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segs.begin(),
+                                                        segs.size()),
+    options);
   kj::String problem;
-  KJ_IF_MAYBE(ex, kj::runCatchingExceptions(
-                    [&] { problem = check_rpc_message(*reader); })) {
+  KJ_IF_MAYBE (ex, kj::runCatchingExceptions(
+                     [&] { problem = check_rpc_message(*reader); })) {
     violation(kj::str("malformed message: ", ex->getDescription()));
   }
   if (problem != nullptr)
@@ -308,12 +313,13 @@ validating_stream::finish(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
     fds_.pop_front();
   }
   capnp::MessageReaderAndFds result{
-    kj::Own<capnp::MessageReader>(kj::mv(reader)).attach(kj::mv(body), kj::mv(segs)),
+    kj::Own<capnp::MessageReader>(kj::mv(reader))
+      .attach(kj::mv(body), kj::mv(segs)),
     fd_space.slice(0, nfds)};
   return kj::mv(result);
 }
 
-// -- writing --------------------------------------------------------------------
+// -- writing ------------------------------------------------------------------
 
 void validating_stream::append_message(
   kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments, bool copy) {
@@ -385,7 +391,7 @@ void validating_stream::flush_now() {
 }
 
 kj::Promise<void> validating_stream::write_batch(kj::Own<batch> b) {
-  KJ_IF_MAYBE(err, write_error_) {
+  KJ_IF_MAYBE (err, write_error_) {
     for (auto& w : b->waiters)
       w->reject(kj::cp(*err));
     return kj::READY_NOW;
@@ -424,7 +430,8 @@ kj::Promise<void> validating_stream::write_with_fds(
   std::memset(hdr.begin(), 0, hdr_bytes);
   store_le32(hdr.begin(), static_cast<uint32_t>(segments.size() - 1));
   for (std::size_t i = 0; i < segments.size(); ++i)
-    store_le32(hdr.begin() + 4 + 4 * i, static_cast<uint32_t>(segments[i].size()));
+    store_le32(hdr.begin() + 4 + 4 * i,
+               static_cast<uint32_t>(segments[i].size()));
   auto more = kj::heapArray<kj::ArrayPtr<const kj::byte>>(segments.size());
   for (std::size_t i = 0; i < segments.size(); ++i)
     more[i] = segments[i].asBytes();
@@ -432,7 +439,7 @@ kj::Promise<void> validating_stream::write_with_fds(
   writes_ = writes_
               .then([this, fds, hdr = kj::mv(hdr), more = kj::mv(more),
                      f = kj::mv(paf.fulfiller)]() mutable {
-                KJ_IF_MAYBE(err, write_error_) {
+                KJ_IF_MAYBE (err, write_error_) {
                   f->reject(kj::cp(*err));
                   return kj::Promise<void>(kj::READY_NOW);
                 }
@@ -460,7 +467,7 @@ kj::Promise<void> validating_stream::write_with_fds(
 kj::Promise<void> validating_stream::writeMessage(
   kj::ArrayPtr<const int> fds,
   kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
-  KJ_IF_MAYBE(err, write_error_) {
+  KJ_IF_MAYBE (err, write_error_) {
     return kj::cp(*err);
   }
   uint64_t words = 0;
@@ -496,7 +503,7 @@ kj::Promise<void> validating_stream::writeMessages(
 }
 
 kj::Maybe<int> validating_stream::getSendBufferSize() {
-  KJ_IF_MAYBE(fd, stream_->getFd()) {
+  KJ_IF_MAYBE (fd, stream_->getFd()) {
     int size = 0;
     socklen_t len = sizeof(size);
     if (::getsockopt(*fd, SOL_SOCKET, SO_SNDBUF, &size, &len) == 0)

@@ -71,10 +71,9 @@ public:
                  capnp::ReaderOptions options,
                  kj::ArrayPtr<capnp::word> scratch) override;
 
-  kj::Promise<void>
-  writeMessage(kj::ArrayPtr<const int> fds,
-               kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments)
-    override;
+  kj::Promise<void> writeMessage(
+    kj::ArrayPtr<const int> fds,
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override;
 
   kj::Promise<void> writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages)
@@ -98,7 +97,7 @@ public:
 
   /// Why the peer was cut off, if it was (for the link's exit report).
   kj::Maybe<kj::StringPtr> violation_reason() const noexcept {
-    KJ_IF_MAYBE(v, violation_) {
+    KJ_IF_MAYBE (v, violation_) {
       return kj::StringPtr{*v};
     }
     return nullptr;
@@ -127,7 +126,8 @@ private:
   };
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>>
-  read_loop(kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options);
+  read_loop(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
+            capnp::ReaderOptions options);
 
   kj::Promise<void> fill(std::size_t at_least);
 
@@ -143,14 +143,15 @@ private:
 
   [[noreturn]] void violation(kj::StringPtr what);
 
-  void append_message(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
-                      bool copy);
+  void
+  append_message(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                 bool copy);
   void schedule_flush();
   void flush_now();
   kj::Promise<void> write_batch(kj::Own<batch> b);
-  kj::Promise<void> write_with_fds(
-    kj::ArrayPtr<const int> fds,
-    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  kj::Promise<void>
+  write_with_fds(kj::ArrayPtr<const int> fds,
+                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
 
   kj::Own<kj::AsyncCapabilityStream> stream_;
   stream_limits limits_;

@@ -28,7 +28,7 @@
 
 namespace joy {
 
-// -- the plugin's actor ---------------------------------------------------------
+// -- the plugin's actor -------------------------------------------------------
 
 namespace {
 
@@ -96,7 +96,7 @@ plugin_actor::behavior_type plugin_behavior(plugin_actor::pointer self,
   };
 }
 
-// -- the Plugin capability, on the kj thread -------------------------------------
+// -- the Plugin capability, on the kj thread ----------------------------------
 
 /// No deadline from the caller: the node cancels the call when it gives up,
 /// so this only bounds a request that nobody answers.
@@ -143,9 +143,9 @@ public:
     req.kwargs = std::move(*kwargs);
     auto timeout_ms = params.getTimeoutMs();
     req.timeout = std::chrono::milliseconds{timeout_ms};
-    kj::Duration budget = timeout_ms > 0
-                            ? static_cast<int64_t>(timeout_ms) * kj::MILLISECONDS
-                            : unbounded_call;
+    kj::Duration budget
+      = timeout_ms > 0 ? static_cast<int64_t>(timeout_ms) * kj::MILLISECONDS
+                       : unbounded_call;
     return ctx_.request(actor_, budget, call_atom_v, std::move(req))
       .then([context](caf::message msg) mutable {
         write_response(msg, context.getResults().initResult());
@@ -282,7 +282,8 @@ int run_plugin(int, char** argv, plugin def) {
   // One worker: exported functions run one at a time in the plugin's actor.
   configure_actor_system(cfg, 1);
   caf::actor_system sys{cfg};
-  auto actor = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)));
+  auto actor
+    = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)));
   exit_signal done;
   int code = 0;
   {

@@ -14,9 +14,9 @@
 #include <string>
 
 #include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
-#include <caf/replies_to.hpp>
 
 #include "runtime/type_ids.hpp"
 #include "runtime/value.hpp"

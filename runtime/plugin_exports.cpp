@@ -3,7 +3,6 @@
 
 #include "runtime/plugin_exports.hpp"
 
-
 namespace joy {
 
 namespace detail {
@@ -43,18 +42,17 @@ value plugin_exports::describe() const {
   return value{std::move(out)};
 }
 
-caf::error plugin_exports::count_error(const std::string& fn,
-                                       std::size_t arity, std::size_t got) {
+caf::error plugin_exports::count_error(const std::string& fn, std::size_t arity,
+                                       std::size_t got) {
   return make_error(errc::invalid_argument,
                     fn + " takes " + std::to_string(arity) + " argument"
-                      + (arity == 1 ? "" : "s") + ", got " + std::to_string(got));
+                      + (arity == 1 ? "" : "s") + ", got "
+                      + std::to_string(got));
 }
 
-caf::expected<value_list>
-plugin_exports::bind_arguments(const std::string& fn,
-                               const std::vector<std::string>& params,
-                               std::size_t arity, const value_list& args,
-                               const value_map& kwargs) {
+caf::expected<value_list> plugin_exports::bind_arguments(
+  const std::string& fn, const std::vector<std::string>& params,
+  std::size_t arity, const value_list& args, const value_map& kwargs) {
   if (args.size() > arity)
     return count_error(fn, arity, args.size() + kwargs.size());
   value_list bound = args;

@@ -46,7 +46,8 @@ template <class R, class... Args>
 struct callable_traits<R(Args...)> : callable_traits<R (*)(Args...)> {};
 
 template <class C, class R, class... Args>
-struct callable_traits<R (C::*)(Args...) const> : callable_traits<R (*)(Args...)> {};
+struct callable_traits<R (C::*)(Args...) const>
+  : callable_traits<R (*)(Args...)> {};
 
 template <class C, class R, class... Args>
 struct callable_traits<R (C::*)(Args...)> : callable_traits<R (*)(Args...)> {};
@@ -58,7 +59,8 @@ template <class T>
 struct is_expected<caf::expected<T>> : std::true_type {};
 
 /// "argument 2 (b)" or "argument 2".
-std::string argument_label(std::size_t index, const std::vector<std::string>& names);
+std::string argument_label(std::size_t index,
+                           const std::vector<std::string>& names);
 
 } // namespace detail
 
@@ -67,7 +69,8 @@ struct exported_function {
   std::string name;
   std::vector<std::string> params; // may be empty: positions only
   std::size_t arity = 0;
-  std::function<caf::expected<value>(const value_list&, const value_map&)> invoke;
+  std::function<caf::expected<value>(const value_list&, const value_map&)>
+    invoke;
 };
 
 class plugin_exports {
@@ -75,7 +78,8 @@ public:
   /// Exports `fn` as `name`. `params` names the parameters for error
   /// messages and keyword arguments; it may be empty.
   template <class F>
-  plugin_exports& add(std::string name, F fn, std::vector<std::string> params = {}) {
+  plugin_exports& add(std::string name, F fn,
+                      std::vector<std::string> params = {}) {
     using traits = detail::callable_traits<std::decay_t<F>>;
     using args_tuple = typename traits::args;
     constexpr auto arity = traits::arity;
@@ -83,9 +87,9 @@ public:
     ef.name = name;
     ef.params = params;
     ef.arity = arity;
-    ef.invoke = [fn = std::move(fn), name, params](
-                  const value_list& args,
-                  const value_map& kwargs) -> caf::expected<value> {
+    ef.invoke = [fn = std::move(fn), name,
+                 params](const value_list& args,
+                         const value_map& kwargs) -> caf::expected<value> {
       args_tuple converted;
       caf::error failure;
       if (kwargs.empty()) {
@@ -139,17 +143,16 @@ private:
   }
 
   template <class T>
-  static void convert_one(const std::string& fn,
-                          const std::vector<std::string>& params,
-                          std::size_t index, const value& in, T& out,
-                          caf::error& failure) {
+  static void
+  convert_one(const std::string& fn, const std::vector<std::string>& params,
+              std::size_t index, const value& in, T& out, caf::error& failure) {
     if (failure)
       return;
     if (auto err = from_value(in, out))
-      failure = make_error(errc::invalid_argument,
-                           fn + ": " + detail::argument_label(index, params)
-                             + ": expected " + err->expected + ", got "
-                             + err->got);
+      failure
+        = make_error(errc::invalid_argument,
+                     fn + ": " + detail::argument_label(index, params)
+                       + ": expected " + err->expected + ", got " + err->got);
   }
 
   template <class F, class Tuple, std::size_t... Is>
@@ -171,7 +174,8 @@ private:
     } catch (const std::exception& ex) {
       return make_error(errc::plugin_error, fn + " failed: " + ex.what());
     } catch (...) {
-      return make_error(errc::plugin_error, fn + " failed with an unknown exception");
+      return make_error(errc::plugin_error,
+                        fn + " failed with an unknown exception");
     }
   }
 

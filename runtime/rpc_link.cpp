@@ -12,7 +12,7 @@ namespace {
 capnp::RpcSystem<capnp::rpc::twoparty::VatId>
 make_rpc(capnp::TwoPartyVatNetwork& network,
          kj::Maybe<capnp::Capability::Client> bootstrap) {
-  KJ_IF_MAYBE(cap, bootstrap) {
+  KJ_IF_MAYBE (cap, bootstrap) {
     return capnp::makeRpcServer(network, kj::mv(*cap));
   }
   return capnp::makeRpcClient(network);

@@ -6,8 +6,8 @@
 /// through a `validating_stream`. Lives on the kj thread.
 ///
 /// ```
-/// auto link = rpc_link::connect(ctx.low_level().wrapUnixSocketFd(fd, ...), limits);
-/// auto host = link->bootstrap_as<wire::Host>();
+/// auto link = rpc_link::connect(ctx.low_level().wrapUnixSocketFd(fd, ...),
+/// limits); auto host = link->bootstrap_as<wire::Host>();
 /// ```
 #pragma once
 

@@ -10,7 +10,8 @@
 
 namespace joy {
 
-void configure_actor_system(caf::actor_system_config& cfg, std::size_t workers) {
+void configure_actor_system(caf::actor_system_config& cfg,
+                            std::size_t workers) {
   cfg.set("scheduler.policy", caf::atom("sharing"));
   if (workers > 0)
     cfg.set("scheduler.max-threads", workers);

@@ -13,33 +13,33 @@
 
 CAF_BEGIN_TYPE_ID_BLOCK(joy, caf::first_custom_type_id)
 
-  // -- plugin interface ---------------------------------------------------------
-  CAF_ADD_ATOM(joy, joy, call_atom, "call")
-  CAF_ADD_ATOM(joy, joy, setup_atom, "setup")
-  CAF_ADD_ATOM(joy, joy, run_atom, "run")
-  CAF_ADD_ATOM(joy, joy, exit_atom, "exit")
-  CAF_ADD_ATOM(joy, joy, describe_atom, "describe")
+// -- plugin interface -------------------------------------------------------
+CAF_ADD_ATOM(joy, joy, call_atom, "call")
+CAF_ADD_ATOM(joy, joy, setup_atom, "setup")
+CAF_ADD_ATOM(joy, joy, run_atom, "run")
+CAF_ADD_ATOM(joy, joy, exit_atom, "exit")
+CAF_ADD_ATOM(joy, joy, describe_atom, "describe")
 
-  // -- node, plugin host, registry, core ---------------------------------------
-  CAF_ADD_ATOM(joy, joy, status_atom, "status")
-  CAF_ADD_ATOM(joy, joy, install_atom, "install")
-  CAF_ADD_ATOM(joy, joy, list_atom, "list")
-  CAF_ADD_ATOM(joy, joy, start_atom, "start")
-  CAF_ADD_ATOM(joy, joy, stop_atom, "stop")
-  CAF_ADD_ATOM(joy, joy, get_atom, "get")
-  CAF_ADD_ATOM(joy, joy, put_atom, "put")
-  CAF_ADD_ATOM(joy, joy, remove_atom, "remove")
-  CAF_ADD_ATOM(joy, joy, meta_atom, "meta")
-  CAF_ADD_ATOM(joy, joy, register_atom, "register")
-  CAF_ADD_ATOM(joy, joy, unregister_atom, "unregister")
-  CAF_ADD_ATOM(joy, joy, shutdown_atom, "shutdown")
+// -- node, plugin host, registry, core --------------------------------------
+CAF_ADD_ATOM(joy, joy, status_atom, "status")
+CAF_ADD_ATOM(joy, joy, install_atom, "install")
+CAF_ADD_ATOM(joy, joy, list_atom, "list")
+CAF_ADD_ATOM(joy, joy, start_atom, "start")
+CAF_ADD_ATOM(joy, joy, stop_atom, "stop")
+CAF_ADD_ATOM(joy, joy, get_atom, "get")
+CAF_ADD_ATOM(joy, joy, put_atom, "put")
+CAF_ADD_ATOM(joy, joy, remove_atom, "remove")
+CAF_ADD_ATOM(joy, joy, meta_atom, "meta")
+CAF_ADD_ATOM(joy, joy, register_atom, "register")
+CAF_ADD_ATOM(joy, joy, unregister_atom, "unregister")
+CAF_ADD_ATOM(joy, joy, shutdown_atom, "shutdown")
 
-  // -- internal notifications ----------------------------------------------------
-  CAF_ADD_ATOM(joy, joy, ready_atom, "ready")
-  CAF_ADD_ATOM(joy, joy, exited_atom, "exited")
-  CAF_ADD_ATOM(joy, joy, down_atom, "down")
-  CAF_ADD_ATOM(joy, joy, spawned_atom, "spawned")
-  CAF_ADD_ATOM(joy, joy, state_atom, "state")
-  CAF_ADD_ATOM(joy, joy, tick_atom, "tick")
+// -- internal notifications -------------------------------------------------
+CAF_ADD_ATOM(joy, joy, ready_atom, "ready")
+CAF_ADD_ATOM(joy, joy, exited_atom, "exited")
+CAF_ADD_ATOM(joy, joy, down_atom, "down")
+CAF_ADD_ATOM(joy, joy, spawned_atom, "spawned")
+CAF_ADD_ATOM(joy, joy, state_atom, "state")
+CAF_ADD_ATOM(joy, joy, tick_atom, "tick")
 
 CAF_END_TYPE_ID_BLOCK(joy)

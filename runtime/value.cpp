@@ -123,19 +123,20 @@ caf::error ndarray::validate() const {
   if (!count || __builtin_mul_overflow(*count, itemsize(type), &bytes))
     return make_error(errc::too_large, "ndarray shape overflows 64 bits");
   if (bytes != data.size())
-    return make_error(errc::invalid_argument,
-                      "ndarray of " + std::string{to_string(type)}
-                        + " with shape " + [this] {
-                            std::string s = "[";
-                            for (std::size_t i = 0; i < shape.size(); ++i) {
-                              if (i > 0)
-                                s += ",";
-                              s += std::to_string(shape[i]);
-                            }
-                            return s + "]";
-                          }()
-                        + " needs " + std::to_string(bytes) + " bytes, has "
-                        + std::to_string(data.size()));
+    return make_error(
+      errc::invalid_argument,
+      "ndarray of " + std::string{to_string(type)} + " with shape " +
+        [this] {
+          std::string s = "[";
+          for (std::size_t i = 0; i < shape.size(); ++i) {
+            if (i > 0)
+              s += ",";
+            s += std::to_string(shape[i]);
+          }
+          return s + "]";
+        }()
+        + " needs " + std::to_string(bytes) + " bytes, has "
+        + std::to_string(data.size()));
   return caf::none;
 }
 

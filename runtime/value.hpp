@@ -125,7 +125,7 @@ private:
   std::size_t size_ = 0;
 };
 
-// -- ndarray, timestamp, function, error -------------------------------------
+// -- ndarray, timestamp, function, error --------------------------------------
 
 /// A dense, contiguous, little-endian, C-order array.
 struct ndarray {
@@ -164,7 +164,8 @@ struct function_ref {
   /// Keeps the remote capability alive; its deleter releases it.
   std::shared_ptr<void> token;
 
-  friend bool operator==(const function_ref& x, const function_ref& y) noexcept {
+  friend bool operator==(const function_ref& x,
+                         const function_ref& y) noexcept {
     return x.id == y.id && x.token == y.token;
   }
 };
@@ -263,7 +264,7 @@ public:
     error,
   };
 
-  // -- construction ----------------------------------------------------------
+  // -- construction -----------------------------------------------------------
 
   value() noexcept = default;
   value(std::nullptr_t) noexcept {
@@ -321,7 +322,7 @@ public:
   value(function_ref x);
   value(error_value x);
 
-  // -- observers -------------------------------------------------------------
+  // -- observers --------------------------------------------------------------
 
   kind type() const noexcept {
     return static_cast<kind>(data_.index());
@@ -385,11 +386,10 @@ public:
   }
 
 private:
-  std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string,
-               joy::buffer, value_list, value_map,
-               std::shared_ptr<const joy::ndarray>, joy::timestamp,
-               std::shared_ptr<const function_ref>,
-               std::shared_ptr<const error_value>>
+  std::variant<
+    std::monostate, bool, int64_t, uint64_t, double, std::string, joy::buffer,
+    value_list, value_map, std::shared_ptr<const joy::ndarray>, joy::timestamp,
+    std::shared_ptr<const function_ref>, std::shared_ptr<const error_value>>
     data_;
 };
 
@@ -403,7 +403,7 @@ std::size_t depth(const value& x, std::size_t limit = max_value_depth);
 /// Compact JSON (see value_json.hpp), for logs and CAF's `to_string`.
 std::string to_string(const value& x);
 
-// -- CAF inspection ------------------------------------------------------------
+// -- CAF inspection -----------------------------------------------------------
 
 /// Serializes to Cap'n Proto bytes (flat array framing). Functions cannot be
 /// serialized outside a live connection and yield `errc::unimplemented`.

@@ -53,7 +53,7 @@ value to_value(T&& x) {
   return value_converter<std::decay_t<T>>::to(std::forward<T>(x));
 }
 
-// -- converters -----------------------------------------------------------------
+// -- converters ---------------------------------------------------------------
 
 template <>
 struct value_converter<value> {
@@ -82,15 +82,15 @@ struct value_converter<bool> {
 
 /// Every integer type except bool.
 template <class T>
-struct value_converter<T, std::enable_if_t<std::is_integral_v<T>
-                                           && !std::is_same_v<T, bool>>> {
+struct value_converter<
+  T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
   static std::optional<conversion_error> from(const value& x, T& out) {
     using lim = std::numeric_limits<T>;
     auto fail = [&] {
-      return conversion_error{
-        std::string{"an integer from "} + std::to_string(lim::min()) + " to "
-          + std::to_string(lim::max()),
-        describe_for_error(x)};
+      return conversion_error{std::string{"an integer from "}
+                                + std::to_string(lim::min()) + " to "
+                                + std::to_string(lim::max()),
+                              describe_for_error(x)};
     };
     if (auto* i = x.as_int64()) {
       if constexpr (std::is_signed_v<T>) {
@@ -123,7 +123,8 @@ struct value_converter<T, std::enable_if_t<std::is_integral_v<T>
     return fail();
   }
   static value to(T x) {
-    if constexpr (std::is_same_v<T, uint64_t> || std::is_same_v<T, unsigned long long>)
+    if constexpr (std::is_same_v<
+                    T, uint64_t> || std::is_same_v<T, unsigned long long>)
       return value{static_cast<uint64_t>(x)};
     else if constexpr (std::is_unsigned_v<T> && sizeof(T) == 8)
       return value{static_cast<uint64_t>(x)};
@@ -138,8 +139,10 @@ struct value_converter<T, std::enable_if_t<std::is_floating_point_v<T>>> {
     if (auto* d = x.as_float64()) {
       if constexpr (std::is_same_v<T, float>) {
         if (std::isfinite(*d)
-            && std::fabs(*d) > static_cast<double>(std::numeric_limits<float>::max()))
-          return conversion_error{"a number in float range", describe_for_error(x)};
+            && std::fabs(*d)
+                 > static_cast<double>(std::numeric_limits<float>::max()))
+          return conversion_error{"a number in float range",
+                                  describe_for_error(x)};
       }
       out = static_cast<T>(*d);
       return std::nullopt;
@@ -172,7 +175,8 @@ struct value_converter<T, std::enable_if_t<std::is_floating_point_v<T>>> {
 
 template <>
 struct value_converter<std::string> {
-  static std::optional<conversion_error> from(const value& x, std::string& out) {
+  static std::optional<conversion_error> from(const value& x,
+                                              std::string& out) {
     if (auto* s = x.as_string()) {
       out = *s;
       return std::nullopt;
@@ -266,8 +270,8 @@ struct value_converter<std::vector<T>> {
     for (std::size_t i = 0; i < xs->size(); ++i) {
       T item{};
       if (auto err = from_value((*xs)[i], item))
-        return conversion_error{err->expected + " at index " + std::to_string(i),
-                                err->got};
+        return conversion_error{
+          err->expected + " at index " + std::to_string(i), err->got};
       out.push_back(std::move(item));
     }
     return std::nullopt;
@@ -292,7 +296,8 @@ struct value_converter<std::map<std::string, T>> {
     for (auto& [k, v] : *xs) {
       T item{};
       if (auto err = from_value(v, item))
-        return conversion_error{err->expected + " at key '" + k + "'", err->got};
+        return conversion_error{err->expected + " at key '" + k + "'",
+                                err->got};
       out.emplace(k, std::move(item));
     }
     return std::nullopt;

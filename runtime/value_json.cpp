@@ -217,7 +217,8 @@ private:
         xs.reserve(doc.size());
         std::size_t i = 0;
         for (auto& item : doc) {
-          auto x = read(item, level + 1, path + "[" + std::to_string(i++) + "]");
+          auto x
+            = read(item, level + 1, path + "[" + std::to_string(i++) + "]");
           if (!x)
             return x;
           xs.push_back(std::move(*x));
@@ -305,7 +306,8 @@ private:
       if (v == "-inf")
         return value{-std::numeric_limits<double>::infinity()};
       return make_error(errc::invalid_argument,
-                        where + ": _rvalue must be \"nan\", \"inf\" or \"-inf\"");
+                        where
+                          + ": _rvalue must be \"nan\", \"inf\" or \"-inf\"");
     }
     if (kind == "memoryview") {
       if (auto err = expect_keys({"_rvalue"}))
@@ -341,9 +343,11 @@ private:
           return make_error(errc::invalid_argument,
                             where + ": _rshape must be a list of integers");
         for (auto& dim : shape) {
-          if (!dim.is_number_unsigned() && !(dim.is_number_integer() && dim.get<int64_t>() >= 0))
+          if (!dim.is_number_unsigned()
+              && !(dim.is_number_integer() && dim.get<int64_t>() >= 0))
             return make_error(errc::invalid_argument,
-                              where + ": _rshape must be a list of integers >= 0");
+                              where
+                                + ": _rshape must be a list of integers >= 0");
           a.shape.push_back(dim.get<uint64_t>());
         }
       }
@@ -425,7 +429,8 @@ public:
 
   bool key(std::string& name) {
     if (!keys_.back().insert(name).second)
-      return fail(errc::invalid_argument, "key '" + name + "' appears twice in one object");
+      return fail(errc::invalid_argument,
+                  "key '" + name + "' appears twice in one object");
     return base::key(name);
   }
 
@@ -515,8 +520,8 @@ bool is_leap(int64_t y) noexcept {
 }
 
 unsigned days_in_month(int64_t y, unsigned m) noexcept {
-  static constexpr unsigned days[] = {31, 28, 31, 30, 31, 30,
-                                      31, 31, 30, 31, 30, 31};
+  static constexpr unsigned days[]
+    = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
@@ -571,11 +576,11 @@ std::string format_iso8601(timestamp t) {
   auto secs = rem / 1'000'000'000;
   auto frac = rem % 1'000'000'000;
   char buf[64];
-  int n = std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
-                        static_cast<long long>(date.y), date.m, date.d,
-                        static_cast<long long>(secs / 3600),
-                        static_cast<long long>(secs / 60 % 60),
-                        static_cast<long long>(secs % 60));
+  int n = std::snprintf(
+    buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
+    static_cast<long long>(date.y), date.m, date.d,
+    static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+    static_cast<long long>(secs % 60));
   std::string out(buf, static_cast<std::size_t>(n));
   if (frac != 0) {
     char fbuf[16];
@@ -595,8 +600,8 @@ std::string format_iso8601(timestamp t) {
 caf::expected<timestamp> parse_iso8601(std::string_view s) {
   auto bad = [&](std::string why) {
     return make_error(errc::invalid_argument,
-                      "'" + std::string{s} + "' is not an ISO 8601 time: "
-                        + why);
+                      "'" + std::string{s}
+                        + "' is not an ISO 8601 time: " + why);
   };
   std::size_t i = 0;
   auto digits = [&](std::size_t n, int64_t& out) {
@@ -668,8 +673,8 @@ caf::expected<timestamp> parse_iso8601(std::string_view s) {
   // Compute in __int128 so that out-of-range years are caught, not wrapped.
   __int128 days = days_from_civil(year, static_cast<unsigned>(month),
                                   static_cast<unsigned>(day));
-  __int128 secs = days * 86400 + hour * 3600 + minute * 60 + second
-                  - offset_minutes * 60;
+  __int128 secs
+    = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
   __int128 ns = secs * 1'000'000'000 + frac;
   if (ns > std::numeric_limits<int64_t>::max()
       || ns < std::numeric_limits<int64_t>::min())

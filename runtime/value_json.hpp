@@ -5,20 +5,24 @@
 /// The JSON mapping of `joy::value` (DESIGN §3), used by the CLI, manifests
 /// and logs. It speaks ImJoy's `_rtype` vocabulary for what JSON lacks:
 ///
-/// | value              | JSON                                                     |
+/// | value              | JSON |
 /// |--------------------|----------------------------------------------------------|
-/// | null, bool, string | themselves (strings must be valid UTF-8)                 |
-/// | int64              | an integer                                               |
-/// | uint64             | an integer (reads back as uint64 only above int64's range) |
-/// | float64            | a number with a fraction or exponent; NaN and ±Inf as `{"_rtype":"float","_rvalue":"nan"\|"inf"\|"-inf"}` |
-/// | bytes              | `{"_rtype":"memoryview","_rvalue":"<base64>"}`           |
-/// | ndarray            | `{"_rtype":"ndarray","_rdtype":"float32","_rshape":[2,3],"_rvalue":"<base64>"}` |
-/// | typed array        | `{"_rtype":"typedarray","_rdtype":"uint8","_rvalue":"<base64>"}` |
-/// | timestamp          | `{"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.500Z"}` |
-/// | error              | `{"_rtype":"error","_rcode":"not_found","_rvalue":"..."}` (+ `_rtrace`) |
-/// | function           | `{"_rtype":"method","_rname":"..."}`, write-only         |
-/// | list               | an array                                                 |
-/// | map                | an object in insertion order; a map with any key starting with `_r` is wrapped as `{"_rtype":"map","_rvalue":{...}}` |
+/// | null, bool, string | themselves (strings must be valid UTF-8) | | int64 |
+/// an integer                                               | | uint64 | an
+/// integer (reads back as uint64 only above int64's range) | | float64 | a
+/// number with a fraction or exponent; NaN and ±Inf as
+/// `{"_rtype":"float","_rvalue":"nan"\|"inf"\|"-inf"}` | | bytes              |
+/// `{"_rtype":"memoryview","_rvalue":"<base64>"}`           | | ndarray |
+/// `{"_rtype":"ndarray","_rdtype":"float32","_rshape":[2,3],"_rvalue":"<base64>"}`
+/// | | typed array        |
+/// `{"_rtype":"typedarray","_rdtype":"uint8","_rvalue":"<base64>"}` | |
+/// timestamp          |
+/// `{"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.500Z"}` | | error |
+/// `{"_rtype":"error","_rcode":"not_found","_rvalue":"..."}` (+ `_rtrace`) | |
+/// function           | `{"_rtype":"method","_rname":"..."}`, write-only | |
+/// list               | an array | | map                | an object in
+/// insertion order; a map with any key starting with `_r` is wrapped as
+/// `{"_rtype":"map","_rvalue":{...}}` |
 ///
 /// Reading is strict: an object with `_r` keys must be one of the encodings
 /// above with exactly their keys; a key given twice in one object, or an

@@ -23,8 +23,8 @@ caf::error too_deep() {
 caf::error too_big_inline(std::size_t size) {
   return make_error(
     errc::too_large,
-    "binary data of " + std::to_string(size) + " bytes exceeds the inline limit of "
-      + std::to_string(max_inline_bytes)
+    "binary data of " + std::to_string(size)
+      + " bytes exceeds the inline limit of " + std::to_string(max_inline_bytes)
       + " bytes; large data travels through the shared-memory (shm) or "
         "stream arm, which this build does not provide yet");
 }
@@ -57,7 +57,8 @@ caf::expected<buffer> read_binary(wire::Binary::Reader in) {
   return make_error(errc::protocol_error, "unknown binary arm");
 }
 
-caf::error write_impl(const value& x, wire::Value::Builder out, std::size_t level);
+caf::error write_impl(const value& x, wire::Value::Builder out,
+                      std::size_t level);
 
 caf::error write_list_impl(const value_list& xs,
                            capnp::List<wire::Value>::Builder out,
@@ -229,8 +230,8 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
       auto nd = in.getNdarray();
       auto raw_type = static_cast<uint16_t>(nd.getDtype());
       if (raw_type >= dtype_count)
-        return make_error(errc::invalid_argument,
-                          "ndarray has unknown dtype " + std::to_string(raw_type));
+        return make_error(errc::invalid_argument, "ndarray has unknown dtype "
+                                                    + std::to_string(raw_type));
       ndarray a;
       a.type = static_cast<dtype>(raw_type);
       auto shape = nd.getShape();
@@ -283,9 +284,8 @@ auto guarded(F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const kj::Exception& ex) {
-    return make_error(errc::protocol_error,
-                      std::string{"malformed message: "}
-                        + ex.getDescription().cStr());
+    return make_error(errc::protocol_error, std::string{"malformed message: "}
+                                              + ex.getDescription().cStr());
   }
 }
 
@@ -353,7 +353,7 @@ caf::expected<value> read_result(wire::Result::Reader in) {
   });
 }
 
-// -- CAF serialization ----------------------------------------------------------
+// -- CAF serialization --------------------------------------------------------
 
 caf::expected<std::vector<char>> encode_bytes(const value& x) {
   capnp::MallocMessageBuilder msg;

@@ -26,11 +26,13 @@ caf::error write_value(const value& x, wire::Value::Builder out);
 caf::expected<value> read_value(wire::Value::Reader in);
 
 /// Initialises `out` (an uninitialised list field) with `xs`.
-caf::error write_list(const value_list& xs, capnp::List<wire::Value>::Builder out);
+caf::error write_list(const value_list& xs,
+                      capnp::List<wire::Value>::Builder out);
 
 caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in);
 
-caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out);
+caf::error write_map(const value_map& xs,
+                     capnp::List<wire::Entry>::Builder out);
 
 caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in);
 

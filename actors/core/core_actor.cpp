@@ -23,7 +23,8 @@ struct core_state {
 
 std::string full_id(const service_id& id) {
   return (id.workspace.empty() ? std::string{cluster_workspace} : id.workspace)
-         + "/" + id.client + ":" + (id.service.empty() ? "default" : id.service);
+         + "/" + id.client + ":"
+         + (id.service.empty() ? "default" : id.service);
 }
 
 } // namespace
@@ -37,7 +38,8 @@ core_actor spawn_core(caf::actor_system& sys) {
         if (!id)
           return std::move(id.error());
         info.id = full_id(*id);
-        info.workspace = id->workspace.empty() ? cluster_workspace : id->workspace;
+        info.workspace
+          = id->workspace.empty() ? cluster_workspace : id->workspace;
         info.client = id->client;
         info.service = id->service.empty() ? "default" : id->service;
         self->state.services[info.id] = info;

@@ -13,7 +13,8 @@ bool valid_part(std::string_view x) {
   if (x.empty() || x.size() > 128)
     return false;
   for (char c : x)
-    if (c == '/' || c == ':' || c == '@' || static_cast<unsigned char>(c) < 0x20)
+    if (c == '/' || c == ':' || c == '@'
+        || static_cast<unsigned char>(c) < 0x20)
       return false;
   return true;
 }

@@ -37,7 +37,7 @@ typename Inspector::result_type inspect(Inspector& f, service_info& x) {
 struct service_id {
   std::string workspace; // empty: not given
   std::string client;
-  std::string service;   // empty: not given (the client's default service)
+  std::string service; // empty: not given (the client's default service)
 };
 
 /// Parses `workspace/client:service`, `client:service`, `workspace/client`

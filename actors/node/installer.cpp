@@ -124,8 +124,9 @@ caf::expected<folder_listing> list_folder(const fs::path& dir) {
       return io_error("cannot read " + display(i->path()), ec);
     if (fs::is_symlink(kind))
       return make_error(errc::invalid_argument,
-                        rel + " is a symlink; plugin folders may not contain "
-                              "symlinks");
+                        rel
+                          + " is a symlink; plugin folders may not contain "
+                            "symlinks");
     if (fs::is_directory(kind))
       result.dirs.push_back(std::move(rel));
     else if (fs::is_regular_file(kind))
@@ -165,8 +166,7 @@ caf::expected<std::string> digest_files(const fs::path& dir,
     if (::fstat(src.fd, &st) != 0)
       return io_error("cannot read " + display(src_path), errno);
     if (!S_ISREG(st.st_mode))
-      return make_error(errc::invalid_argument,
-                        rel + " is not a regular file");
+      return make_error(errc::invalid_argument, rel + " is not a regular file");
     auto size = static_cast<uint64_t>(st.st_size);
     std::array<unsigned char, 8> size_le;
     for (std::size_t k = 0; k < size_le.size(); ++k)
@@ -178,9 +178,9 @@ caf::expected<std::string> digest_files(const fs::path& dir,
     fs::path dst_path;
     if (copy_to) {
       dst_path = *copy_to / rel;
-      dst.fd = ::open(dst_path.c_str(),
-                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                      0600);
+      dst.fd
+        = ::open(dst_path.c_str(),
+                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (dst.fd < 0)
         return io_error("cannot create " + display(dst_path), errno);
       // rwx bits only: setuid/setgid/sticky have no business in a plugin.
@@ -346,9 +346,9 @@ caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
       break;
     text.append(buf.data(), static_cast<std::size_t>(n));
     if (text.size() > max_manifest_size)
-      return make_error(errc::too_large,
-                        "plugin.json: larger than "
-                          + std::to_string(max_manifest_size) + " bytes");
+      return make_error(errc::too_large, "plugin.json: larger than "
+                                           + std::to_string(max_manifest_size)
+                                           + " bytes");
   }
   auto manifest = parse_manifest(text);
   if (!manifest)
@@ -364,9 +364,9 @@ caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
   auto& entry = manifest->entry;
   auto entry_path = fs::canonical(root / entry, ec);
   if (ec)
-    return make_error(errc::invalid_argument,
-                      "entry: " + entry + " does not exist in "
-                        + display(root));
+    return make_error(errc::invalid_argument, "entry: " + entry
+                                                + " does not exist in "
+                                                + display(root));
   if (!is_within(root, entry_path))
     return make_error(errc::invalid_argument,
                       "entry: " + entry + " leads outside the plugin folder");
@@ -374,8 +374,8 @@ caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
   if (ec || !fs::is_regular_file(entry_st))
     return make_error(errc::invalid_argument,
                       "entry: " + entry + " is not a regular file");
-  constexpr auto any_exec = fs::perms::owner_exec | fs::perms::group_exec
-                            | fs::perms::others_exec;
+  constexpr auto any_exec
+    = fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec;
   if ((entry_st.permissions() & any_exec) == fs::perms::none
       || ::access(entry_path.c_str(), X_OK) != 0)
     return make_error(errc::invalid_argument,
@@ -439,8 +439,8 @@ install_plugin_folder(const fs::path& source, const fs::path& plugins_dir) {
   rec.version = copied->version;
   rec.type = copied->type;
   rec.source = src.string();
-  rec.manifest = copied->document.dump(-1, ' ', false,
-                                       json::error_handler_t::replace);
+  rec.manifest
+    = copied->document.dump(-1, ' ', false, json::error_handler_t::replace);
   rec.sha256 = std::move(*hash);
   rec.path = target.string();
   rec.installed_at = now_ns();

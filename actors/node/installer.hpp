@@ -23,7 +23,8 @@ namespace joy {
 /// Reads and validates `<dir>/plugin.json`, then checks what the manifest
 /// points at (for `native`: `entry` exists inside the folder, is a regular
 /// file and executable). Errors: invalid_argument, not_found.
-caf::expected<plugin_manifest> load_plugin_folder(const std::filesystem::path& dir);
+caf::expected<plugin_manifest>
+load_plugin_folder(const std::filesystem::path& dir);
 
 /// Hex sha256 over the plugin: for every regular file, in byte order of
 /// the relative paths, the path, a NUL, the content length as 8 bytes
@@ -35,7 +36,8 @@ caf::expected<std::string> hash_plugin_folder(const std::filesystem::path& dir);
 /// Returns the record to store (timestamps set to now). Installing the same
 /// name and version again replaces the copy. Errors: invalid_argument,
 /// not_found, io_error.
-caf::expected<plugin_record> install_plugin_folder(const std::filesystem::path& source,
-                                                   const std::filesystem::path& plugins_dir);
+caf::expected<plugin_record>
+install_plugin_folder(const std::filesystem::path& source,
+                      const std::filesystem::path& plugins_dir);
 
 } // namespace joy

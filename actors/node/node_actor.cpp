@@ -147,7 +147,9 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
   auto name = rec.name;
   h.status.state = plugin_state::starting;
   st.plugins[rec.name] = std::move(h);
-  self->request(host, st.cfg.start_timeout + std::chrono::seconds{5}, start_atom_v)
+  self
+    ->request(host, st.cfg.start_timeout + std::chrono::seconds{5},
+              start_atom_v)
     .then([](plugin_status&) {},
           [name](caf::error& err) {
             log(log_level::warning, "node", "plugin ", name,
@@ -158,14 +160,16 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
 /// Stops and retires a host that is being replaced.
 void retire_host(self_ptr self, plugin_host_actor host) {
   self->unlink_from(host);
-  self->request(host, self->state.cfg.stop_grace + std::chrono::seconds{5},
-                stop_atom_v)
-    .then([self, host](plugin_status&) {
-            self->send_exit(host, caf::exit_reason::user_shutdown);
-          },
-          [self, host](caf::error&) {
-            self->send_exit(host, caf::exit_reason::user_shutdown);
-          });
+  self
+    ->request(host, self->state.cfg.stop_grace + std::chrono::seconds{5},
+              stop_atom_v)
+    .then(
+      [self, host](plugin_status&) {
+        self->send_exit(host, caf::exit_reason::user_shutdown);
+      },
+      [self, host](caf::error&) {
+        self->send_exit(host, caf::exit_reason::user_shutdown);
+      });
 }
 
 void next_install(self_ptr self);
@@ -214,8 +218,9 @@ void next_install(self_ptr self) {
   auto job = std::move(st.installs.front());
   st.installs.pop_front();
   auto worker = spawn_install_worker(self->system());
-  self->request(worker, install_timeout, install_atom_v, job.source,
-                st.cfg.plugins_dir)
+  self
+    ->request(worker, install_timeout, install_atom_v, job.source,
+              st.cfg.plugins_dir)
     .then(
       [self, job](plugin_record& rec) mutable {
         finish_install(self, std::move(job), std::move(rec));
@@ -234,10 +239,10 @@ caf::expected<hosted*> find_plugin(self_ptr self, const std::string& name) {
   std::string known;
   for (auto& [n, h] : plugins)
     known += (known.empty() ? "" : ", ") + n;
-  return make_error(errc::not_found,
-                    "no plugin named '" + name + "' is installed"
-                      + (known.empty() ? std::string{}
-                                       : " (installed: " + known + ")"));
+  return make_error(
+    errc::not_found,
+    "no plugin named '" + name + "' is installed"
+      + (known.empty() ? std::string{} : " (installed: " + known + ")"));
 }
 
 } // namespace
@@ -264,8 +269,8 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
               host_plugin(self, rec);
         },
         [](caf::error& err) {
-          log(log_level::error, "node", "cannot read the registry: ",
-              message_of(err));
+          log(log_level::error, "node",
+              "cannot read the registry: ", message_of(err));
         });
     return {
       [self](status_atom) -> caf::result<node_status> {
@@ -296,10 +301,11 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           return s;
         };
         self->request(self->state.core, std::chrono::seconds{5}, list_atom_v)
-          .then([rp, build](std::vector<service_info>& services) mutable {
-                  rp.deliver(build(std::move(services)));
-                },
-                [rp, build](caf::error&) mutable { rp.deliver(build({})); });
+          .then(
+            [rp, build](std::vector<service_info>& services) mutable {
+              rp.deliver(build(std::move(services)));
+            },
+            [rp, build](caf::error&) mutable { rp.deliver(build({})); });
         return rp;
       },
       [self](install_atom, std::string& source) -> caf::result<plugin_info> {
@@ -324,9 +330,9 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         if (!h)
           return std::move(h.error());
         if (!(*h)->host)
-          return make_error(errc::unavailable, "plugin '" + name
-                                                 + "' cannot run: "
-                                                 + (*h)->status.last_error);
+          return make_error(errc::unavailable,
+                            "plugin '" + name
+                              + "' cannot run: " + (*h)->status.last_error);
         if (self->state.shutting_down)
           return make_error(errc::unavailable, "the node is shutting down");
         return self->delegate((*h)->host, call_atom_v, std::move(req));
@@ -336,17 +342,20 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         if (!h)
           return std::move(h.error());
         if (!(*h)->host)
-          return make_error(errc::unavailable, "plugin '" + name
-                                                 + "' cannot run: "
-                                                 + (*h)->status.last_error);
+          return make_error(errc::unavailable,
+                            "plugin '" + name
+                              + "' cannot run: " + (*h)->status.last_error);
         auto rp = self->make_response_promise<plugin_info>();
         auto record = (*h)->record;
-        self->request((*h)->host, self->state.cfg.start_timeout + std::chrono::seconds{5},
-                      start_atom_v)
-          .then([rp, record](plugin_status& s) mutable {
-                  rp.deliver(plugin_info{record, s});
-                },
-                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        self
+          ->request((*h)->host,
+                    self->state.cfg.start_timeout + std::chrono::seconds{5},
+                    start_atom_v)
+          .then(
+            [rp, record](plugin_status& s) mutable {
+              rp.deliver(plugin_info{record, s});
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
       [self](stop_atom, const std::string& name) -> caf::result<plugin_info> {
@@ -357,12 +366,15 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           return plugin_info{(*h)->record, (*h)->status};
         auto rp = self->make_response_promise<plugin_info>();
         auto record = (*h)->record;
-        self->request((*h)->host, self->state.cfg.stop_grace + std::chrono::seconds{5},
-                      stop_atom_v)
-          .then([rp, record](plugin_status& s) mutable {
-                  rp.deliver(plugin_info{record, s});
-                },
-                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        self
+          ->request((*h)->host,
+                    self->state.cfg.stop_grace + std::chrono::seconds{5},
+                    stop_atom_v)
+          .then(
+            [rp, record](plugin_status& s) mutable {
+              rp.deliver(plugin_info{record, s});
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
       [self](shutdown_atom) -> caf::result<bool> {
@@ -384,8 +396,9 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
             if (--*pending == 0)
               rp.deliver(true);
           };
-          self->request(h.host, st.cfg.stop_grace + std::chrono::seconds{5},
-                        stop_atom_v)
+          self
+            ->request(h.host, st.cfg.stop_grace + std::chrono::seconds{5},
+                      stop_atom_v)
             .then([done](plugin_status&) mutable { done(); },
                   [done](caf::error&) mutable { done(); });
         }
@@ -409,8 +422,8 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           self->request(st.core, std::chrono::seconds{5}, register_atom_v, svc)
             .then([](service_info&) {},
                   [](caf::error& err) {
-                    log(log_level::warning, "node", "cannot register service: ",
-                        message_of(err));
+                    log(log_level::warning, "node",
+                        "cannot register service: ", message_of(err));
                   });
         } else if (!running && was_running) {
           caf::anon_send(st.core, unregister_atom_v, service_of(status.name));

@@ -37,9 +37,8 @@ struct node_status {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("joy::node_status"), x.node_id, x.version,
-           x.address, x.home, x.started_at, x.uptime_ms, x.cpus,
-           x.memory_bytes, x.gpus, x.sandbox, x.pid, x.head, x.plugins,
-           x.services);
+           x.address, x.home, x.started_at, x.uptime_ms, x.cpus, x.memory_bytes,
+           x.gpus, x.sandbox, x.pid, x.head, x.plugins, x.services);
 }
 
 } // namespace joy

@@ -88,7 +88,8 @@ void start_failed(self_ptr self, const std::string& reason) {
   for (auto& w : st.stop_waiters)
     w.deliver_value(st.status);
   st.stop_waiters.clear();
-  log(log_level::warning, "plugin " + st.status.name, "could not start: ", reason);
+  log(log_level::warning, "plugin " + st.status.name,
+      "could not start: ", reason);
   notify(self);
 }
 
@@ -122,8 +123,9 @@ void begin_start(self_ptr self) {
         st.kj->post([id, host, proc, name = st.status.name,
                      node_id = st.cfg.node_id,
                      timeout = to_kj(st.cfg.start_timeout)](kj_context& ctx) {
-          ctx.adopt(id, kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
-                                              timeout, stream_limits{}));
+          ctx.adopt(id,
+                    kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
+                                          timeout, stream_limits{}));
         });
       },
       [self, attempt](caf::error& err) {
@@ -139,8 +141,8 @@ void begin_stop(self_ptr self) {
   if (st.link == 0) {
     // Still spawning (or nothing runs): nothing to wait for.
     for (auto& q : st.queued)
-      q.reply.deliver(make_error(errc::unavailable,
-                                 "plugin '" + st.status.name + "' was stopped"));
+      q.reply.deliver(make_error(errc::unavailable, "plugin '" + st.status.name
+                                                      + "' was stopped"));
     st.queued.clear();
     for (auto& w : st.start_waiters)
       w.deliver(make_error(errc::unavailable,
@@ -157,10 +159,11 @@ void begin_stop(self_ptr self) {
   }
   st.status.state = plugin_state::stopping;
   notify(self);
-  st.kj->post([id = st.link, grace = to_kj(st.cfg.stop_grace)](kj_context& ctx) {
-    if (auto* link = ctx.find_as<plugin_link>(id))
-      link->stop(grace);
-  });
+  st.kj->post(
+    [id = st.link, grace = to_kj(st.cfg.stop_grace)](kj_context& ctx) {
+      if (auto* link = ctx.find_as<plugin_link>(id))
+        link->stop(grace);
+    });
 }
 
 } // namespace
@@ -169,8 +172,8 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
                                     spawner_actor spawner,
                                     plugin_host_config cfg,
                                     plugin_observer observer) {
-  auto init = [&kj, spawner, cfg, observer](
-                self_ptr self) -> plugin_host_actor::behavior_type {
+  auto init = [&kj, spawner, cfg,
+               observer](self_ptr self) -> plugin_host_actor::behavior_type {
     auto& st = self->state;
     st.kj = &kj;
     st.spawner = spawner;
@@ -180,7 +183,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
     // Whatever ends this actor, its process goes too.
     self->attach_functor([self](const caf::error&) { drop_link(self); });
     return {
-      // -- plugin interface ----------------------------------------------------
+      // -- plugin interface ---------------------------------------------------
       [self](call_atom, call_request& req) -> caf::result<value> {
         auto& st = self->state;
         switch (st.status.state) {
@@ -194,10 +197,12 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
           case plugin_state::stopped:
           case plugin_state::failed:
             if (st.queued.size() >= st.cfg.max_queued_calls)
-              return make_error(errc::overloaded,
-                                "plugin '" + st.status.name
-                                  + "' is starting and has too many calls waiting");
-            st.queued.push_back(queued_call{std::move(req), reply_handle{self}});
+              return make_error(
+                errc::overloaded,
+                "plugin '" + st.status.name
+                  + "' is starting and has too many calls waiting");
+            st.queued.push_back(
+              queued_call{std::move(req), reply_handle{self}});
             if (st.status.state != plugin_state::starting)
               begin_start(self);
             break;
@@ -227,9 +232,9 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
       },
       [self](describe_atom) -> caf::result<value> {
         auto& st = self->state;
-        return value{value_map{
-          {"name", value{st.status.name}},
-          {"state", value{std::string{to_string(st.status.state)}}}}};
+        return value{
+          value_map{{"name", value{st.status.name}},
+                    {"state", value{std::string{to_string(st.status.state)}}}}};
       },
       [self](exit_atom) {
         auto& st = self->state;
@@ -237,7 +242,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
             || st.status.state == plugin_state::starting)
           begin_stop(self);
       },
-      // -- control ---------------------------------------------------------------
+      // -- control ------------------------------------------------------------
       [self](start_atom) -> caf::result<plugin_status> {
         auto& st = self->state;
         switch (st.status.state) {
@@ -275,7 +280,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         return caf::delegated<plugin_status>{};
       },
       [self](status_atom) -> plugin_status { return self->state.status; },
-      // -- from the kj thread and timers -------------------------------------------
+      // -- from the kj thread and timers --------------------------------------
       [self](ready_atom, uint64_t id, int32_t pid) {
         auto& st = self->state;
         if (id != st.link || st.status.state != plugin_state::starting)
@@ -283,7 +288,8 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         st.status.state = plugin_state::running;
         st.status.pid = pid;
         st.status.last_error.clear();
-        log(log_level::info, "plugin " + st.status.name, "running as pid ", pid);
+        log(log_level::info, "plugin " + st.status.name, "running as pid ",
+            pid);
         auto queued = std::move(st.queued);
         st.queued.clear();
         for (auto& q : queued)

@@ -65,7 +65,8 @@ caf::error from_kj(const kj::Exception& ex, const std::string& name) {
       return make_error(errc::disconnected,
                         "plugin '" + name + "' went away during the call");
     case kj::Exception::Type::OVERLOADED:
-      return make_error(errc::overloaded, "plugin '" + name + "' is overloaded");
+      return make_error(errc::overloaded,
+                        "plugin '" + name + "' is overloaded");
     case kj::Exception::Type::UNIMPLEMENTED:
       return make_error(errc::unimplemented, "plugin '" + name
                                                + "' does not implement this: "
@@ -131,7 +132,8 @@ void plugin_link::taskFailed(kj::Exception&& ex) {
 }
 
 kj::Promise<void> plugin_link::hello(
-  capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults> context) {
+  capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults>
+    context) {
   auto params = context.getParams();
   auto result = context.getResults().initResult();
   if (said_hello_) {
@@ -177,21 +179,22 @@ kj::Promise<void> plugin_link::hello(
   return kj::READY_NOW;
 }
 
-void plugin_link::call(call_request req, reply_handle rh, kj::Duration timeout) {
+void plugin_link::call(call_request req, reply_handle rh,
+                       kj::Duration timeout) {
   wire::Plugin::Client* plugin = nullptr;
-  KJ_IF_MAYBE(p, plugin_) {
+  KJ_IF_MAYBE (p, plugin_) {
     plugin = p;
   }
   if (plugin == nullptr || exited_) {
-    rh.deliver(make_error(errc::unavailable,
-                          "plugin '" + name_ + "' is not running"));
+    rh.deliver(
+      make_error(errc::unavailable, "plugin '" + name_ + "' is not running"));
     return;
   }
   auto request = plugin->callRequest();
   request.setService(req.service);
   request.setMethod(req.method);
-  if (auto err = write_list(req.args, request.initArgs(
-                                        static_cast<unsigned>(req.args.size())))) {
+  if (auto err = write_list(
+        req.args, request.initArgs(static_cast<unsigned>(req.args.size())))) {
     rh.deliver(std::move(err));
     return;
   }
@@ -220,13 +223,14 @@ void plugin_link::call(call_request req, reply_handle rh, kj::Duration timeout) 
                         name + "." + method + " did not return within "
                           + std::to_string(timeout / kj::MILLISECONDS) + " ms");
     });
-  ctx_.tasks().add(sent.exclusiveJoin(kj::mv(expired))
-                     .then([rh = std::move(rh)](caf::expected<value> res) mutable {
-                       if (res)
-                         rh.deliver_value(std::move(*res));
-                       else
-                         rh.deliver(std::move(res.error()));
-                     }));
+  ctx_.tasks().add(
+    sent.exclusiveJoin(kj::mv(expired))
+      .then([rh = std::move(rh)](caf::expected<value> res) mutable {
+        if (res)
+          rh.deliver_value(std::move(*res));
+        else
+          rh.deliver(std::move(res.error()));
+      }));
 }
 
 void plugin_link::fail(std::string reason) {
@@ -241,7 +245,7 @@ void plugin_link::stop(kj::Duration grace) {
     return;
   if (!stopping_) {
     stopping_ = true;
-    KJ_IF_MAYBE(p, plugin_) {
+    KJ_IF_MAYBE (p, plugin_) {
       // Ask for exit(); close the connection once it answered (or failed),
       // and the plugin exits when its connection closes.
       tasks_.add(p->exitRequest()
@@ -277,7 +281,8 @@ void plugin_link::close_connection() {
   // callbacks.
   if (link_.get() != nullptr) {
     auto link = kj::mv(link_);
-    tasks_.add(kj::evalLater([link = kj::mv(link)]() mutable { link = nullptr; }));
+    tasks_.add(
+      kj::evalLater([link = kj::mv(link)]() mutable { link = nullptr; }));
   }
 }
 
@@ -285,7 +290,7 @@ void plugin_link::on_disconnect() {
   if (exited_)
     return;
   if (link_.get() != nullptr) {
-    KJ_IF_MAYBE(reason, link_->stream().violation_reason()) {
+    KJ_IF_MAYBE (reason, link_->stream().violation_reason()) {
       if (failure_.empty())
         failure_ = std::string{"protocol violation: "} + reason->cStr();
     }
@@ -304,8 +309,9 @@ void plugin_link::on_exit(exit_status status) {
     return;
   exited_ = true;
   plugin_ = nullptr;
-  std::string reason = failure_.empty() ? status.describe()
-                                        : failure_ + " (" + status.describe() + ")";
+  std::string reason = failure_.empty()
+                         ? status.describe()
+                         : failure_ + " (" + status.describe() + ")";
   if (stopping_ && failure_.empty())
     log(log_level::debug, "plugin " + name_, "stopped: ", reason);
   else

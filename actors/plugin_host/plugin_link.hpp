@@ -31,7 +31,8 @@
 
 namespace joy {
 
-class plugin_link final : public kj_resource, private kj::TaskSet::ErrorHandler {
+class plugin_link final : public kj_resource,
+                          private kj::TaskSet::ErrorHandler {
 public:
   /// Fails the start (and kills the process) unless hello and setup()
   /// finish within `start_timeout`, measured on the kj timer.
@@ -54,7 +55,8 @@ public:
 
   // Called by the Host capability.
   kj::Promise<void>
-  hello(capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults> context);
+  hello(capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults>
+          context);
 
   /// What the link and its calls in flight share.
   struct shared_state {

@@ -43,7 +43,8 @@ namespace {
 
 class pidfd_process final : public process {
 public:
-  pidfd_process(int pid, unique_fd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {
+  pidfd_process(int pid, unique_fd pidfd)
+    : pid_(pid), pidfd_(std::move(pidfd)) {
     // nop
   }
 
@@ -54,7 +55,8 @@ public:
     // SIGKILL).
     kill();
     siginfo_t info{};
-    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED)
+             < 0
            && errno == EINTR) {
       // retry
     }
@@ -100,7 +102,8 @@ private:
 
 class exec_launcher final : public process_launcher {
 public:
-  explicit exec_launcher(std::string joy_exec) : joy_exec_(std::move(joy_exec)) {
+  explicit exec_launcher(std::string joy_exec)
+    : joy_exec_(std::move(joy_exec)) {
     // nop
   }
 
@@ -124,13 +127,10 @@ public:
     } else {
       log.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
     }
-    std::vector<std::string> args{joy_exec_,
-                                  "--parent",
-                                  std::to_string(::getpid()),
-                                  "--cwd",
-                                  spec.work_dir,
-                                  "--",
-                                  spec.executable};
+    std::vector<std::string> args{
+      joy_exec_,      "--parent",    std::to_string(::getpid()),
+      "--cwd",        spec.work_dir, "--",
+      spec.executable};
     args.insert(args.end(), spec.args.begin(), spec.args.end());
     std::vector<std::string> env;
     for (auto& [k, v] : spec.env)
@@ -163,7 +163,8 @@ public:
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK
+                                      | POSIX_SPAWN_SETSIGDEF
                                       | POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
     int rc = ::posix_spawn(&pid, joy_exec_.c_str(), &fa, &attr, c_args.data(),
@@ -171,8 +172,8 @@ public:
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0)
-      return make_error(errc::io_error, "cannot start " + joy_exec_ + ": "
-                                          + std::strerror(rc));
+      return make_error(errc::io_error,
+                        "cannot start " + joy_exec_ + ": " + std::strerror(rc));
     unique_fd pidfd{static_cast<int>(::pidfd_open(pid, 0))};
     if (!pidfd) {
       // Cannot happen for our own unreaped child; be safe anyway.

@@ -12,8 +12,8 @@ spawner_actor spawn_spawner(caf::actor_system& sys,
   return sys.spawn<caf::detached>(
     [launcher](spawner_actor::pointer) -> spawner_actor::behavior_type {
       return {
-        [launcher](start_atom, const launch_spec& spec)
-          -> caf::result<launched_process> {
+        [launcher](start_atom,
+                   const launch_spec& spec) -> caf::result<launched_process> {
           auto res = launcher->launch(spec);
           if (!res)
             return std::move(res.error());

@@ -271,10 +271,10 @@ caf::expected<plugin_store> plugin_store::open(const std::string& path) {
       return exec(db, set_version.c_str());
     });
     if (err)
-      return make_error(errc::io_error,
-                        "cannot migrate registry " + path + " to schema "
-                          + std::to_string(version + 1) + ": "
-                          + message_of(err));
+      return make_error(errc::io_error, "cannot migrate registry " + path
+                                          + " to schema "
+                                          + std::to_string(version + 1) + ": "
+                                          + message_of(err));
   }
   guard.db = nullptr;
   return plugin_store{db};

@@ -50,7 +50,8 @@ public:
   caf::expected<plugin_record> get(const std::string& name) const;
 
   /// Every version of `name`, newest install first. Errors: not_found.
-  caf::expected<std::vector<plugin_record>> versions(const std::string& name) const;
+  caf::expected<std::vector<plugin_record>>
+  versions(const std::string& name) const;
 
   /// The active version of every plugin, by name.
   caf::expected<std::vector<plugin_record>> list() const;

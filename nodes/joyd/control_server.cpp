@@ -40,7 +40,6 @@ caf::expected<T> take(const caf::message& msg) {
   return make_error(errc::internal, "unexpected response from the node actor");
 }
 
-
 void write_info(const plugin_info& x, wire::PluginInfo::Builder out) {
   out.setName(x.record.name.empty() ? x.status.name : x.record.name);
   out.setVersion(x.record.version);
@@ -151,8 +150,8 @@ public:
     // actor that never answers.
     auto bound = (req.timeout.count() * kj::NANOSECONDS) + 10 * kj::SECONDS;
     std::string plugin = params.getPlugin();
-    return ctx_.request(cfg_.node, bound, call_atom_v, std::move(plugin),
-                        std::move(req))
+    return ctx_
+      .request(cfg_.node, bound, call_atom_v, std::move(plugin), std::move(req))
       .then([context](caf::message msg) mutable {
         write_result(take<value>(msg), context.getResults().initResult());
       });
@@ -207,9 +206,10 @@ public:
     auto out = context.getResults().initResult();
     if (params.getVersion() != protocol_version) {
       write_error(errc::version_mismatch,
-                  "client speaks protocol " + std::to_string(params.getVersion())
-                    + ", this node (Joy " + std::string{version()}
-                    + ") speaks " + std::to_string(protocol_version),
+                  "client speaks protocol "
+                    + std::to_string(params.getVersion()) + ", this node (Joy "
+                    + std::string{version()} + ") speaks "
+                    + std::to_string(protocol_version),
                   {}, out.initErr());
       return kj::READY_NOW;
     }
@@ -229,7 +229,10 @@ class control_server final : public kj_resource,
                              private kj::TaskSet::ErrorHandler {
 public:
   control_server(kj_context& ctx, unique_fd listener, control_server_config cfg)
-    : ctx_(ctx), listener_(std::move(listener)), cfg_(std::move(cfg)), tasks_(*this) {
+    : ctx_(ctx),
+      listener_(std::move(listener)),
+      cfg_(std::move(cfg)),
+      tasks_(*this) {
     observer_ = kj::heap<kj::UnixEventPort::FdObserver>(
       ctx_.event_port(), listener_.get(),
       kj::UnixEventPort::FdObserver::OBSERVE_READ);
@@ -249,7 +252,8 @@ private:
 
   kj::Promise<void> accept_loop() {
     accept_all();
-    return observer_->whenBecomesReadable().then([this] { return accept_loop(); });
+    return observer_->whenBecomesReadable().then(
+      [this] { return accept_loop(); });
   }
 
   void accept_all() {
@@ -314,7 +318,8 @@ caf::error start_control_server(kj_context& ctx, uint64_t id,
                         + std::to_string(sizeof(addr.sun_path) - 1)
                         + " bytes; use a shorter JOY_HOME");
   std::strcpy(addr.sun_path, cfg.socket_path.c_str());
-  unique_fd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+  unique_fd fd{
+    ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   if (!fd)
     return make_error(errc::io_error,
                       std::string{"socket: "} + std::strerror(errno));

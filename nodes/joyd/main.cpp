@@ -94,12 +94,15 @@ int main(int argc, char** argv) {
   double call_timeout_s = 120;
   double stop_grace_s = 5;
   bool show_version = false;
-  app.add_option("--home", home, "The node's home (default: $JOY_HOME or ~/.joy)");
-  app.add_option("--call-timeout", call_timeout_s,
-                 "Seconds a call may run when the caller gives no deadline")
+  app.add_option("--home", home,
+                 "The node's home (default: $JOY_HOME or ~/.joy)");
+  app
+    .add_option("--call-timeout", call_timeout_s,
+                "Seconds a call may run when the caller gives no deadline")
     ->check(CLI::PositiveNumber);
-  app.add_option("--stop-grace", stop_grace_s,
-                 "Seconds a plugin gets to exit before it is killed")
+  app
+    .add_option("--stop-grace", stop_grace_s,
+                "Seconds a plugin gets to exit before it is killed")
     ->check(CLI::NonNegativeNumber);
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
@@ -119,7 +122,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  // -- the home ----------------------------------------------------------------
+  // -- the home ---------------------------------------------------------------
   home = fs::absolute(home).lexically_normal().string();
   std::error_code ec;
   for (auto dir : {home, home + "/plugins", home + "/logs"}) {
@@ -133,7 +136,7 @@ int main(int argc, char** argv) {
   if (!lock)
     return fail(lock_error);
 
-  // -- the registry ------------------------------------------------------------
+  // -- the registry -----------------------------------------------------------
   auto store = joy::plugin_store::open(home + "/registry.db");
   if (!store)
     return fail(joy::message_of(store.error()));
@@ -146,7 +149,7 @@ int main(int argc, char** argv) {
       return fail(joy::message_of(err));
   }
 
-  // -- actors and the kj thread --------------------------------------------------
+  // -- actors and the kj thread -----------------------------------------------
   caf::actor_system_config cfg;
   joy::configure_actor_system(cfg, 2);
   caf::actor_system sys{cfg};
@@ -178,7 +181,8 @@ int main(int argc, char** argv) {
   auto server_id = kj.next_id();
   std::promise<caf::error> listening;
   kj.post([&listening, server_id, ccfg](joy::kj_context& ctx) mutable {
-    listening.set_value(joy::start_control_server(ctx, server_id, std::move(ccfg)));
+    listening.set_value(
+      joy::start_control_server(ctx, server_id, std::move(ccfg)));
   });
   if (auto err = listening.get_future().get()) {
     auto msg = joy::message_of(err);
@@ -190,8 +194,8 @@ int main(int argc, char** argv) {
     kj.stop();
     return fail(msg);
   }
-  joy::log(joy::log_level::info, "joyd",
-           "node ", node_id, " (Joy ", joy::version(), ") listening on ", socket,
+  joy::log(joy::log_level::info, "joyd", "node ", node_id, " (Joy ",
+           joy::version(), ") listening on ", socket,
            "; plugins run unsandboxed in this release");
 
   // -- run until told to stop -------------------------------------------------
@@ -206,7 +210,9 @@ int main(int argc, char** argv) {
   // 2. Stop every plugin.
   {
     caf::scoped_actor self{sys};
-    self->request(node, ncfg.stop_grace + std::chrono::seconds{30}, joy::shutdown_atom_v)
+    self
+      ->request(node, ncfg.stop_grace + std::chrono::seconds{30},
+                joy::shutdown_atom_v)
       .receive([](bool) {},
                [](caf::error& err) {
                  joy::log(joy::log_level::warning, "joyd",

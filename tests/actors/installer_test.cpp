@@ -33,9 +33,9 @@ constexpr const char* run_script = "#!/bin/sh\necho hello\n";
 /// data file.
 void make_plugin(const fs::path& dir, const std::string& name = "hello",
                  const std::string& version = "1.0.0") {
-  write_file(dir / "plugin.json",
-             R"({"name": ")" + name + R"(", "type": "native", "version": ")"
-               + version + R"(", "entry": "bin/run"})");
+  write_file(dir / "plugin.json", R"({"name": ")" + name
+                                    + R"(", "type": "native", "version": ")"
+                                    + version + R"(", "entry": "bin/run"})");
   write_file(dir / "bin" / "run", run_script);
   fs::permissions(dir / "bin" / "run", fs::perms(0755));
   write_file(dir / "data" / "model.txt", "weights");

@@ -56,7 +56,8 @@ struct host_fixture {
     opts.manual_clock = manual_clock;
     kj = std::make_unique<kj_thread>(*sys, opts);
     // The launcher is owned here; the spawner only borrows it.
-    std::shared_ptr<process_launcher> borrowed{launcher.get(), [](process_launcher*) {}};
+    std::shared_ptr<process_launcher> borrowed{launcher.get(),
+                                               [](process_launcher*) {}};
     spawner = spawn_spawner(*sys, borrowed);
     plugin_host_config hc;
     hc.launch.name = "calc";
@@ -109,9 +110,9 @@ struct host_fixture {
   }
 
   /// Issues a call from a background actor; the future holds its outcome.
-  std::future<caf::expected<value>> call_async(const std::string& method,
-                                               value_list args,
-                                               caf::timespan timeout = caf::timespan{0}) {
+  std::future<caf::expected<value>>
+  call_async(const std::string& method, value_list args,
+             caf::timespan timeout = caf::timespan{0}) {
     auto p = std::make_shared<std::promise<caf::expected<value>>>();
     auto fut = p->get_future();
     call_request req;
@@ -169,7 +170,8 @@ TEST_CASE("plugin errors reach the caller with their code and message",
   CHECK(code_of(missing.error()) == errc::not_found);
 }
 
-TEST_CASE("a plugin killed during a call fails that call at once, and the next call starts it again",
+TEST_CASE("a plugin killed during a call fails that call at once, and the next "
+          "call starts it again",
           "[actors][plugin_host]") {
   host_fixture f;
   REQUIRE(f.call("echo", {value{1}}));
@@ -196,10 +198,12 @@ TEST_CASE("a plugin killed during a call fails that call at once, and the next c
   CHECK(f.status().starts == 2);
 }
 
-TEST_CASE("a spawn failure leaves the plugin failed, and waiting calls get the reason",
-          "[actors][plugin_host]") {
+TEST_CASE(
+  "a spawn failure leaves the plugin failed, and waiting calls get the reason",
+  "[actors][plugin_host]") {
   host_fixture f;
-  f.launcher->fail_next_launch("cannot run /nowhere/calc: No such file or directory");
+  f.launcher->fail_next_launch(
+    "cannot run /nowhere/calc: No such file or directory");
   auto res = f.call("add", {value{1}, value{1}});
   REQUIRE_FALSE(res);
   CHECK(code_of(res.error()) == errc::unavailable);
@@ -215,13 +219,15 @@ TEST_CASE("a plugin whose setup fails is failed with setup's message",
   auto started = f.control(true);
   REQUIRE_FALSE(started);
   CHECK(code_of(started.error()) == errc::unavailable);
-  CHECK_THAT(message_of(started.error()), Catch::Contains("setup() failed: no GPU here"));
+  CHECK_THAT(message_of(started.error()),
+             Catch::Contains("setup() failed: no GPU here"));
   auto s = f.status();
   CHECK(s.state == plugin_state::failed);
   CHECK_THAT(s.last_error, Catch::Contains("no GPU here"));
 }
 
-TEST_CASE("a plugin speaking another protocol version is refused with both versions named",
+TEST_CASE("a plugin speaking another protocol version is refused with both "
+          "versions named",
           "[actors][plugin_host]") {
   test::fake_behavior b;
   b.version = 99;
@@ -231,7 +237,8 @@ TEST_CASE("a plugin speaking another protocol version is refused with both versi
   CHECK_THAT(message_of(started.error()), Catch::Contains("protocol 99"));
 }
 
-TEST_CASE("a plugin that never says hello fails its start when the kj clock passes the start timeout",
+TEST_CASE("a plugin that never says hello fails its start when the kj clock "
+          "passes the start timeout",
           "[actors][plugin_host]") {
   test::fake_behavior b;
   b.say_hello = false;
@@ -265,7 +272,8 @@ TEST_CASE("a call past its deadline times out and is cancelled in the plugin",
   CHECK(*sum == value{2});
 }
 
-TEST_CASE("stop runs the plugin's exit() and ends in stopped; stopping again is a no-op",
+TEST_CASE("stop runs the plugin's exit() and ends in stopped; stopping again "
+          "is a no-op",
           "[actors][plugin_host]") {
   host_fixture f;
   REQUIRE(f.call("echo", {value{1}}));

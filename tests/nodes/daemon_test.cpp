@@ -23,7 +23,8 @@ using json = nlohmann::json;
 namespace {
 
 bool is_hex_sha256(const std::string& s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+  return s.size() == 64
+         && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 } // namespace
@@ -38,7 +39,8 @@ TEST_CASE("a node installs, calls, stops, restarts and lists its plugins again",
   CHECK(st["plugins"].empty());
   auto node_id = st["node_id"].get<std::string>();
 
-  auto installed = json::parse(node.ok({"install", example("hello"), "--json"}));
+  auto installed
+    = json::parse(node.ok({"install", example("hello"), "--json"}));
   CHECK(installed["name"] == "hello");
   CHECK(installed["version"] == "0.1.0");
   CHECK(installed["type"] == "native");
@@ -75,7 +77,8 @@ TEST_CASE("a node installs, calls, stops, restarts and lists its plugins again",
   node.ok({"stop"});
 }
 
-TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts again on the next call",
+TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts "
+          "again on the next call",
           "[nodes][daemon]") {
   node_fixture node;
   node.start();
@@ -85,7 +88,9 @@ TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts a
   REQUIRE(pid > 0);
   run_result slow;
   auto t0 = std::chrono::steady_clock::now();
-  std::thread caller{[&] { slow = node.joy({"call", "hello", "slow", "30", "\"late\""}); }};
+  std::thread caller{[&] {
+    slow = node.joy({"call", "hello", "slow", "30", "\"late\""});
+  }};
   // Wait until the plugin is busy with the slow call, then kill it.
   std::this_thread::sleep_for(300ms);
   ::kill(pid, SIGKILL);
@@ -96,7 +101,8 @@ TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts a
   CHECK(took < 10s); // not the 30 s of the call, nor a timeout
   CHECK(node.plugin("hello")["state"] == "failed");
   CHECK(eventually([&] {
-    return node.plugin("hello")["last_error"].get<std::string>().find("signal 9")
+    return node.plugin("hello")["last_error"].get<std::string>().find(
+             "signal 9")
            != std::string::npos;
   }));
   // The next call starts it again.
@@ -106,14 +112,16 @@ TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts a
   CHECK(restarted["pid"] != pid);
 }
 
-TEST_CASE("a daemon killed with -9 keeps every acknowledged install and leaves no plugin behind",
+TEST_CASE("a daemon killed with -9 keeps every acknowledged install and leaves "
+          "no plugin behind",
           "[nodes][daemon]") {
   node_fixture node;
   node.start();
   node.ok({"install", example("hello")});
   node.ok({"install", node.copy_example("hello", "hello-two")});
   CHECK(node.ok({"call", "hello-two", "add", "1", "2"}) == "3\n");
-  auto pids = std::vector<int>{node.plugin("hello")["pid"], node.plugin("hello-two")["pid"]};
+  auto pids = std::vector<int>{node.plugin("hello")["pid"],
+                               node.plugin("hello-two")["pid"]};
   auto daemon = node.daemon_pid();
   REQUIRE(daemon > 0);
   ::kill(daemon, SIGKILL);
@@ -129,7 +137,8 @@ TEST_CASE("a daemon killed with -9 keeps every acknowledged install and leaves n
   CHECK(node.ok({"call", "hello-two", "add", "2", "3"}) == "5\n");
 }
 
-TEST_CASE("a plugin that exits at start fails fast with its exit code, and the node carries on",
+TEST_CASE("a plugin that exits at start fails fast with its exit code, and the "
+          "node carries on",
           "[nodes][daemon]") {
   node_fixture node;
   node.start();
@@ -143,19 +152,22 @@ TEST_CASE("a plugin that exits at start fails fast with its exit code, and the n
   CHECK(node.ok({"call", "hello", "add", "1", "2"}) == "3\n");
 }
 
-TEST_CASE("plugins that break the wire protocol are cut off and the daemon survives",
-          "[nodes][daemon][security]") {
+TEST_CASE(
+  "plugins that break the wire protocol are cut off and the daemon survives",
+  "[nodes][daemon][security]") {
   node_fixture node;
   node.start();
   node.ok({"install", example("hello")});
-  for (std::string mode : {"segcount", "oversize", "bad-exception", "bad-return", "garbage"}) {
+  for (std::string mode :
+       {"segcount", "oversize", "bad-exception", "bad-return", "garbage"}) {
     DYNAMIC_SECTION("mode " << mode) {
       node.ok({"install", node.evil_plugin(mode)});
       auto r = node.joy({"call", "evil-" + mode, "x"});
       CHECK(r.exit_code != 0);
       auto p = node.plugin("evil-" + mode);
       CHECK(p["state"] == "failed");
-      CHECK_THAT(p["last_error"].get<std::string>(), Catch::Contains("protocol violation"));
+      CHECK_THAT(p["last_error"].get<std::string>(),
+                 Catch::Contains("protocol violation"));
       // The daemon and the good plugin are unharmed.
       CHECK(node.ok({"call", "hello", "add", "20", "22"}) == "42\n");
       CHECK(node.processes_in_home().size() == 1);
@@ -169,7 +181,8 @@ TEST_CASE("malformed frames on the control socket close that connection only",
   node.start();
   node.ok({"install", example("hello")});
   auto socket = node.home() + "/joyd.sock";
-  for (std::string mode : {"segcount", "oversize", "bad-exception", "bad-return", "garbage"}) {
+  for (std::string mode :
+       {"segcount", "oversize", "bad-exception", "bad-return", "garbage"}) {
     auto r = run({bin("joy-test-evil"), mode, "--connect", socket}, {}, 20s);
     // The daemon hung up on it (the peer saw EOF and exited 0).
     CHECK(r.exit_code == 0);
@@ -178,10 +191,11 @@ TEST_CASE("malformed frames on the control socket close that connection only",
   CHECK(node.daemon_running());
 }
 
-TEST_CASE("the control socket is private to the node's user", "[nodes][daemon][security]") {
+TEST_CASE("the control socket is private to the node's user",
+          "[nodes][daemon][security]") {
   node_fixture node;
   node.start();
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat((node.home() + "/joyd.sock").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   REQUIRE(::stat(node.home().c_str(), &st) == 0);
@@ -202,8 +216,9 @@ TEST_CASE("the control socket is private to the node's user", "[nodes][daemon][s
   }
 }
 
-TEST_CASE("a second daemon on the same home is refused with the first one's pid",
-          "[nodes][daemon]") {
+TEST_CASE(
+  "a second daemon on the same home is refused with the first one's pid",
+  "[nodes][daemon]") {
   node_fixture node;
   node.start();
   auto r = run({bin("joyd"), "--home", node.home()}, {}, 20s);

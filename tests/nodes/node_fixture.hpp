@@ -56,7 +56,8 @@ public:
   std::string ok(const std::vector<std::string>& args) {
     auto r = joy(args);
     INFO("joy " << join(args) << "\nstdout: " << r.out << "\nstderr: " << r.err
-                << "\njoyd.log:\n" << read_file(home_ + "/logs/joyd.log"));
+                << "\njoyd.log:\n"
+                << read_file(home_ + "/logs/joyd.log"));
     REQUIRE(r.exit_code == 0);
     return r.out;
   }
@@ -101,7 +102,8 @@ public:
   }
 
   /// A copy of an example plugin folder under another name.
-  std::string copy_example(const std::string& example_name, const std::string& new_name) {
+  std::string copy_example(const std::string& example_name,
+                           const std::string& new_name) {
     auto dst = dir_.path() / "src" / new_name;
     std::filesystem::create_directories(dst.parent_path());
     std::filesystem::copy(test::example(example_name), dst,
@@ -116,12 +118,14 @@ public:
   std::string evil_plugin(const std::string& mode) {
     auto name = "evil-" + mode;
     auto dst = dir_.path() / "src" / name;
-    write_file(dst / "plugin.json",
-               nlohmann::json{{"name", name}, {"type", "native"}, {"entry", "run.sh"}}
-                 .dump());
+    write_file(
+      dst / "plugin.json",
+      nlohmann::json{{"name", name}, {"type", "native"}, {"entry", "run.sh"}}
+        .dump());
     write_file(dst / "run.sh",
                "#!/bin/sh\nexec " + bin("joy-test-evil") + " " + mode + "\n");
-    std::filesystem::permissions(dst / "run.sh", std::filesystem::perms::owner_all);
+    std::filesystem::permissions(dst / "run.sh",
+                                 std::filesystem::perms::owner_all);
     return dst.string();
   }
 

@@ -35,8 +35,10 @@ using seam_actor = caf::typed_actor<
   caf::replies_to<call_atom, int64_t, int64_t>::with<int64_t>>;
 
 seam_actor spawn_seam_actor(caf::actor_system& sys, kj_thread& kj) {
-  return sys.spawn([&kj](seam_actor::pointer self) -> seam_actor::behavior_type {
-    return {[self, &kj](call_atom, int64_t x, int64_t delay_ms) -> caf::result<int64_t> {
+  return sys.spawn([&kj](
+                     seam_actor::pointer self) -> seam_actor::behavior_type {
+    return {[self, &kj](call_atom, int64_t x,
+                        int64_t delay_ms) -> caf::result<int64_t> {
       kj.post([rh = reply_handle{self}, x, delay_ms](kj_context& ctx) mutable {
         if (delay_ms == 0) {
           rh.deliver_value(x + 1);
@@ -56,17 +58,20 @@ seam_actor spawn_seam_actor(caf::actor_system& sys, kj_thread& kj) {
 /// Holds every request's reply handle on the kj thread in a promise that
 /// never resolves.
 seam_actor spawn_black_hole(caf::actor_system& sys, kj_thread& kj) {
-  return sys.spawn([&kj](seam_actor::pointer self) -> seam_actor::behavior_type {
-    return {[self, &kj](call_atom, int64_t, int64_t) -> caf::result<int64_t> {
-      kj.post([rh = reply_handle{self}](kj_context& ctx) mutable {
-        auto never = kj::newPromiseAndFulfiller<void>();
-        ctx.tasks().add(never.promise.then([rh = std::move(rh)]() mutable {
-          rh.deliver_value(int64_t{0});
-        }).attach(kj::mv(never.fulfiller)));
-      });
-      return caf::delegated<int64_t>{};
-    }};
-  });
+  return sys.spawn(
+    [&kj](seam_actor::pointer self) -> seam_actor::behavior_type {
+      return {[self, &kj](call_atom, int64_t, int64_t) -> caf::result<int64_t> {
+        kj.post([rh = reply_handle{self}](kj_context& ctx) mutable {
+          auto never = kj::newPromiseAndFulfiller<void>();
+          ctx.tasks().add(never.promise
+                            .then([rh = std::move(rh)]() mutable {
+                              rh.deliver_value(int64_t{0});
+                            })
+                            .attach(kj::mv(never.fulfiller)));
+        });
+        return caf::delegated<int64_t>{};
+      }};
+    });
 }
 
 struct seam_fixture {
@@ -107,8 +112,9 @@ std::vector<int64_t> flood(caf::actor_system& sys, seam_actor target, int n,
 
 } // namespace
 
-TEST_CASE("tasks posted from many threads run on the kj thread in each poster's order",
-          "[runtime][seam]") {
+TEST_CASE(
+  "tasks posted from many threads run on the kj thread in each poster's order",
+  "[runtime][seam]") {
   seam_fixture f;
   kj_thread kj{*f.sys};
   constexpr int threads = 4;
@@ -155,8 +161,9 @@ TEST_CASE("a flood of 100 calls in flight through the seam all complete",
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("stopping the kj thread with calls pending fails each with disconnected",
-          "[runtime][seam]") {
+TEST_CASE(
+  "stopping the kj thread with calls pending fails each with disconnected",
+  "[runtime][seam]") {
   seam_fixture f;
   auto kj = std::make_unique<kj_thread>(*f.sys);
   auto hole = spawn_black_hole(*f.sys, *kj);
@@ -196,13 +203,15 @@ TEST_CASE("a task posted after stop is dropped and its reply fails, not hangs",
   auto actor = spawn_seam_actor(*f.sys, kj);
   caf::scoped_actor self{*f.sys};
   self->request(actor, 10s, call_atom_v, int64_t{1}, int64_t{0})
-    .receive([](int64_t) { FAIL("answered after stop"); },
-             [](caf::error& err) { CHECK(code_of(err) == errc::disconnected); });
+    .receive(
+      [](int64_t) { FAIL("answered after stop"); },
+      [](caf::error& err) { CHECK(code_of(err) == errc::disconnected); });
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("kj timers follow the manual clock, so deadlines are tested without sleeping",
-          "[runtime][seam]") {
+TEST_CASE(
+  "kj timers follow the manual clock, so deadlines are tested without sleeping",
+  "[runtime][seam]") {
   seam_fixture f;
   kj_thread::options opts;
   opts.manual_clock = true;
@@ -212,7 +221,8 @@ TEST_CASE("kj timers follow the manual clock, so deadlines are tested without sl
   auto answer = std::make_shared<std::promise<int64_t>>();
   auto fut = answer->get_future();
   f.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(actor, caf::infinite, call_atom_v, int64_t{41}, int64_t{600000})
+    self
+      ->request(actor, caf::infinite, call_atom_v, int64_t{41}, int64_t{600000})
       .then([=](int64_t x) { answer->set_value(x); },
             [=](caf::error&) { answer->set_value(-1); });
   });
@@ -229,7 +239,8 @@ TEST_CASE("kj code asks an actor through the companion and gets the answer",
           "[runtime][seam]") {
   seam_fixture f;
   kj_thread kj{*f.sys};
-  using adder = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
+  using adder
+    = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
   auto actor = f.sys->spawn([]() -> adder::behavior_type {
     return {[](call_atom, int64_t x) { return x * 2; }};
   });
@@ -240,12 +251,14 @@ TEST_CASE("kj code asks an actor through the companion and gets the answer",
     for (int64_t i = 0; i < 100; ++i)
       results.add(ctx.request(actor, 10 * kj::SECONDS, call_atom_v, i)
                     .then([](caf::message msg) -> int64_t {
-                      return msg.match_elements<int64_t>() ? msg.get_as<int64_t>(0) : -1;
+                      return msg.match_elements<int64_t>()
+                               ? msg.get_as<int64_t>(0)
+                               : -1;
                     }));
-    ctx.tasks().add(kj::joinPromises(results.finish())
-                      .then([&out](kj::Array<int64_t> xs) {
-                        out.set_value(std::vector<int64_t>(xs.begin(), xs.end()));
-                      }));
+    ctx.tasks().add(
+      kj::joinPromises(results.finish()).then([&out](kj::Array<int64_t> xs) {
+        out.set_value(std::vector<int64_t>(xs.begin(), xs.end()));
+      }));
   });
   auto fut = out.get_future();
   REQUIRE(fut.wait_for(10s) == std::future_status::ready);
@@ -255,22 +268,26 @@ TEST_CASE("kj code asks an actor through the companion and gets the answer",
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a kj-side request to an actor that never answers times out on the kj clock",
-          "[runtime][seam]") {
+TEST_CASE(
+  "a kj-side request to an actor that never answers times out on the kj clock",
+  "[runtime][seam]") {
   seam_fixture f;
   kj_thread::options opts;
   opts.manual_clock = true;
   kj_thread kj{*f.sys, opts};
-  using mute = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
+  using mute
+    = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
   // Keeps the promise forever without answering.
-  auto keeper = std::make_shared<std::vector<caf::typed_response_promise<int64_t>>>();
-  auto actor = f.sys->spawn([keeper](mute::pointer self) -> mute::behavior_type {
-    return {[self, keeper](call_atom, int64_t) -> caf::result<int64_t> {
-      auto rp = self->make_response_promise<int64_t>();
-      keeper->push_back(rp);
-      return rp;
-    }};
-  });
+  auto keeper
+    = std::make_shared<std::vector<caf::typed_response_promise<int64_t>>>();
+  auto actor
+    = f.sys->spawn([keeper](mute::pointer self) -> mute::behavior_type {
+        return {[self, keeper](call_atom, int64_t) -> caf::result<int64_t> {
+          auto rp = self->make_response_promise<int64_t>();
+          keeper->push_back(rp);
+          return rp;
+        }};
+      });
   std::promise<errc> out;
   kj.post([&out, actor](kj_context& ctx) {
     ctx.tasks().add(ctx.request(actor, 5 * kj::SECONDS, call_atom_v, int64_t{1})
@@ -288,10 +305,12 @@ TEST_CASE("a kj-side request to an actor that never answers times out on the kj 
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a kj-side request to a dead actor fails at once", "[runtime][seam]") {
+TEST_CASE("a kj-side request to a dead actor fails at once",
+          "[runtime][seam]") {
   seam_fixture f;
   kj_thread kj{*f.sys};
-  using adder = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
+  using adder
+    = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
   auto actor = f.sys->spawn([]() -> adder::behavior_type {
     return {[](call_atom, int64_t x) { return x; }};
   });
@@ -303,10 +322,11 @@ TEST_CASE("a kj-side request to a dead actor fails at once", "[runtime][seam]") 
   }
   std::promise<bool> out;
   kj.post([&out, actor](kj_context& ctx) {
-    ctx.tasks().add(ctx.request(actor, 60 * kj::SECONDS, call_atom_v, int64_t{1})
-                      .then([&out](caf::message msg) {
-                        out.set_value(msg.match_elements<caf::error>());
-                      }));
+    ctx.tasks().add(
+      ctx.request(actor, 60 * kj::SECONDS, call_atom_v, int64_t{1})
+        .then([&out](caf::message msg) {
+          out.set_value(msg.match_elements<caf::error>());
+        }));
   });
   auto fut = out.get_future();
   REQUIRE(fut.wait_for(5s) == std::future_status::ready);
@@ -316,16 +336,19 @@ TEST_CASE("a kj-side request to a dead actor fails at once", "[runtime][seam]") 
 TEST_CASE("a reply handle dropped without delivering answers disconnected",
           "[runtime][seam]") {
   seam_fixture f;
-  using dropper = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
-  auto actor = f.sys->spawn([](dropper::pointer self) -> dropper::behavior_type {
-    return {[self](call_atom, int64_t) -> caf::result<int64_t> {
-      reply_handle rh{self};
-      return caf::delegated<int64_t>{}; // rh goes out of scope here
-    }};
-  });
+  using dropper
+    = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
+  auto actor
+    = f.sys->spawn([](dropper::pointer self) -> dropper::behavior_type {
+        return {[self](call_atom, int64_t) -> caf::result<int64_t> {
+          reply_handle rh{self};
+          return caf::delegated<int64_t>{}; // rh goes out of scope here
+        }};
+      });
   caf::scoped_actor self{*f.sys};
   self->request(actor, 10s, call_atom_v, int64_t{1})
-    .receive([](int64_t) { FAIL("answered"); },
-             [](caf::error& err) { CHECK(code_of(err) == errc::disconnected); });
+    .receive(
+      [](int64_t) { FAIL("answered"); },
+      [](caf::error& err) { CHECK(code_of(err) == errc::disconnected); });
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }

@@ -40,8 +40,8 @@ struct stream_pair {
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     raw.reset(sv[1]);
     stream = kj::heap<validating_stream>(
-      io.lowLevelProvider->wrapUnixSocketFd(sv[0],
-                                            kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP),
+      io.lowLevelProvider->wrapUnixSocketFd(
+        sv[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP),
       limits);
   }
 
@@ -61,13 +61,14 @@ struct stream_pair {
   /// Reads one message; returns the error text, or "" if it was accepted.
   std::string read_error() {
     std::string error;
-    KJ_IF_MAYBE(ex, kj::runCatchingExceptions([&] {
-                  auto msg = stream->tryReadMessage(nullptr, capnp::ReaderOptions{},
-                                                    nullptr)
-                               .wait(io.waitScope);
-                  if (msg == nullptr)
-                    error = "EOF";
-                })) {
+    KJ_IF_MAYBE (ex, kj::runCatchingExceptions([&] {
+                   auto msg = stream
+                                ->tryReadMessage(
+                                  nullptr, capnp::ReaderOptions{}, nullptr)
+                                .wait(io.waitScope);
+                   if (msg == nullptr)
+                     error = "EOF";
+                 })) {
       error = ex->getDescription().cStr();
       if (error.empty())
         error = "exception";
@@ -78,7 +79,7 @@ struct stream_pair {
   kj::Own<capnp::MessageReader> read() {
     auto msg = stream->tryReadMessage(nullptr, capnp::ReaderOptions{}, nullptr)
                  .wait(io.waitScope);
-    KJ_IF_MAYBE(m, msg) {
+    KJ_IF_MAYBE (m, msg) {
       return kj::mv(m->reader);
     }
     FAIL("unexpected EOF");
@@ -92,7 +93,8 @@ void build_value(capnp::MallocMessageBuilder& msg, int64_t x) {
 
 } // namespace
 
-TEST_CASE("a well-formed message passes and reads back intact", "[runtime][stream]") {
+TEST_CASE("a well-formed message passes and reads back intact",
+          "[runtime][stream]") {
   stream_pair p;
   capnp::MallocMessageBuilder msg;
   build_value(msg, 42);
@@ -101,7 +103,8 @@ TEST_CASE("a well-formed message passes and reads back intact", "[runtime][strea
   CHECK(reader->getRoot<wire::Value>().getInt64() == 42);
 }
 
-TEST_CASE("many messages in one write are all read, in order", "[runtime][stream]") {
+TEST_CASE("many messages in one write are all read, in order",
+          "[runtime][stream]") {
   stream_pair p;
   kj::Vector<kj::byte> all;
   for (int64_t i = 0; i < 200; ++i) {
@@ -131,8 +134,9 @@ TEST_CASE("a message cut off by the peer closing is an error, not EOF",
   CHECK(err.find("middle of a message") != std::string::npos);
 }
 
-TEST_CASE("a segment count of 0xFFFFFFFF (count overflow) is refused before parsing",
-          "[runtime][stream]") {
+TEST_CASE(
+  "a segment count of 0xFFFFFFFF (count overflow) is refused before parsing",
+  "[runtime][stream]") {
   stream_pair p;
   p.send_raw({0xFFFFFFFFu, 1, 0, 0});
   auto err = p.read_error();
@@ -187,8 +191,9 @@ TEST_CASE("garbage inside a well-framed RPC message is refused, not crashed on",
   }
 }
 
-TEST_CASE("RPC exceptions with an out-of-range type are refused wherever they appear",
-          "[runtime][stream]") {
+TEST_CASE(
+  "RPC exceptions with an out-of-range type are refused wherever they appear",
+  "[runtime][stream]") {
   auto bad = static_cast<capnp::rpc::Exception::Type>(0xFFFF);
   SECTION("in a return") {
     stream_pair p;
@@ -199,7 +204,8 @@ TEST_CASE("RPC exceptions with an out-of-range type are refused wherever they ap
     ex.setReason("boom");
     ex.setType(bad);
     p.send(msg);
-    CHECK(p.read_error().find("return with exception type 65535") != std::string::npos);
+    CHECK(p.read_error().find("return with exception type 65535")
+          != std::string::npos);
   }
   SECTION("in an abort") {
     stream_pair p;
@@ -207,7 +213,8 @@ TEST_CASE("RPC exceptions with an out-of-range type are refused wherever they ap
     msg.initRoot<capnp::rpc::Message>().initAbort().setType(
       static_cast<capnp::rpc::Exception::Type>(7));
     p.send(msg);
-    CHECK(p.read_error().find("abort with exception type 7") != std::string::npos);
+    CHECK(p.read_error().find("abort with exception type 7")
+          != std::string::npos);
   }
   SECTION("in a resolve") {
     stream_pair p;
@@ -215,7 +222,8 @@ TEST_CASE("RPC exceptions with an out-of-range type are refused wherever they ap
     msg.initRoot<capnp::rpc::Message>().initResolve().initException().setType(
       static_cast<capnp::rpc::Exception::Type>(4));
     p.send(msg);
-    CHECK(p.read_error().find("resolve with exception type 4") != std::string::npos);
+    CHECK(p.read_error().find("resolve with exception type 4")
+          != std::string::npos);
   }
   SECTION("echoed inside an 'unimplemented'") {
     stream_pair p;
@@ -229,7 +237,8 @@ TEST_CASE("RPC exceptions with an out-of-range type are refused wherever they ap
     stream_pair p;
     for (uint16_t t = 0; t <= 3; ++t) {
       capnp::MallocMessageBuilder msg;
-      auto ex = msg.initRoot<capnp::rpc::Message>().initReturn().initException();
+      auto ex
+        = msg.initRoot<capnp::rpc::Message>().initReturn().initException();
       ex.setType(static_cast<capnp::rpc::Exception::Type>(t));
       p.send(msg);
       CHECK(p.read_error().empty());
@@ -250,8 +259,8 @@ TEST_CASE("messages written in one event-loop turn leave in one write",
   }
   kj::joinPromises(writes.releaseAsArray()).wait(p.io.waitScope);
   // The peer reads them all, in order (waiting runs the batched flush).
-  auto peer = p.io.lowLevelProvider->wrapSocketFd(p.raw.release(),
-                                                  kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  auto peer = p.io.lowLevelProvider->wrapSocketFd(
+    p.raw.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   for (int64_t i = 0; i < 100; ++i) {
     auto reader = capnp::readMessage(*peer).wait(p.io.waitScope);
     CHECK(reader->getRoot<wire::Value>().getInt64() == i);
@@ -282,7 +291,7 @@ TEST_CASE("a message larger than the read buffer goes both ways intact",
   auto read = b.tryReadMessage(nullptr, capnp::ReaderOptions{}, nullptr);
   write.wait(io.waitScope);
   auto got = read.wait(io.waitScope);
-  KJ_IF_MAYBE(m, got) {
+  KJ_IF_MAYBE (m, got) {
     auto blob = m->reader->getRoot<wire::Value>().getBytes().getInline();
     REQUIRE(blob.size() == data.size());
     CHECK(std::memcmp(blob.begin(), data.data(), data.size()) == 0);
@@ -322,9 +331,11 @@ TEST_CASE("file descriptors arrive with exactly the messages that carried them",
   kj::joinPromises(writes.releaseAsArray()).wait(io.waitScope);
   for (std::size_t i = 0; i < fds.size(); ++i) {
     auto space = kj::heapArray<kj::AutoCloseFd>(4);
-    auto got = b.tryReadMessage(space, capnp::ReaderOptions{}, nullptr).wait(io.waitScope);
-    KJ_IF_MAYBE(m, got) {
-      CHECK(m->reader->getRoot<wire::Value>().getInt64() == static_cast<int64_t>(i));
+    auto got = b.tryReadMessage(space, capnp::ReaderOptions{}, nullptr)
+                 .wait(io.waitScope);
+    KJ_IF_MAYBE (m, got) {
+      CHECK(m->reader->getRoot<wire::Value>().getInt64()
+            == static_cast<int64_t>(i));
       REQUIRE(m->fds.size() == fds[i].size());
       // Each received fd is the write end of the pipe sent with it.
       int read_ends[] = {p1[0], p2[0], p3[0]};

@@ -40,7 +40,8 @@ int64_t twice(int64_t x) {
 }
 
 caf::expected<value> invoke(const plugin_exports& ex, const std::string& name,
-                            const value_list& args, const value_map& kwargs = {}) {
+                            const value_list& args,
+                            const value_map& kwargs = {}) {
   auto* fn = ex.find(name);
   if (fn == nullptr)
     FAIL("no function named " << name);
@@ -55,7 +56,8 @@ value ok(const caf::expected<value>& res) {
 }
 
 /// The message of a call that must fail with `code`.
-std::string failure(const caf::expected<value>& res, errc code = errc::invalid_argument) {
+std::string failure(const caf::expected<value>& res,
+                    errc code = errc::invalid_argument) {
   if (res)
     FAIL("call should have failed but gave " << joy::to_string(*res));
   CHECK(joy::code_of(res.error()) == code);
@@ -75,8 +77,10 @@ plugin_exports converters() {
   ex.add("f32", [](float x) { return x; }, {"x"});
   ex.add("flag", [](bool x) { return !x; }, {"x"});
   ex.add("text", [](const std::string& s) { return s + "!"; }, {"s"});
-  ex.add("size", [](const buffer& b) { return static_cast<int64_t>(b.size()); }, {"b"});
-  ex.add("shape", [](const ndarray& a) { return std::vector<uint64_t>{a.shape}; },
+  ex.add("size", [](const buffer& b) { return static_cast<int64_t>(b.size()); },
+         {"b"});
+  ex.add("shape",
+         [](const ndarray& a) { return std::vector<uint64_t>{a.shape}; },
          {"a"});
   ex.add("later", [](timestamp t) { return timestamp{t.ns + 1}; }, {"t"});
   ex.add("count", [](const value_list& xs) { return xs.size(); }, {"xs"});
@@ -114,7 +118,7 @@ plugin_exports converters() {
 
 } // namespace
 
-// -- calling --------------------------------------------------------------------
+// -- calling ------------------------------------------------------------------
 
 TEST_CASE("exported functions of various signatures can be called",
           "[runtime][exports]") {
@@ -131,15 +135,19 @@ TEST_CASE("exported functions of various signatures can be called",
            return out;
          },
          {"a", "b", "n"})
-    .add("wrapped", std::function<double(double)>{[](double x) { return x / 2; }})
-    .add("none", [](int64_t a) { return a > 0 ? std::optional<int64_t>{a} : std::nullopt; });
+    .add("wrapped",
+         std::function<double(double)>{[](double x) { return x / 2; }})
+    .add("none", [](int64_t a) {
+      return a > 0 ? std::optional<int64_t>{a} : std::nullopt;
+    });
 
   CHECK(ok(invoke(ex, "add", {value{2}, value{3}})) == value{5});
   CHECK(ok(invoke(ex, "answer", {})) == value{42});
   CHECK(ok(invoke(ex, "twice", {value{21}})) == value{42});
   auto nested = value{value_map{{"a", value_list{value{1.5}, value{}}}}};
   CHECK(ok(invoke(ex, "echo", {nested})) == nested);
-  CHECK(ok(invoke(ex, "concat", {value{"ab"}, value{"c"}, value{2}})) == value{"abcabc"});
+  CHECK(ok(invoke(ex, "concat", {value{"ab"}, value{"c"}, value{2}}))
+        == value{"abcabc"});
   CHECK(ok(invoke(ex, "wrapped", {value{5.0}})) == value{2.5});
   CHECK(ok(invoke(ex, "none", {value{7}})) == value{7});
   CHECK(ok(invoke(ex, "none", {value{-7}})) == value{});
@@ -166,7 +174,8 @@ TEST_CASE("results convert to the matching value kinds", "[runtime][exports]") {
   a.data = buffer::take(std::vector<std::byte>(6));
   CHECK(ok(invoke(ex, "shape", {value{a}}))
         == value{value_list{value{uint64_t{2}}, value{uint64_t{3}}}});
-  CHECK(ok(invoke(ex, "later", {value{timestamp{41}}})) == value{timestamp{42}});
+  CHECK(ok(invoke(ex, "later", {value{timestamp{41}}}))
+        == value{timestamp{42}});
   CHECK(ok(invoke(ex, "count", {value{value_list{value{1}, value{}}}}))
         == value{uint64_t{2}});
   CHECK(ok(invoke(ex, "keys", {value{value_map{{"z", 1}, {"a", 2}}}}))
@@ -181,16 +190,21 @@ TEST_CASE("a wrong argument count is an invalid_argument error",
   ex.add("h", [] { return 0; });
   CHECK_THAT(failure(invoke(ex, "f", {value{1}, value{2}, value{3}})),
              Contains("f takes 2 arguments, got 3"));
-  CHECK_THAT(failure(invoke(ex, "f", {value{1}})), Contains("f takes 2 arguments, got 1"));
-  CHECK_THAT(failure(invoke(ex, "g", {})), Contains("g takes 1 argument, got 0"));
-  CHECK_THAT(failure(invoke(ex, "h", {value{1}})), Contains("h takes 0 arguments, got 1"));
+  CHECK_THAT(failure(invoke(ex, "f", {value{1}})),
+             Contains("f takes 2 arguments, got 1"));
+  CHECK_THAT(failure(invoke(ex, "g", {})),
+             Contains("g takes 1 argument, got 0"));
+  CHECK_THAT(failure(invoke(ex, "h", {value{1}})),
+             Contains("h takes 0 arguments, got 1"));
 }
 
-TEST_CASE("a wrong argument type names the argument, the expectation and the value",
-          "[runtime][exports]") {
+TEST_CASE(
+  "a wrong argument type names the argument, the expectation and the value",
+  "[runtime][exports]") {
   plugin_exports ex;
   ex.add("f", [](int64_t a, int64_t b) { return a + b; }, {"a", "b"});
-  ex.add("anon", [](int64_t a, const std::string& b) { return b + std::to_string(a); });
+  ex.add("anon",
+         [](int64_t a, const std::string& b) { return b + std::to_string(a); });
 
   auto msg = failure(invoke(ex, "f", {value{1}, value{"two"}}));
   CHECK_THAT(msg, Contains("f:"));
@@ -214,14 +228,15 @@ TEST_CASE("a wrong argument type names the argument, the expectation and the val
   CHECK_THAT(msg, Contains("argument 1 (a)"));
 }
 
-// -- lossless conversions -------------------------------------------------------
+// -- lossless conversions -----------------------------------------------------
 
 TEST_CASE("integral floats convert to integer parameters, fractions do not",
           "[runtime][exports]") {
   auto ex = converters();
   CHECK(ok(invoke(ex, "i64", {value{2.0}})) == value{2});
   CHECK(ok(invoke(ex, "i64", {value{-0.0}})) == value{0});
-  CHECK(ok(invoke(ex, "i64", {value{-9223372036854775808.0}})) == value{int64_min});
+  CHECK(ok(invoke(ex, "i64", {value{-9223372036854775808.0}}))
+        == value{int64_min});
   auto msg = failure(invoke(ex, "i64", {value{2.5}}));
   CHECK_THAT(msg, Contains("argument 1 (x)"));
   CHECK_THAT(msg, Contains("got float64 2.5"));
@@ -244,8 +259,10 @@ TEST_CASE("integers convert to double parameters only when exact",
   constexpr int64_t two_53 = int64_t{1} << 53;
   CHECK(ok(invoke(ex, "f64", {value{two_53}})) == value{9007199254740992.0});
   CHECK(ok(invoke(ex, "f64", {value{-two_53}})) == value{-9007199254740992.0});
-  CHECK(ok(invoke(ex, "f64", {value{int64_min}})) == value{-9223372036854775808.0});
-  CHECK(ok(invoke(ex, "f64", {value{uint64_t{1} << 63}})) == value{9223372036854775808.0});
+  CHECK(ok(invoke(ex, "f64", {value{int64_min}}))
+        == value{-9223372036854775808.0});
+  CHECK(ok(invoke(ex, "f64", {value{uint64_t{1} << 63}}))
+        == value{9223372036854775808.0});
   CHECK(ok(invoke(ex, "f64", {value{3}})) == value{3.0});
 
   auto msg = failure(invoke(ex, "f64", {value{two_53 + 1}}));
@@ -267,7 +284,9 @@ TEST_CASE("uint64 values convert to int64 parameters when in range",
   CHECK(ok(invoke(ex, "i64", {value{static_cast<uint64_t>(int64_max)}}))
         == value{int64_max});
   auto msg = failure(invoke(ex, "i64", {value{uint64_t{1} << 63}}));
-  CHECK_THAT(msg, Contains("an integer from -9223372036854775808 to 9223372036854775807"));
+  CHECK_THAT(
+    msg,
+    Contains("an integer from -9223372036854775808 to 9223372036854775807"));
   CHECK_THAT(msg, Contains("got uint64 9223372036854775808"));
   failure(invoke(ex, "i64", {value{uint64_max}}));
 }
@@ -281,7 +300,8 @@ TEST_CASE("negative values do not convert to unsigned parameters",
   failure(invoke(ex, "u32", {value{-1}}));
   failure(invoke(ex, "u8", {value{int64_min}}));
   CHECK(ok(invoke(ex, "u64", {value{0}})) == value{uint64_t{0}});
-  CHECK(ok(invoke(ex, "u64", {value{int64_max}})) == value{static_cast<uint64_t>(int64_max)});
+  CHECK(ok(invoke(ex, "u64", {value{int64_max}}))
+        == value{static_cast<uint64_t>(int64_max)});
   CHECK(ok(invoke(ex, "u64", {value{uint64_max}})) == value{uint64_max});
 }
 
@@ -296,50 +316,65 @@ TEST_CASE("small integer parameters check their range", "[runtime][exports]") {
   failure(invoke(ex, "i8", {value{uint64_t{128}}}));
   CHECK(ok(invoke(ex, "i8", {value{uint64_t{127}}})) == value{127});
   CHECK(ok(invoke(ex, "u8", {value{255}})) == value{255});
-  CHECK_THAT(failure(invoke(ex, "u8", {value{256}})), Contains("from 0 to 255"));
-  CHECK(ok(invoke(ex, "i32", {value{int64_t{-2147483648}}})) == value{-2147483648LL});
+  CHECK_THAT(failure(invoke(ex, "u8", {value{256}})),
+             Contains("from 0 to 255"));
+  CHECK(ok(invoke(ex, "i32", {value{int64_t{-2147483648}}}))
+        == value{-2147483648LL});
   failure(invoke(ex, "i32", {value{int64_t{2147483648}}}));
-  CHECK(ok(invoke(ex, "u32", {value{int64_t{4294967295}}})) == value{4294967295LL});
+  CHECK(ok(invoke(ex, "u32", {value{int64_t{4294967295}}}))
+        == value{4294967295LL});
   failure(invoke(ex, "u32", {value{int64_t{4294967296}}}));
 }
 
-TEST_CASE("float parameters take doubles in float range", "[runtime][exports]") {
+TEST_CASE("float parameters take doubles in float range",
+          "[runtime][exports]") {
   auto ex = converters();
-  CHECK(ok(invoke(ex, "f32", {value{0.1}})) == value{static_cast<double>(0.1f)});
+  CHECK(ok(invoke(ex, "f32", {value{0.1}}))
+        == value{static_cast<double>(0.1f)});
   CHECK(ok(invoke(ex, "f32", {value{3}})) == value{3.0});
-  auto inf = ok(invoke(ex, "f32", {value{std::numeric_limits<double>::infinity()}}));
+  auto inf
+    = ok(invoke(ex, "f32", {value{std::numeric_limits<double>::infinity()}}));
   CHECK(inf == value{std::numeric_limits<double>::infinity()});
-  CHECK_THAT(failure(invoke(ex, "f32", {value{1e300}})), Contains("float range"));
+  CHECK_THAT(failure(invoke(ex, "f32", {value{1e300}})),
+             Contains("float range"));
   failure(invoke(ex, "f32", {value{int64_t{(1 << 24) + 1}}}));
 }
 
 TEST_CASE("bool parameters take bools only", "[runtime][exports]") {
   auto ex = converters();
   CHECK(ok(invoke(ex, "flag", {value{true}})) == value{false});
-  CHECK_THAT(failure(invoke(ex, "flag", {value{1}})), Contains("expected a bool, got int64 1"));
+  CHECK_THAT(failure(invoke(ex, "flag", {value{1}})),
+             Contains("expected a bool, got int64 1"));
   failure(invoke(ex, "flag", {value{}}));
 }
 
-// -- containers -----------------------------------------------------------------
+// -- containers ---------------------------------------------------------------
 
 TEST_CASE("vector, map and optional parameters convert element-wise",
           "[runtime][exports]") {
   auto ex = converters();
   SECTION("std::vector<int64_t>") {
-    CHECK(ok(invoke(ex, "sum", {value{value_list{value{1}, value{2.0}, value{uint64_t{3}}}}}))
-          == value{6});
+    CHECK(
+      ok(invoke(ex, "sum",
+                {value{value_list{value{1}, value{2.0}, value{uint64_t{3}}}}}))
+      == value{6});
     CHECK(ok(invoke(ex, "sum", {value{value_list{}}})) == value{0});
-    auto msg = failure(invoke(ex, "sum", {value{value_list{value{1}, value{"x"}}}}));
+    auto msg
+      = failure(invoke(ex, "sum", {value{value_list{value{1}, value{"x"}}}}));
     CHECK_THAT(msg, Contains("argument 1 (xs)"));
     CHECK_THAT(msg, Contains("at index 1"));
     CHECK_THAT(msg, Contains("got string \"x\""));
-    CHECK_THAT(failure(invoke(ex, "sum", {value{5}})), Contains("expected a list"));
+    CHECK_THAT(failure(invoke(ex, "sum", {value{5}})),
+               Contains("expected a list"));
   }
   SECTION("std::map<std::string, double>") {
-    CHECK(ok(invoke(ex, "total", {value{value_map{{"a", 1.5}, {"b", 2}}}})) == value{3.5});
-    auto msg = failure(invoke(ex, "total", {value{value_map{{"a", 1.5}, {"b", "x"}}}}));
+    CHECK(ok(invoke(ex, "total", {value{value_map{{"a", 1.5}, {"b", 2}}}}))
+          == value{3.5});
+    auto msg = failure(
+      invoke(ex, "total", {value{value_map{{"a", 1.5}, {"b", "x"}}}}));
     CHECK_THAT(msg, Contains("at key 'b'"));
-    CHECK_THAT(failure(invoke(ex, "total", {value{value_list{}}})), Contains("expected a map"));
+    CHECK_THAT(failure(invoke(ex, "total", {value{value_list{}}})),
+               Contains("expected a map"));
   }
   SECTION("std::optional<std::string>") {
     CHECK(ok(invoke(ex, "greet", {value{}})) == value{"hello stranger"});
@@ -357,16 +392,20 @@ TEST_CASE("vector, map and optional parameters convert element-wise",
   }
 }
 
-// -- keyword arguments ----------------------------------------------------------
+// -- keyword arguments --------------------------------------------------------
 
 TEST_CASE("arguments can be passed by parameter name", "[runtime][exports]") {
   plugin_exports ex;
-  ex.add("div", [](double num, double den) { return num / den; }, {"num", "den"});
+  ex.add("div", [](double num, double den) { return num / den; },
+         {"num", "den"});
   ex.add("anon", [](int64_t a) { return a; });
 
-  CHECK(ok(invoke(ex, "div", {}, value_map{{"num", 6.0}, {"den", 3.0}})) == value{2.0});
-  CHECK(ok(invoke(ex, "div", {}, value_map{{"den", 3.0}, {"num", 6.0}})) == value{2.0});
-  CHECK(ok(invoke(ex, "div", {value{6.0}}, value_map{{"den", 3.0}})) == value{2.0});
+  CHECK(ok(invoke(ex, "div", {}, value_map{{"num", 6.0}, {"den", 3.0}}))
+        == value{2.0});
+  CHECK(ok(invoke(ex, "div", {}, value_map{{"den", 3.0}, {"num", 6.0}}))
+        == value{2.0});
+  CHECK(ok(invoke(ex, "div", {value{6.0}}, value_map{{"den", 3.0}}))
+        == value{2.0});
 
   SECTION("missing argument") {
     auto msg = failure(invoke(ex, "div", {}, value_map{{"num", 6.0}}));
@@ -374,12 +413,14 @@ TEST_CASE("arguments can be passed by parameter name", "[runtime][exports]") {
     CHECK_THAT(msg, Contains("missing"));
   }
   SECTION("an argument given by position and by name") {
-    auto msg = failure(invoke(ex, "div", {value{6.0}}, value_map{{"num", 3.0}}));
+    auto msg
+      = failure(invoke(ex, "div", {value{6.0}}, value_map{{"num", 3.0}}));
     CHECK_THAT(msg, Contains("argument 1 (num)"));
     CHECK_THAT(msg, Contains("twice"));
   }
   SECTION("unknown keyword") {
-    auto msg = failure(invoke(ex, "div", {value{6.0}}, value_map{{"denominator", 3.0}}));
+    auto msg = failure(
+      invoke(ex, "div", {value{6.0}}, value_map{{"denominator", 3.0}}));
     CHECK_THAT(msg, Contains("no parameter named 'denominator'"));
     CHECK_THAT(failure(invoke(ex, "anon", {}, value_map{{"a", 1}})),
                Contains("no parameter named 'a'"));
@@ -393,12 +434,13 @@ TEST_CASE("arguments can be passed by parameter name", "[runtime][exports]") {
                Contains("argument 2 is missing"));
   }
   SECTION("too many arguments in all") {
-    auto msg = failure(
-      invoke(ex, "div", {value{1.0}, value{2.0}, value{3.0}}, value_map{{"num", 1.0}}));
+    auto msg = failure(invoke(ex, "div", {value{1.0}, value{2.0}, value{3.0}},
+                              value_map{{"num", 1.0}}));
     CHECK_THAT(msg, Contains("div takes 2 arguments, got 4"));
   }
   SECTION("keyword arguments are type-checked under their name") {
-    auto msg = failure(invoke(ex, "div", {value{6.0}}, value_map{{"den", "three"}}));
+    auto msg
+      = failure(invoke(ex, "div", {value{6.0}}, value_map{{"den", "three"}}));
     CHECK_THAT(msg, Contains("argument 2 (den)"));
     CHECK_THAT(msg, Contains("expected a number"));
   }
@@ -426,10 +468,13 @@ TEST_CASE("an error returned by the function passes through unchanged",
 TEST_CASE("an exception thrown by the function is a plugin_error",
           "[runtime][exports]") {
   plugin_exports ex;
-  ex.add("fail", [](const std::string& what) -> int64_t { throw std::runtime_error(what); },
-         {"what"});
+  ex.add(
+    "fail",
+    [](const std::string& what) -> int64_t { throw std::runtime_error(what); },
+    {"what"});
   ex.add("weird", []() -> int64_t { throw 42; });
-  auto msg = failure(invoke(ex, "fail", {value{"disk on fire"}}), errc::plugin_error);
+  auto msg
+    = failure(invoke(ex, "fail", {value{"disk on fire"}}), errc::plugin_error);
   CHECK_THAT(msg, Contains("fail"));
   CHECK_THAT(msg, Contains("disk on fire"));
   msg = failure(invoke(ex, "weird", {}), errc::plugin_error);
@@ -447,7 +492,7 @@ TEST_CASE("a void function returns null", "[runtime][exports]") {
   CHECK(ok(invoke(ex, "noop", {})) == value{});
 }
 
-// -- introspection --------------------------------------------------------------
+// -- introspection ------------------------------------------------------------
 
 TEST_CASE("describe lists names, arity and parameters", "[runtime][exports]") {
   plugin_exports ex;
@@ -458,7 +503,8 @@ TEST_CASE("describe lists names, arity and parameters", "[runtime][exports]") {
   value expected{value_map{
     {"alpha", value_map{{"arity", 0}, {"params", value_list{}}}},
     {"mid", value_map{{"arity", 1}, {"params", value_list{}}}},
-    {"zeta", value_map{{"arity", 2}, {"params", value_list{value{"a"}, value{"b"}}}}},
+    {"zeta",
+     value_map{{"arity", 2}, {"params", value_list{value{"a"}, value{"b"}}}}},
   }};
   CHECK(ex.describe() == expected);
   auto* zeta = ex.find("zeta");

@@ -70,14 +70,16 @@ caf::error render_error(const value& x) {
 timestamp iso(const std::string& text) {
   auto res = joy::parse_iso8601(text);
   if (!res)
-    FAIL("parse_iso8601(" << text << ") failed: " << joy::message_of(res.error()));
+    FAIL("parse_iso8601(" << text
+                          << ") failed: " << joy::message_of(res.error()));
   return *res;
 }
 
 caf::error iso_error(const std::string& text) {
   auto res = joy::parse_iso8601(text);
   if (res)
-    FAIL("parse_iso8601(" << text << ") should have failed but gave " << res->ns);
+    FAIL("parse_iso8601(" << text << ") should have failed but gave "
+                          << res->ns);
   return res.error();
 }
 
@@ -96,7 +98,8 @@ buffer counting(std::size_t n) {
   return buffer::take(std::move(out));
 }
 
-ndarray make_array(dtype type, std::vector<uint64_t> shape, bool typed = false) {
+ndarray make_array(dtype type, std::vector<uint64_t> shape,
+                   bool typed = false) {
   ndarray a;
   a.type = type;
   a.shape = std::move(shape);
@@ -124,7 +127,7 @@ uint64_t bits_of(double d) {
 
 } // namespace
 
-// -- the mapping table ------------------------------------------------------------
+// -- the mapping table --------------------------------------------------------
 
 TEST_CASE("JSON maps scalars to themselves", "[runtime][json]") {
   check_row(value{}, "null");
@@ -139,16 +142,19 @@ TEST_CASE("JSON maps scalars to themselves", "[runtime][json]") {
   check_row(value{""}, "\"\"");
 }
 
-TEST_CASE("JSON writes uint64 as an integer that reads back as int64 when it fits",
-          "[runtime][json]") {
+TEST_CASE(
+  "JSON writes uint64 as an integer that reads back as int64 when it fits",
+  "[runtime][json]") {
   CHECK(json_of(value{uint64_t{5}}) == "5");
   CHECK(parse("5") == value{5});
   CHECK(json_of(value{std::numeric_limits<uint64_t>::max()})
         == "18446744073709551615");
-  CHECK(parse("18446744073709551615") == value{std::numeric_limits<uint64_t>::max()});
+  CHECK(parse("18446744073709551615")
+        == value{std::numeric_limits<uint64_t>::max()});
 }
 
-TEST_CASE("JSON encodes non-finite floats with _rtype float", "[runtime][json]") {
+TEST_CASE("JSON encodes non-finite floats with _rtype float",
+          "[runtime][json]") {
   auto inf = std::numeric_limits<double>::infinity();
   check_row(value{inf}, R"({"_rtype":"float","_rvalue":"inf"})");
   check_row(value{-inf}, R"({"_rtype":"float","_rvalue":"-inf"})");
@@ -159,17 +165,18 @@ TEST_CASE("JSON encodes non-finite floats with _rtype float", "[runtime][json]")
   REQUIRE(back.as_float64() != nullptr);
   CHECK(std::isnan(*back.as_float64()));
 
-  for (auto bad : {R"({"_rtype":"float","_rvalue":"NaN"})",
-                   R"({"_rtype":"float","_rvalue":"Infinity"})",
-                   R"({"_rtype":"float","_rvalue":1.5})",
-                   R"({"_rtype":"float"})"}) {
+  for (auto bad :
+       {R"({"_rtype":"float","_rvalue":"NaN"})",
+        R"({"_rtype":"float","_rvalue":"Infinity"})",
+        R"({"_rtype":"float","_rvalue":1.5})", R"({"_rtype":"float"})"}) {
     INFO(bad);
     CHECK(joy::code_of(parse_error(bad)) == errc::invalid_argument);
   }
 }
 
 TEST_CASE("JSON encodes bytes as a base64 memoryview", "[runtime][json]") {
-  check_row(value{bytes_of({0, 1, 255})}, R"({"_rtype":"memoryview","_rvalue":"AAH/"})");
+  check_row(value{bytes_of({0, 1, 255})},
+            R"({"_rtype":"memoryview","_rvalue":"AAH/"})");
   check_row(value{buffer{}}, R"({"_rtype":"memoryview","_rvalue":""})");
   check_row(value{buffer::copy_of("hello", 5)},
             R"({"_rtype":"memoryview","_rvalue":"aGVsbG8="})");
@@ -183,12 +190,15 @@ TEST_CASE("JSON encodes bytes as a base64 memoryview", "[runtime][json]") {
 
 TEST_CASE("JSON encodes ndarrays with dtype, shape and base64 data",
           "[runtime][json]") {
-  check_row(value{make_array(dtype::uint8, {2, 3})},
-            R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[2,3],"_rvalue":"AQIDBAUG"})");
-  check_row(value{make_array(dtype::float32, {0})},
-            R"({"_rtype":"ndarray","_rdtype":"float32","_rshape":[0],"_rvalue":""})");
-  check_row(value{make_array(dtype::int16, {})},
-            R"({"_rtype":"ndarray","_rdtype":"int16","_rshape":[],"_rvalue":"AQI="})");
+  check_row(
+    value{make_array(dtype::uint8, {2, 3})},
+    R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[2,3],"_rvalue":"AQIDBAUG"})");
+  check_row(
+    value{make_array(dtype::float32, {0})},
+    R"({"_rtype":"ndarray","_rdtype":"float32","_rshape":[0],"_rvalue":""})");
+  check_row(
+    value{make_array(dtype::int16, {})},
+    R"({"_rtype":"ndarray","_rdtype":"int16","_rshape":[],"_rvalue":"AQI="})");
 }
 
 TEST_CASE("JSON encodes typed arrays without a shape", "[runtime][json]") {
@@ -197,12 +207,14 @@ TEST_CASE("JSON encodes typed arrays without a shape", "[runtime][json]") {
   check_row(value{make_array(dtype::float64, {0}, true)},
             R"({"_rtype":"typedarray","_rdtype":"float64","_rvalue":""})");
   // The element count follows from the data.
-  auto v = parse(R"({"_rtype":"typedarray","_rdtype":"int16","_rvalue":"AQIDBAUG"})");
+  auto v = parse(
+    R"({"_rtype":"typedarray","_rdtype":"int16","_rvalue":"AQIDBAUG"})");
   REQUIRE(v.as_ndarray() != nullptr);
   CHECK(v.as_ndarray()->shape == std::vector<uint64_t>{3});
   CHECK(v.as_ndarray()->typed_array);
   // Three bytes are not a whole number of int16 elements.
-  CHECK(joy::code_of(parse_error(R"({"_rtype":"typedarray","_rdtype":"int16","_rvalue":"AQID"})"))
+  CHECK(joy::code_of(parse_error(
+          R"({"_rtype":"typedarray","_rdtype":"int16","_rvalue":"AQID"})"))
         == errc::invalid_argument);
 }
 
@@ -215,9 +227,10 @@ TEST_CASE("JSON encodes timestamps as ISO 8601 strings", "[runtime][json]") {
   // The table's example, with the shortest fraction, reads the same.
   CHECK(parse(R"({"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.5Z"})")
         == value{timestamp{may_first_noon + ns_per_s / 2}});
-  for (auto bad : {R"({"_rtype":"timestamp","_rvalue":"yesterday"})",
-                   R"({"_rtype":"timestamp","_rvalue":12345})",
-                   R"({"_rtype":"timestamp","_rvalue":"2024-02-30T00:00:00Z"})"}) {
+  for (auto bad :
+       {R"({"_rtype":"timestamp","_rvalue":"yesterday"})",
+        R"({"_rtype":"timestamp","_rvalue":12345})",
+        R"({"_rtype":"timestamp","_rvalue":"2024-02-30T00:00:00Z"})"}) {
     INFO(bad);
     CHECK(joy::code_of(parse_error(bad)) == errc::invalid_argument);
   }
@@ -225,21 +238,25 @@ TEST_CASE("JSON encodes timestamps as ISO 8601 strings", "[runtime][json]") {
 
 TEST_CASE("JSON encodes errors with code, message and optional trace",
           "[runtime][json]") {
-  check_row(value{error_value{errc::not_found, "no such plugin", ""}},
-            R"({"_rtype":"error","_rcode":"not_found","_rvalue":"no such plugin"})");
-  check_row(value{error_value{errc::plugin_error, "boom", "at line 3\nat line 7"}},
-            R"({"_rtype":"error","_rcode":"plugin_error","_rvalue":"boom","_rtrace":"at line 3\nat line 7"})");
+  check_row(
+    value{error_value{errc::not_found, "no such plugin", ""}},
+    R"({"_rtype":"error","_rcode":"not_found","_rvalue":"no such plugin"})");
+  check_row(
+    value{error_value{errc::plugin_error, "boom", "at line 3\nat line 7"}},
+    R"({"_rtype":"error","_rcode":"plugin_error","_rvalue":"boom","_rtrace":"at line 3\nat line 7"})");
   SECTION("binary messages are replaced and binary traces dropped") {
     CHECK(json_of(value{error_value{errc::internal, "\xff\xfe", "\xc0\x80"}})
           == R"({"_rtype":"error","_rcode":"internal","_rvalue":"<binary>"})");
   }
   SECTION("malformed errors are rejected") {
-    for (auto bad : {R"({"_rtype":"error","_rcode":"no_such_code","_rvalue":"m"})",
-                     R"({"_rtype":"error","_rcode":10,"_rvalue":"m"})",
-                     R"({"_rtype":"error","_rvalue":"m"})",
-                     R"({"_rtype":"error","_rcode":"timeout"})",
-                     R"({"_rtype":"error","_rcode":"timeout","_rvalue":5})",
-                     R"({"_rtype":"error","_rcode":"timeout","_rvalue":"m","_rtrace":[]})"}) {
+    for (
+      auto bad :
+      {R"({"_rtype":"error","_rcode":"no_such_code","_rvalue":"m"})",
+       R"({"_rtype":"error","_rcode":10,"_rvalue":"m"})",
+       R"({"_rtype":"error","_rvalue":"m"})",
+       R"({"_rtype":"error","_rcode":"timeout"})",
+       R"({"_rtype":"error","_rcode":"timeout","_rvalue":5})",
+       R"({"_rtype":"error","_rcode":"timeout","_rvalue":"m","_rtrace":[]})"}) {
       INFO(bad);
       CHECK(joy::code_of(parse_error(bad)) == errc::invalid_argument);
     }
@@ -264,14 +281,16 @@ TEST_CASE("JSON writes a function with a binary name as valid JSON",
 
 TEST_CASE("JSON maps lists to arrays and maps to objects", "[runtime][json]") {
   check_row(value{value_list{}}, "[]");
-  check_row(value{value_list{value{1}, value{"a"}, value{}}}, R"([1,"a",null])");
+  check_row(value{value_list{value{1}, value{"a"}, value{}}},
+            R"([1,"a",null])");
   check_row(value{value_map{}}, "{}");
   check_row(value{value_map{{"b", 1}, {"a", 2}}}, R"({"b":1,"a":2})");
-  check_row(value{value_list{value{value_list{}}, value{value_map{{"x", value_list{}}}}}},
+  check_row(value{value_list{value{value_list{}},
+                             value{value_map{{"x", value_list{}}}}}},
             R"([[],{"x":[]}])");
 }
 
-// -- integers ------------------------------------------------------------------
+// -- integers -----------------------------------------------------------------
 
 TEST_CASE("JSON integers read as int64 unless only uint64 holds them",
           "[runtime][json]") {
@@ -286,13 +305,17 @@ TEST_CASE("JSON integers read as int64 unless only uint64 holds them",
   check_int("-0", value{0});
   check_int("9223372036854775807", value{std::numeric_limits<int64_t>::max()});
   check_int("9223372036854775808", value{uint64_t{9223372036854775808ULL}});
-  check_int("18446744073709551615", value{std::numeric_limits<uint64_t>::max()});
+  check_int("18446744073709551615",
+            value{std::numeric_limits<uint64_t>::max()});
   check_int("-9223372036854775808", value{std::numeric_limits<int64_t>::min()});
-  CHECK(json_of(value{std::numeric_limits<int64_t>::min()}) == "-9223372036854775808");
-  CHECK(json_of(value{std::numeric_limits<int64_t>::max()}) == "9223372036854775807");
+  CHECK(json_of(value{std::numeric_limits<int64_t>::min()})
+        == "-9223372036854775808");
+  CHECK(json_of(value{std::numeric_limits<int64_t>::max()})
+        == "9223372036854775807");
 }
 
-TEST_CASE("JSON integers beyond 64 bits are errors, not floats", "[runtime][json]") {
+TEST_CASE("JSON integers beyond 64 bits are errors, not floats",
+          "[runtime][json]") {
   for (auto text : {"18446744073709551616", "-9223372036854775809",
                     "100000000000000000000000", "[1,18446744073709551616]"}) {
     INFO(text);
@@ -309,9 +332,10 @@ TEST_CASE("JSON integers beyond 64 bits are errors, not floats", "[runtime][json
   CHECK(parse("1e20") == value{1e20});
 }
 
-// -- floats --------------------------------------------------------------------
+// -- floats -------------------------------------------------------------------
 
-TEST_CASE("JSON floats keep their type and their exact value", "[runtime][json]") {
+TEST_CASE("JSON floats keep their type and their exact value",
+          "[runtime][json]") {
   auto one = parse("1.0");
   CHECK(one.type() == kind::float64);
   CHECK(one == value{1.0});
@@ -335,8 +359,8 @@ TEST_CASE("JSON floats keep their type and their exact value", "[runtime][json]"
                    std::numeric_limits<double>::lowest(),
                    std::numeric_limits<double>::min(),
                    std::numeric_limits<double>::denorm_min(),
-                   -std::numeric_limits<double>::denorm_min(), 1e-310, 123456789.125,
-                   1e300, -2.5e-8, 1.0 / 3.0}) {
+                   -std::numeric_limits<double>::denorm_min(), 1e-310,
+                   123456789.125, 1e300, -2.5e-8, 1.0 / 3.0}) {
     auto text = json_of(value{d});
     INFO(text);
     auto back = parse(text);
@@ -345,7 +369,7 @@ TEST_CASE("JSON floats keep their type and their exact value", "[runtime][json]"
   }
 }
 
-// -- strings -------------------------------------------------------------------
+// -- strings ------------------------------------------------------------------
 
 TEST_CASE("JSON strings carry unicode and escapes", "[runtime][json]") {
   // é, snowman, grinning face
@@ -359,8 +383,9 @@ TEST_CASE("JSON strings carry unicode and escapes", "[runtime][json]") {
   expected += "e\xc3\xa9g\xf0\x9f\x98\x80";
   auto v = parse(escaped);
   CHECK(v == value{expected});
-  CHECK(json_of(v) == R"("q\"b\\s/n\nt\tr\rz\u0000e)"
-                        "\xc3\xa9g\xf0\x9f\x98\x80\"");
+  CHECK(json_of(v)
+        == R"("q\"b\\s/n\nt\tr\rz\u0000e)"
+           "\xc3\xa9g\xf0\x9f\x98\x80\"");
   CHECK(parse(json_of(v)) == v);
 }
 
@@ -380,8 +405,8 @@ TEST_CASE("a string that is not valid UTF-8 cannot be written as JSON",
   CHECK_THAT(joy::message_of(err), Contains("$[0]"));
   CHECK_THAT(joy::message_of(err), Contains("UTF-8"));
 
-  err = render_error(
-    value{value_map{{"a", value_list{value{1}, value{std::string{"\xc0\x80"}}}}}});
+  err = render_error(value{
+    value_map{{"a", value_list{value{1}, value{std::string{"\xc0\x80"}}}}}});
   CHECK_THAT(joy::message_of(err), Contains("$.a[1]"));
 
   err = render_error(value{value_map{{"ok", 1}, {std::string{"\xff"}, 2}}});
@@ -396,24 +421,24 @@ TEST_CASE("is_valid_utf8 accepts well-formed UTF-8 only", "[runtime][json]") {
   CHECK(joy::is_valid_utf8("\xc3\xa9"));
   CHECK(joy::is_valid_utf8("\xe2\x82\xac"));
   CHECK(joy::is_valid_utf8("\xf0\x9f\x98\x80"));
-  CHECK(joy::is_valid_utf8("\xef\xbf\xbf"));     // U+FFFF
-  CHECK(joy::is_valid_utf8("\xf4\x8f\xbf\xbf")); // U+10FFFF
-  CHECK_FALSE(joy::is_valid_utf8("\x80"));       // lone continuation
-  CHECK_FALSE(joy::is_valid_utf8("\xc3"));       // truncated
-  CHECK_FALSE(joy::is_valid_utf8("\xe2\x82"));   // truncated
-  CHECK_FALSE(joy::is_valid_utf8("\xc3\x28"));   // bad continuation
-  CHECK_FALSE(joy::is_valid_utf8("\xc0\x80"));   // overlong NUL
-  CHECK_FALSE(joy::is_valid_utf8("\xe0\x80\xaf")); // overlong
+  CHECK(joy::is_valid_utf8("\xef\xbf\xbf"));           // U+FFFF
+  CHECK(joy::is_valid_utf8("\xf4\x8f\xbf\xbf"));       // U+10FFFF
+  CHECK_FALSE(joy::is_valid_utf8("\x80"));             // lone continuation
+  CHECK_FALSE(joy::is_valid_utf8("\xc3"));             // truncated
+  CHECK_FALSE(joy::is_valid_utf8("\xe2\x82"));         // truncated
+  CHECK_FALSE(joy::is_valid_utf8("\xc3\x28"));         // bad continuation
+  CHECK_FALSE(joy::is_valid_utf8("\xc0\x80"));         // overlong NUL
+  CHECK_FALSE(joy::is_valid_utf8("\xe0\x80\xaf"));     // overlong
   CHECK_FALSE(joy::is_valid_utf8("\xf0\x80\x80\xaf")); // overlong
-  CHECK_FALSE(joy::is_valid_utf8("\xed\xa0\x80")); // surrogate U+D800
-  CHECK_FALSE(joy::is_valid_utf8("\xed\xbf\xbf")); // surrogate U+DFFF
+  CHECK_FALSE(joy::is_valid_utf8("\xed\xa0\x80"));     // surrogate U+D800
+  CHECK_FALSE(joy::is_valid_utf8("\xed\xbf\xbf"));     // surrogate U+DFFF
   CHECK_FALSE(joy::is_valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
   CHECK_FALSE(joy::is_valid_utf8("\xf5\x80\x80\x80"));
   CHECK_FALSE(joy::is_valid_utf8("\xf8\x88\x80\x80\x80"));
   CHECK_FALSE(joy::is_valid_utf8("\xff"));
 }
 
-// -- maps ----------------------------------------------------------------------
+// -- maps ---------------------------------------------------------------------
 
 TEST_CASE("JSON maps keep their order", "[runtime][json]") {
   auto v = parse(R"({"zebra":1,"apple":2,"mango":{"y":1,"b":2}})");
@@ -426,23 +451,32 @@ TEST_CASE("JSON maps keep their order", "[runtime][json]") {
 }
 
 TEST_CASE("JSON map keys may hold escapes and NULs", "[runtime][json]") {
-  value m{value_map{{std::string{"k\0a", 3}, 1}, {std::string{"k\0b", 3}, 2},
-                    {"q\"\\", 3}, {"\xc3\xa9", 4}}};
+  value m{value_map{{std::string{"k\0a", 3}, 1},
+                    {std::string{"k\0b", 3}, 2},
+                    {"q\"\\", 3},
+                    {"\xc3\xa9", 4}}};
   auto text = json_of(m);
-  CHECK(text == R"({"k\u0000a":1,"k\u0000b":2,"q\"\\":3,)" "\"\xc3\xa9\":4}");
+  CHECK(text
+        == R"({"k\u0000a":1,"k\u0000b":2,"q\"\\":3,)"
+           "\"\xc3\xa9\":4}");
   CHECK(parse(text) == m);
 }
 
 TEST_CASE("a map with a key starting with _r is wrapped", "[runtime][json]") {
   value m{value_map{{"a", 1}, {"_rtype", "not a type"}, {"_rx", value_list{}}}};
   auto text = json_of(m);
-  CHECK(text == R"({"_rtype":"map","_rvalue":{"a":1,"_rtype":"not a type","_rx":[]}})");
+  CHECK(
+    text
+    == R"({"_rtype":"map","_rvalue":{"a":1,"_rtype":"not a type","_rx":[]}})");
   CHECK(parse(text) == m);
 
   SECTION("wrapping applies at any depth") {
-    value outer{value_list{value{value_map{{"_r", value_map{{"_rvalue", 1}}}}}}};
+    value outer{
+      value_list{value{value_map{{"_r", value_map{{"_rvalue", 1}}}}}}};
     auto t = json_of(outer);
-    CHECK(t == R"([{"_rtype":"map","_rvalue":{"_r":{"_rtype":"map","_rvalue":{"_rvalue":1}}}}])");
+    CHECK(
+      t
+      == R"([{"_rtype":"map","_rvalue":{"_r":{"_rtype":"map","_rvalue":{"_rvalue":1}}}}])");
     CHECK(parse(t) == outer);
   }
   SECTION("keys that merely start with _ or r are not reserved") {
@@ -455,8 +489,9 @@ TEST_CASE("a map with a key starting with _r is wrapped", "[runtime][json]") {
   }
 }
 
-TEST_CASE("an object with _r keys must be a known encoding with exactly its keys",
-          "[runtime][json]") {
+TEST_CASE(
+  "an object with _r keys must be a known encoding with exactly its keys",
+  "[runtime][json]") {
   SECTION("an _r key without _rtype") {
     auto err = parse_error(R"({"a":1,"_rvalue":2})");
     CHECK(joy::code_of(err) == errc::invalid_argument);
@@ -470,14 +505,16 @@ TEST_CASE("an object with _r keys must be a known encoding with exactly its keys
     CHECK_THAT(joy::message_of(err), Contains("set"));
   }
   SECTION("an _rtype that is not a string") {
-    CHECK(joy::code_of(parse_error(R"({"_rtype":1})")) == errc::invalid_argument);
+    CHECK(joy::code_of(parse_error(R"({"_rtype":1})"))
+          == errc::invalid_argument);
   }
   SECTION("extra keys") {
-    for (auto bad :
-         {R"({"_rtype":"memoryview","_rvalue":"","extra":1})",
-          R"({"_rtype":"map","_rvalue":{},"_rshape":[]})",
-          R"({"_rtype":"typedarray","_rdtype":"uint8","_rshape":[0],"_rvalue":""})",
-          R"({"_rtype":"timestamp","_rvalue":"1970-01-01T00:00:00Z","tz":"UTC"})"}) {
+    for (
+      auto bad :
+      {R"({"_rtype":"memoryview","_rvalue":"","extra":1})",
+       R"({"_rtype":"map","_rvalue":{},"_rshape":[]})",
+       R"({"_rtype":"typedarray","_rdtype":"uint8","_rshape":[0],"_rvalue":""})",
+       R"({"_rtype":"timestamp","_rvalue":"1970-01-01T00:00:00Z","tz":"UTC"})"}) {
       INFO(bad);
       auto err = parse_error(bad);
       CHECK(joy::code_of(err) == errc::invalid_argument);
@@ -485,7 +522,8 @@ TEST_CASE("an object with _r keys must be a known encoding with exactly its keys
     }
   }
   SECTION("missing keys") {
-    auto err = parse_error(R"({"_rtype":"ndarray","_rdtype":"uint8","_rvalue":""})");
+    auto err
+      = parse_error(R"({"_rtype":"ndarray","_rdtype":"uint8","_rvalue":""})");
     CHECK(joy::code_of(err) == errc::invalid_argument);
     CHECK_THAT(joy::message_of(err), Contains("_rshape"));
   }
@@ -495,11 +533,12 @@ TEST_CASE("an object with _r keys must be a known encoding with exactly its keys
   }
 }
 
-// -- ndarrays ------------------------------------------------------------------
+// -- ndarrays -----------------------------------------------------------------
 
 TEST_CASE("ndarrays of every dtype and shape round-trip through JSON",
           "[runtime][json]") {
-  const std::vector<std::vector<uint64_t>> shapes{{2, 3}, {0}, {}, {3, 0}, {1, 1, 2}};
+  const std::vector<std::vector<uint64_t>> shapes{
+    {2, 3}, {0}, {}, {3, 0}, {1, 1, 2}};
   for (uint8_t i = 0; i < joy::dtype_count; ++i) {
     auto type = static_cast<dtype>(i);
     for (auto& shape : shapes) {
@@ -523,18 +562,19 @@ TEST_CASE("ndarrays of every dtype and shape round-trip through JSON",
 }
 
 TEST_CASE("malformed ndarray encodings are rejected", "[runtime][json]") {
-  for (auto bad : {
-         // data does not match the shape
-         R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[2,3],"_rvalue":"AQID"})",
-         // unknown dtype
-         R"({"_rtype":"ndarray","_rdtype":"float128","_rshape":[0],"_rvalue":""})",
-         R"({"_rtype":"ndarray","_rdtype":7,"_rshape":[0],"_rvalue":""})",
-         // bad shapes
-         R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[-1],"_rvalue":""})",
-         R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[1.0],"_rvalue":"AQ=="})",
-         R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":3,"_rvalue":"AQID"})",
-         R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":["3"],"_rvalue":"AQID"})",
-       }) {
+  for (
+    auto bad : {
+      // data does not match the shape
+      R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[2,3],"_rvalue":"AQID"})",
+      // unknown dtype
+      R"({"_rtype":"ndarray","_rdtype":"float128","_rshape":[0],"_rvalue":""})",
+      R"({"_rtype":"ndarray","_rdtype":7,"_rshape":[0],"_rvalue":""})",
+      // bad shapes
+      R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[-1],"_rvalue":""})",
+      R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":[1.0],"_rvalue":"AQ=="})",
+      R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":3,"_rvalue":"AQID"})",
+      R"({"_rtype":"ndarray","_rdtype":"uint8","_rshape":["3"],"_rvalue":"AQID"})",
+    }) {
     INFO(bad);
     CHECK(joy::code_of(parse_error(bad)) == errc::invalid_argument);
   }
@@ -553,30 +593,38 @@ TEST_CASE("an invalid ndarray cannot be written as JSON", "[runtime][json]") {
   CHECK_THAT(joy::message_of(err), Contains("$[0]"));
 }
 
-// -- timestamps ----------------------------------------------------------------
+// -- timestamps ---------------------------------------------------------------
 
-TEST_CASE("format_iso8601 renders UTC with the shortest fraction", "[runtime][json]") {
+TEST_CASE("format_iso8601 renders UTC with the shortest fraction",
+          "[runtime][json]") {
   CHECK(joy::format_iso8601(timestamp{0}) == "1970-01-01T00:00:00Z");
   CHECK(joy::format_iso8601(timestamp{ns_per_s}) == "1970-01-01T00:00:01Z");
-  CHECK(joy::format_iso8601(timestamp{1'000'000}) == "1970-01-01T00:00:00.001Z");
-  CHECK(joy::format_iso8601(timestamp{500'000'000}) == "1970-01-01T00:00:00.500Z");
-  CHECK(joy::format_iso8601(timestamp{123'000'000}) == "1970-01-01T00:00:00.123Z");
+  CHECK(joy::format_iso8601(timestamp{1'000'000})
+        == "1970-01-01T00:00:00.001Z");
+  CHECK(joy::format_iso8601(timestamp{500'000'000})
+        == "1970-01-01T00:00:00.500Z");
+  CHECK(joy::format_iso8601(timestamp{123'000'000})
+        == "1970-01-01T00:00:00.123Z");
   CHECK(joy::format_iso8601(timestamp{1'000}) == "1970-01-01T00:00:00.000001Z");
-  CHECK(joy::format_iso8601(timestamp{123'456'000}) == "1970-01-01T00:00:00.123456Z");
+  CHECK(joy::format_iso8601(timestamp{123'456'000})
+        == "1970-01-01T00:00:00.123456Z");
   CHECK(joy::format_iso8601(timestamp{1}) == "1970-01-01T00:00:00.000000001Z");
-  CHECK(joy::format_iso8601(timestamp{123'456'789}) == "1970-01-01T00:00:00.123456789Z");
+  CHECK(joy::format_iso8601(timestamp{123'456'789})
+        == "1970-01-01T00:00:00.123456789Z");
   CHECK(joy::format_iso8601(timestamp{int64_t{951782400} * ns_per_s})
         == "2000-02-29T00:00:00Z");
-  CHECK(joy::format_iso8601(timestamp{int64_t{1714564800} * ns_per_s + 86399 * ns_per_s
-                                      - 43200 * ns_per_s})
+  CHECK(joy::format_iso8601(timestamp{int64_t{1714564800} * ns_per_s
+                                      + 86399 * ns_per_s - 43200 * ns_per_s})
         == "2024-05-01T23:59:59Z");
 }
 
 TEST_CASE("format_iso8601 renders times before 1970", "[runtime][json]") {
   CHECK(joy::format_iso8601(timestamp{-1}) == "1969-12-31T23:59:59.999999999Z");
-  CHECK(joy::format_iso8601(timestamp{-1'000'000}) == "1969-12-31T23:59:59.999Z");
+  CHECK(joy::format_iso8601(timestamp{-1'000'000})
+        == "1969-12-31T23:59:59.999Z");
   CHECK(joy::format_iso8601(timestamp{-ns_per_s}) == "1969-12-31T23:59:59Z");
-  CHECK(joy::format_iso8601(timestamp{-86400 * ns_per_s}) == "1969-12-31T00:00:00Z");
+  CHECK(joy::format_iso8601(timestamp{-86400 * ns_per_s})
+        == "1969-12-31T00:00:00Z");
   CHECK(joy::format_iso8601(timestamp{-86400 * ns_per_s - 1})
         == "1969-12-30T23:59:59.999999999Z");
   CHECK(joy::format_iso8601(timestamp{int64_t{-2208988800} * ns_per_s})
@@ -613,26 +661,41 @@ TEST_CASE("parse_iso8601 reads UTC and offsets", "[runtime][json]") {
   CHECK(iso("2000-02-29T00:00:00Z").ns == int64_t{951782400} * ns_per_s);
   CHECK(iso("2024-02-29T00:00:00Z").ns > 0);
   // Edges of the range, also reached through an offset.
-  CHECK(iso("2262-04-11T23:47:16.854775807Z").ns == std::numeric_limits<int64_t>::max());
+  CHECK(iso("2262-04-11T23:47:16.854775807Z").ns
+        == std::numeric_limits<int64_t>::max());
   CHECK(iso("2262-04-12T01:47:16.854775807+02:00").ns
         == std::numeric_limits<int64_t>::max());
-  CHECK(iso("1677-09-21T00:12:43.145224192Z").ns == std::numeric_limits<int64_t>::min());
+  CHECK(iso("1677-09-21T00:12:43.145224192Z").ns
+        == std::numeric_limits<int64_t>::min());
 }
 
 TEST_CASE("parse_iso8601 rejects invalid dates and times", "[runtime][json]") {
   for (auto bad : {
          "2023-02-29T00:00:00Z", // not a leap year
          "1900-02-29T00:00:00Z", // not a leap year either
-         "2024-02-30T00:00:00Z", "2024-04-31T00:00:00Z", "2024-13-01T00:00:00Z",
-         "2024-00-10T00:00:00Z", "2024-01-00T00:00:00Z", "2024-01-32T00:00:00Z",
-         "2024-01-01T24:00:00Z", "2024-01-01T23:60:00Z",
+         "2024-02-30T00:00:00Z",
+         "2024-04-31T00:00:00Z",
+         "2024-13-01T00:00:00Z",
+         "2024-00-10T00:00:00Z",
+         "2024-01-00T00:00:00Z",
+         "2024-01-32T00:00:00Z",
+         "2024-01-01T24:00:00Z",
+         "2024-01-01T23:60:00Z",
          "2024-01-01T23:59:60Z", // no leap seconds
          "2024-01-01T00:00:00",  // no zone
-         "2024-01-01T00:00:00Zjunk", "2024-01-01", "2024-01-01T00:00Z", "",
-         "24-01-01T00:00:00Z", "2024/01/01T00:00:00Z", "2024-01-01T00:00:00.Z",
+         "2024-01-01T00:00:00Zjunk",
+         "2024-01-01",
+         "2024-01-01T00:00Z",
+         "",
+         "24-01-01T00:00:00Z",
+         "2024/01/01T00:00:00Z",
+         "2024-01-01T00:00:00.Z",
          "2024-01-01T00:00:00.1234567891Z", // beyond nanoseconds
-         "2024-01-01T00:00:00+24:00", "2024-01-01T00:00:00+02:60",
-         "2024-01-01T00:00:00+2", "-001-01-01T00:00:00Z", "+2024-01-01T00:00:00Z",
+         "2024-01-01T00:00:00+24:00",
+         "2024-01-01T00:00:00+02:60",
+         "2024-01-01T00:00:00+2",
+         "-001-01-01T00:00:00Z",
+         "+2024-01-01T00:00:00Z",
        }) {
     INFO(bad);
     auto err = iso_error(bad);
@@ -641,11 +704,13 @@ TEST_CASE("parse_iso8601 rejects invalid dates and times", "[runtime][json]") {
   }
 }
 
-TEST_CASE("parse_iso8601 rejects years outside the int64 range", "[runtime][json]") {
-  for (auto bad : {"1677-09-21T00:12:43.145224191Z", "2262-04-11T23:47:16.854775808Z",
-                   "2262-04-11T23:47:16.854775807-00:01", "1600-01-01T00:00:00Z",
-                   "2300-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-                   "0000-01-01T00:00:00Z"}) {
+TEST_CASE("parse_iso8601 rejects years outside the int64 range",
+          "[runtime][json]") {
+  for (auto bad :
+       {"1677-09-21T00:12:43.145224191Z", "2262-04-11T23:47:16.854775808Z",
+        "2262-04-11T23:47:16.854775807-00:01", "1600-01-01T00:00:00Z",
+        "2300-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+        "0000-01-01T00:00:00Z"}) {
     INFO(bad);
     auto err = iso_error(bad);
     CHECK(joy::code_of(err) == errc::invalid_argument);
@@ -653,9 +718,10 @@ TEST_CASE("parse_iso8601 rejects years outside the int64 range", "[runtime][json
   }
 }
 
-// -- nesting -------------------------------------------------------------------
+// -- nesting ------------------------------------------------------------------
 
-TEST_CASE("a JSON nesting bomb fails quickly with too_large", "[runtime][json]") {
+TEST_CASE("a JSON nesting bomb fails quickly with too_large",
+          "[runtime][json]") {
   constexpr std::size_t n = 100000;
   auto start = std::chrono::steady_clock::now();
   SECTION("arrays") {
@@ -685,7 +751,8 @@ TEST_CASE("a JSON nesting bomb fails quickly with too_large", "[runtime][json]")
   CHECK(elapsed < std::chrono::seconds{2});
 }
 
-TEST_CASE("JSON values nest at most max_value_depth levels", "[runtime][json]") {
+TEST_CASE("JSON values nest at most max_value_depth levels",
+          "[runtime][json]") {
   REQUIRE(joy::max_value_depth == 32);
   SECTION("32 levels are fine") {
     auto v = parse(nested_brackets(32));
@@ -738,7 +805,7 @@ TEST_CASE("parse_json honours its depth limit", "[runtime][json]") {
   CHECK(ok->dump() == R"({"b":1,"a":[true,null]})");
 }
 
-// -- invalid text --------------------------------------------------------------
+// -- invalid text -------------------------------------------------------------
 
 TEST_CASE("invalid JSON text gives a readable invalid_argument error",
           "[runtime][json]") {
@@ -753,7 +820,8 @@ TEST_CASE("invalid JSON text gives a readable invalid_argument error",
   }
 }
 
-TEST_CASE("from_json_tree converts documents built in code", "[runtime][json]") {
+TEST_CASE("from_json_tree converts documents built in code",
+          "[runtime][json]") {
   joy::json doc = {{"name", "cell"}, {"size", 3}, {"ratio", 0.5}};
   auto v = joy::from_json_tree(doc);
   REQUIRE(v);
@@ -768,7 +836,8 @@ TEST_CASE("a key given twice in one JSON object is an error, not last-wins",
   auto res = joy::from_json(R"({"a":1,"b":2,"a":3})");
   REQUIRE_FALSE(res);
   CHECK(joy::code_of(res.error()) == joy::errc::invalid_argument);
-  CHECK_THAT(joy::message_of(res.error()), Catch::Contains("'a' appears twice"));
+  CHECK_THAT(joy::message_of(res.error()),
+             Catch::Contains("'a' appears twice"));
   // The same key in different objects is fine.
   CHECK(joy::from_json(R"({"a":{"a":1},"b":{"a":2}})"));
 }

@@ -132,7 +132,8 @@ private:
       case 2:
         return value{uint64_t{1} << 63};
       case 3:
-        return value{static_cast<uint64_t>(std::numeric_limits<int64_t>::max())};
+        return value{
+          static_cast<uint64_t>(std::numeric_limits<int64_t>::max())};
       default:
         return value{static_cast<uint64_t>(rng_())};
     }
@@ -142,12 +143,18 @@ private:
     using lim = std::numeric_limits<double>;
     switch (between(0, 9)) {
       case 0: {
-        static const double special[] = {lim::quiet_NaN(), -lim::quiet_NaN(),
-                                         lim::infinity(),  -lim::infinity(),
-                                         0.0,              -0.0,
-                                         lim::denorm_min(), -lim::denorm_min(),
-                                         lim::min(),       lim::max(),
-                                         lim::lowest(),    1.0};
+        static const double special[] = {lim::quiet_NaN(),
+                                         -lim::quiet_NaN(),
+                                         lim::infinity(),
+                                         -lim::infinity(),
+                                         0.0,
+                                         -0.0,
+                                         lim::denorm_min(),
+                                         -lim::denorm_min(),
+                                         lim::min(),
+                                         lim::max(),
+                                         lim::lowest(),
+                                         1.0};
         return special[between(0, std::size(special) - 1)];
       }
       case 1: { // subnormal
@@ -168,8 +175,9 @@ private:
       case 4:
         return static_cast<double>(between(-1000, 1000)) / 10.0;
       default:
-        return std::ldexp(std::uniform_real_distribution<double>{-1.0, 1.0}(rng_),
-                          static_cast<int>(between(-1074, 1024)));
+        return std::ldexp(
+          std::uniform_real_distribution<double>{-1.0, 1.0}(rng_),
+          static_cast<int>(between(-1074, 1024)));
     }
   }
 
@@ -177,8 +185,8 @@ private:
   uint32_t code_point() {
     switch (between(0, 9)) {
       case 0: { // controls, quotes, backslash, DEL
-        static const uint32_t tricky[] = {0x00, 0x01, 0x08, 0x09, 0x0A, 0x0C, 0x0D,
-                                          0x1F, '"',  '\\', '/',  0x7F};
+        static const uint32_t tricky[] = {0x00, 0x01, 0x08, 0x09, 0x0A, 0x0C,
+                                          0x0D, 0x1F, '"',  '\\', '/',  0x7F};
         return tricky[between(0, std::size(tricky) - 1)];
       }
       case 1:
@@ -257,13 +265,23 @@ private:
   }
 
   value error() {
-    static const errc codes[] = {
-      errc::timeout,          errc::overloaded,        errc::disconnected,
-      errc::unavailable,      errc::cancelled,         errc::invalid_argument,
-      errc::not_found,        errc::already_exists,    errc::too_large,
-      errc::permission_denied, errc::failed_precondition, errc::version_mismatch,
-      errc::unimplemented,    errc::plugin_error,      errc::protocol_error,
-      errc::io_error,         errc::internal};
+    static const errc codes[] = {errc::timeout,
+                                 errc::overloaded,
+                                 errc::disconnected,
+                                 errc::unavailable,
+                                 errc::cancelled,
+                                 errc::invalid_argument,
+                                 errc::not_found,
+                                 errc::already_exists,
+                                 errc::too_large,
+                                 errc::permission_denied,
+                                 errc::failed_precondition,
+                                 errc::version_mismatch,
+                                 errc::unimplemented,
+                                 errc::plugin_error,
+                                 errc::protocol_error,
+                                 errc::io_error,
+                                 errc::internal};
     error_value e;
     e.code = codes[between(0, std::size(codes) - 1)];
     e.message = utf8(20);
@@ -318,7 +336,8 @@ constexpr int max_levels = 6;
 
 } // namespace
 
-TEST_CASE("the generator covers every kind but function", "[runtime][roundtrip]") {
+TEST_CASE("the generator covers every kind but function",
+          "[runtime][roundtrip]") {
   value_generator gen{1};
   std::vector<int> seen(13, 0);
   std::size_t deepest = 0;
@@ -347,7 +366,8 @@ TEST_CASE("the generator covers every kind but function", "[runtime][roundtrip]"
   CHECK(deepest >= 4);
 }
 
-TEST_CASE("random values round-trip through Cap'n Proto", "[runtime][roundtrip]") {
+TEST_CASE("random values round-trip through Cap'n Proto",
+          "[runtime][roundtrip]") {
   for (uint64_t seed : {1u, 2u, 3u}) {
     value_generator gen{seed};
     for (int i = 0; i < samples_per_seed; ++i) {
@@ -384,7 +404,8 @@ TEST_CASE("random values round-trip through JSON up to what JSON cannot keep",
         FAIL("seed " << seed << " sample " << i << ": "
                      << joy::message_of(back.error()) << "\nJSON: " << *text);
       if (*back != normalize_for_json(v))
-        FAIL("seed " << seed << " sample " << i << " differs after JSON: " << *text);
+        FAIL("seed " << seed << " sample " << i
+                     << " differs after JSON: " << *text);
     }
   }
   SUCCEED("all samples round-tripped");
@@ -420,7 +441,7 @@ TEST_CASE("normalize_for_json turns only small uint64 values into int64",
   auto big = std::numeric_limits<uint64_t>::max();
   value v{value_list{value{uint64_t{5}}, value{big},
                      value{value_map{{"a", uint64_t{7}}}}, value{5}}};
-  value expected{value_list{value{5}, value{big}, value{value_map{{"a", 7}}},
-                            value{5}}};
+  value expected{
+    value_list{value{5}, value{big}, value{value_map{{"a", 7}}}, value{5}}};
   CHECK(normalize_for_json(v) == expected);
 }

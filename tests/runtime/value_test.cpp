@@ -89,7 +89,7 @@ double bits_to_double(uint64_t bits) {
 
 } // namespace
 
-// -- construction ---------------------------------------------------------------
+// -- construction -------------------------------------------------------------
 
 TEST_CASE("a value holds every kind and reports it", "[runtime][value]") {
   CHECK(value{}.type() == kind::null);
@@ -115,7 +115,8 @@ TEST_CASE("a value holds every kind and reports it", "[runtime][value]") {
   CHECK_FALSE(value{5}.is(kind::uint64));
 }
 
-TEST_CASE("typed accessors return the alternative or nullptr", "[runtime][value]") {
+TEST_CASE("typed accessors return the alternative or nullptr",
+          "[runtime][value]") {
   value b{true};
   REQUIRE(b.as_bool() != nullptr);
   CHECK(*b.as_bool());
@@ -166,7 +167,8 @@ TEST_CASE("typed accessors return the alternative or nullptr", "[runtime][value]
   CHECK(n.as_timestamp() == nullptr);
 }
 
-TEST_CASE("containers can be built through mutable accessors", "[runtime][value]") {
+TEST_CASE("containers can be built through mutable accessors",
+          "[runtime][value]") {
   value xs{value_list{}};
   xs.as_list()->push_back(value{1});
   xs.as_list()->push_back(value{"two"});
@@ -215,7 +217,7 @@ TEST_CASE("kinds have human names", "[runtime][value]") {
   CHECK(joy::to_string(kind::error) == "error");
 }
 
-// -- sharing --------------------------------------------------------------------
+// -- sharing ------------------------------------------------------------------
 
 TEST_CASE("copying a value shares the bytes of a large buffer",
           "[runtime][value]") {
@@ -239,7 +241,8 @@ TEST_CASE("copying a value shares the bytes of a large buffer",
   CHECK((*outer_copy.as_list())[1].as_bytes()->data() == original);
 }
 
-TEST_CASE("copying a value shares the ndarray and its data", "[runtime][value]") {
+TEST_CASE("copying a value shares the ndarray and its data",
+          "[runtime][value]") {
   value v{make_array(dtype::float64, {512, 256}, 512 * 256 * 8)};
   value copy = v;
   CHECK(copy.as_ndarray() == v.as_ndarray());
@@ -275,7 +278,7 @@ TEST_CASE("buffers compare by content", "[runtime][value]") {
   CHECK(buffer::take(std::string{}).empty());
 }
 
-// -- value_map ------------------------------------------------------------------
+// -- value_map ----------------------------------------------------------------
 
 TEST_CASE("a value_map keeps insertion order", "[runtime][value]") {
   value_map m;
@@ -339,7 +342,7 @@ TEST_CASE("value_map equality depends on order", "[runtime][value]") {
   CHECK_FALSE(ab == value_map{{"a", 1}, {"b", 3}});
 }
 
-// -- equality -------------------------------------------------------------------
+// -- equality -----------------------------------------------------------------
 
 TEST_CASE("floats are equal when their bits are equal or both are NaN",
           "[runtime][value]") {
@@ -394,7 +397,8 @@ TEST_CASE("nested values compare structurally", "[runtime][value]") {
   CHECK(make(1.5) != make(2.5));
   CHECK(make(0.0) != make(-0.0));
   CHECK(value{value_list{value{1}, value{2}}} != value{value_list{value{1}}});
-  CHECK(value{value_list{value{1}, value{2}}} != value{value_list{value{2}, value{1}}});
+  CHECK(value{value_list{value{1}, value{2}}}
+        != value{value_list{value{2}, value{1}}});
 }
 
 TEST_CASE("ndarrays, timestamps, errors and functions compare as documented",
@@ -427,13 +431,15 @@ TEST_CASE("ndarrays, timestamps, errors and functions compare as documented",
 
   // Functions compare by identity: id and capability token, not name.
   auto token = std::make_shared<int>(1);
-  CHECK(value{function_ref{1, "f", token}} == value{function_ref{1, "g", token}});
+  CHECK(value{function_ref{1, "f", token}}
+        == value{function_ref{1, "g", token}});
   CHECK(value{function_ref{1, "f", token}}
         != value{function_ref{1, "f", std::make_shared<int>(1)}});
-  CHECK(value{function_ref{1, "f", token}} != value{function_ref{2, "f", token}});
+  CHECK(value{function_ref{1, "f", token}}
+        != value{function_ref{2, "f", token}});
 }
 
-// -- depth ----------------------------------------------------------------------
+// -- depth --------------------------------------------------------------------
 
 TEST_CASE("depth counts container nesting", "[runtime][value]") {
   CHECK(joy::depth(value{}) == 0);
@@ -446,7 +452,8 @@ TEST_CASE("depth counts container nesting", "[runtime][value]") {
   CHECK(joy::depth(value{value_list{value{value_list{value{1}}}}}) == 2);
   CHECK(joy::depth(value{value_map{{"a", value_list{value{1}}}}}) == 2);
   // The deepest branch counts.
-  value mixed{value_list{value{1}, value{value_list{value{2}, value{value_list{}}}},
+  value mixed{value_list{value{1},
+                         value{value_list{value{2}, value{value_list{}}}},
                          value{value_map{}}}};
   CHECK(joy::depth(mixed) == 3);
   CHECK(joy::depth(nested_list(32)) == 32);
@@ -464,7 +471,7 @@ TEST_CASE("depth is bounded on deep input", "[runtime][value]") {
   CHECK(joy::depth(nested_list(5), 5) == 5);
 }
 
-// -- ndarray --------------------------------------------------------------------
+// -- ndarray ------------------------------------------------------------------
 
 TEST_CASE("ndarray::validate accepts consistent arrays", "[runtime][value]") {
   CHECK_FALSE(make_array(dtype::uint8, {2, 3}, 6).validate());
@@ -496,8 +503,10 @@ TEST_CASE("ndarray::validate rejects a data size that does not match the shape",
         == errc::invalid_argument);
 }
 
-TEST_CASE("ndarray::validate rejects shapes that overflow", "[runtime][value]") {
-  auto count = make_array(dtype::uint8, {uint64_t{1} << 32, uint64_t{1} << 32}, 0);
+TEST_CASE("ndarray::validate rejects shapes that overflow",
+          "[runtime][value]") {
+  auto count
+    = make_array(dtype::uint8, {uint64_t{1} << 32, uint64_t{1} << 32}, 0);
   CHECK_FALSE(count.element_count());
   auto err = count.validate();
   REQUIRE(err);
@@ -558,12 +567,12 @@ TEST_CASE("every dtype has its numpy item size", "[runtime][value]") {
   }
 }
 
-// -- names ----------------------------------------------------------------------
+// -- names --------------------------------------------------------------------
 
 TEST_CASE("dtype names round-trip", "[runtime][value]") {
-  const std::vector<std::string> names{"bool",   "int8",    "uint8",   "int16",
-                                       "uint16", "int32",   "uint32",  "int64",
-                                       "uint64", "float16", "float32", "float64"};
+  const std::vector<std::string> names{
+    "bool",   "int8",  "uint8",  "int16",   "uint16",  "int32",
+    "uint32", "int64", "uint64", "float16", "float32", "float64"};
   REQUIRE(names.size() == joy::dtype_count);
   for (uint8_t i = 0; i < joy::dtype_count; ++i) {
     auto type = static_cast<dtype>(i);
@@ -633,11 +642,13 @@ TEST_CASE("to_string renders a value as compact JSON", "[runtime][value]") {
   value v{value_map{{"a", 1}, {"b", value_list{value{true}, value{}}}}};
   CHECK(joy::to_string(v) == R"({"a":1,"b":[true,null]})");
   CHECK(joy::to_string(*v.as_map()) == R"({"a":1,"b":[true,null]})");
-  CHECK_THAT(joy::to_string(value{std::string{"\xff"}}), Contains("<unprintable"));
+  CHECK_THAT(joy::to_string(value{std::string{"\xff"}}),
+             Contains("<unprintable"));
 }
 
-TEST_CASE("an ndarray with a zero dimension is empty however large the others are",
-          "[runtime][value]") {
+TEST_CASE(
+  "an ndarray with a zero dimension is empty however large the others are",
+  "[runtime][value]") {
   joy::ndarray a;
   a.type = joy::dtype::float64;
   a.shape = {uint64_t{1} << 40, uint64_t{1} << 40, 0};

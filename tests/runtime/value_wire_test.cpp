@@ -120,7 +120,8 @@ buffer counting(std::size_t n) {
   return buffer::take(std::move(out));
 }
 
-ndarray make_array(dtype type, std::vector<uint64_t> shape, bool typed = false) {
+ndarray make_array(dtype type, std::vector<uint64_t> shape,
+                   bool typed = false) {
   ndarray a;
   a.type = type;
   a.shape = std::move(shape);
@@ -180,7 +181,7 @@ double double_of(uint64_t u) {
 
 } // namespace
 
-// -- round trips ----------------------------------------------------------------
+// -- round trips --------------------------------------------------------------
 
 TEST_CASE("every kind round-trips through Cap'n Proto", "[runtime][wire]") {
   std::vector<value> xs{
@@ -205,7 +206,8 @@ TEST_CASE("every kind round-trips through Cap'n Proto", "[runtime][wire]") {
   }
 }
 
-TEST_CASE("integers keep their type and extremes on the wire", "[runtime][wire]") {
+TEST_CASE("integers keep their type and extremes on the wire",
+          "[runtime][wire]") {
   for (auto x : {std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{0},
                  std::numeric_limits<int64_t>::max()}) {
     auto back = round_trip(value{x});
@@ -222,11 +224,12 @@ TEST_CASE("integers keep their type and extremes on the wire", "[runtime][wire]"
 
 TEST_CASE("special floats keep their bits on the wire", "[runtime][wire]") {
   auto inf = std::numeric_limits<double>::infinity();
-  for (double d : {0.0, -0.0, inf, -inf, std::numeric_limits<double>::quiet_NaN(),
-                   double_of(0x7FF8000000000123ULL), double_of(0xFFF8000000000000ULL),
-                   std::numeric_limits<double>::denorm_min(),
-                   std::numeric_limits<double>::max(),
-                   std::numeric_limits<double>::lowest(), 0.1}) {
+  for (double d :
+       {0.0, -0.0, inf, -inf, std::numeric_limits<double>::quiet_NaN(),
+        double_of(0x7FF8000000000123ULL), double_of(0xFFF8000000000000ULL),
+        std::numeric_limits<double>::denorm_min(),
+        std::numeric_limits<double>::max(),
+        std::numeric_limits<double>::lowest(), 0.1}) {
     INFO(bits_of(d));
     auto back = round_trip(value{d});
     REQUIRE(back.as_float64() != nullptr);
@@ -239,11 +242,12 @@ TEST_CASE("empty containers and strings round-trip", "[runtime][wire]") {
   round_trip(value{value_map{}});
   round_trip(value{buffer{}});
   round_trip(value{""});
-  round_trip(value{value_list{value{value_list{}}, value{value_map{}}, value{""},
-                              value{buffer{}}}});
+  round_trip(value{value_list{value{value_list{}}, value{value_map{}},
+                              value{""}, value{buffer{}}}});
 }
 
-TEST_CASE("strings keep unicode and embedded NULs on the wire", "[runtime][wire]") {
+TEST_CASE("strings keep unicode and embedded NULs on the wire",
+          "[runtime][wire]") {
   std::string s = "h\xc3\xa9llo \xf0\x9f\x98\x80";
   s += '\0';
   s += "after";
@@ -264,13 +268,16 @@ TEST_CASE("arbitrary binary data travels as bytes", "[runtime][wire]") {
 }
 
 TEST_CASE("maps keep order and _r keys on the wire", "[runtime][wire]") {
-  value m{value_map{{"zebra", 1}, {"_rtype", "map"}, {"_rvalue", value_list{}},
+  value m{value_map{{"zebra", 1},
+                    {"_rtype", "map"},
+                    {"_rvalue", value_list{}},
                     {"apple", value_map{{"_r", 2}}}}};
   auto back = round_trip(m);
   std::vector<std::string> keys;
   for (auto& [k, v] : *back.as_map())
     keys.push_back(k);
-  CHECK(keys == std::vector<std::string>{"zebra", "_rtype", "_rvalue", "apple"});
+  CHECK(keys
+        == std::vector<std::string>{"zebra", "_rtype", "_rvalue", "apple"});
 }
 
 TEST_CASE("map keys keep embedded NULs on the wire", "[runtime][wire]") {
@@ -292,7 +299,8 @@ TEST_CASE("large maps round-trip", "[runtime][wire]") {
 }
 
 TEST_CASE("ndarrays of every dtype round-trip", "[runtime][wire]") {
-  const std::vector<std::vector<uint64_t>> shapes{{2, 3}, {0}, {3, 0}, {}, {4, 1, 2}};
+  const std::vector<std::vector<uint64_t>> shapes{
+    {2, 3}, {0}, {3, 0}, {}, {4, 1, 2}};
   for (uint8_t i = 0; i < joy::dtype_count; ++i) {
     auto type = static_cast<dtype>(i);
     INFO(joy::to_string(type));
@@ -309,7 +317,8 @@ TEST_CASE("ndarrays of every dtype round-trip", "[runtime][wire]") {
   }
 }
 
-TEST_CASE("timestamps round-trip over the whole int64 range", "[runtime][wire]") {
+TEST_CASE("timestamps round-trip over the whole int64 range",
+          "[runtime][wire]") {
   for (auto ns : {std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{0},
                   int64_t{1}, std::numeric_limits<int64_t>::max()}) {
     auto back = round_trip(value{timestamp{ns}});
@@ -320,8 +329,8 @@ TEST_CASE("timestamps round-trip over the whole int64 range", "[runtime][wire]")
 
 TEST_CASE("error values keep code, message and trace on the wire",
           "[runtime][wire]") {
-  auto back = round_trip(value{error_value{errc::plugin_error, "boom",
-                                           "Traceback:\n  line 3"}});
+  auto back = round_trip(
+    value{error_value{errc::plugin_error, "boom", "Traceback:\n  line 3"}});
   REQUIRE(back.as_error() != nullptr);
   CHECK(back.as_error()->code == errc::plugin_error);
   CHECK(back.as_error()->message == "boom");
@@ -332,7 +341,8 @@ TEST_CASE("error values keep code, message and trace on the wire",
   }
 }
 
-TEST_CASE("an unknown error code on the wire reads as internal", "[runtime][wire]") {
+TEST_CASE("an unknown error code on the wire reads as internal",
+          "[runtime][wire]") {
   capnp::MallocMessageBuilder msg;
   auto e = msg.initRoot<wire::Value>().initError();
   e.setCode(999);
@@ -367,7 +377,8 @@ TEST_CASE("values 32 levels deep round-trip", "[runtime][wire]") {
 
 // -- malformed input ----------------------------------------------------------
 
-TEST_CASE("an ndarray with an out-of-range dtype is rejected", "[runtime][wire]") {
+TEST_CASE("an ndarray with an out-of-range dtype is rejected",
+          "[runtime][wire]") {
   capnp::MallocMessageBuilder msg;
   auto nd = msg.initRoot<wire::Value>().initNdarray();
   nd.setDtype(static_cast<wire::DType>(200));
@@ -418,14 +429,17 @@ TEST_CASE("an ndarray whose data does not match its shape is rejected",
 }
 
 TEST_CASE("duplicate map keys are rejected", "[runtime][wire]") {
-  auto build = [](capnp::MallocMessageBuilder& msg, std::size_t n, std::size_t dup) {
-    auto entries = msg.initRoot<wire::Value>().initMap(static_cast<unsigned>(n));
-    for (std::size_t i = 0; i < n; ++i) {
-      auto key = "key" + std::to_string(i == n - 1 ? dup : i);
-      entries[static_cast<unsigned>(i)].setKey(key);
-      entries[static_cast<unsigned>(i)].initValue().setInt64(static_cast<int64_t>(i));
-    }
-  };
+  auto build
+    = [](capnp::MallocMessageBuilder& msg, std::size_t n, std::size_t dup) {
+        auto entries
+          = msg.initRoot<wire::Value>().initMap(static_cast<unsigned>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+          auto key = "key" + std::to_string(i == n - 1 ? dup : i);
+          entries[static_cast<unsigned>(i)].setKey(key);
+          entries[static_cast<unsigned>(i)].initValue().setInt64(
+            static_cast<int64_t>(i));
+        }
+      };
   for (std::size_t n : {2u, 3u, 16u, 17u, 40u}) {
     INFO(n << " entries");
     capnp::MallocMessageBuilder msg;
@@ -471,7 +485,8 @@ TEST_CASE("values nested 33 levels are too_large on write", "[runtime][wire]") {
   }
 }
 
-TEST_CASE("messages nested 33 levels are too_large on read", "[runtime][wire]") {
+TEST_CASE("messages nested 33 levels are too_large on read",
+          "[runtime][wire]") {
   SECTION("32 levels of lists are fine") {
     capnp::MallocMessageBuilder msg;
     build_nested_lists(msg.initRoot<wire::Value>(), 32);
@@ -505,11 +520,13 @@ TEST_CASE("messages nested 33 levels are too_large on read", "[runtime][wire]") 
   }
 }
 
-TEST_CASE("inline bytes beyond max_inline_bytes are too_large", "[runtime][wire]") {
+TEST_CASE("inline bytes beyond max_inline_bytes are too_large",
+          "[runtime][wire]") {
   constexpr auto limit = joy::max_inline_bytes;
   REQUIRE(limit == std::size_t{16} << 20);
   SECTION("writing bytes") {
-    auto err = write_error_of(value{buffer::take(std::vector<std::byte>(limit + 1))});
+    auto err
+      = write_error_of(value{buffer::take(std::vector<std::byte>(limit + 1))});
     CHECK(joy::code_of(err) == errc::too_large);
     CHECK_THAT(joy::message_of(err), Contains("shm"));
     CHECK_THAT(joy::message_of(err), Contains("stream"));
@@ -565,8 +582,8 @@ TEST_CASE("shared-memory and streamed binary arms are unimplemented",
 TEST_CASE("function values cannot cross the wire yet", "[runtime][wire]") {
   auto err = write_error_of(value{function_ref{1, "f", nullptr}});
   CHECK(joy::code_of(err) == errc::unimplemented);
-  CHECK(joy::code_of(write_error_of(value{value_list{
-          value{1}, value{function_ref{1, "f", nullptr}}}}))
+  CHECK(joy::code_of(write_error_of(
+          value{value_list{value{1}, value{function_ref{1, "f", nullptr}}}}))
         == errc::unimplemented);
 
   capnp::MallocMessageBuilder msg;
@@ -574,8 +591,10 @@ TEST_CASE("function values cannot cross the wire yet", "[runtime][wire]") {
   CHECK(joy::code_of(read_error_of(msg)) == errc::unimplemented);
 }
 
-TEST_CASE("malformed byte encodings are errors, not crashes", "[runtime][wire]") {
-  auto good = joy::encode_bytes(value{value_map{{"a", value_list{value{"x"}}}}});
+TEST_CASE("malformed byte encodings are errors, not crashes",
+          "[runtime][wire]") {
+  auto good
+    = joy::encode_bytes(value{value_map{{"a", value_list{value{"x"}}}}});
   REQUIRE(good);
   SECTION("a size that is not a whole number of words") {
     auto bytes = *good;
@@ -620,9 +639,10 @@ TEST_CASE("malformed byte encodings are errors, not crashes", "[runtime][wire]")
   }
 }
 
-// -- lists, maps and results ----------------------------------------------------
+// -- lists, maps and results --------------------------------------------------
 
-TEST_CASE("write_list and write_map fill initialised lists", "[runtime][wire]") {
+TEST_CASE("write_list and write_map fill initialised lists",
+          "[runtime][wire]") {
   capnp::MallocMessageBuilder msg;
   auto root = msg.initRoot<wire::Value>();
   value_list xs{value{1}, value{"a"}, value{value_list{}}};
@@ -652,9 +672,9 @@ TEST_CASE("results carry a value or an error", "[runtime][wire]") {
   }
   SECTION("err") {
     capnp::MallocMessageBuilder msg;
-    joy::write_result(caf::expected<value>{
-                        joy::make_error(errc::not_found, "no method 'x'")},
-                      msg.initRoot<wire::Result>());
+    joy::write_result(
+      caf::expected<value>{joy::make_error(errc::not_found, "no method 'x'")},
+      msg.initRoot<wire::Result>());
     CHECK(msg.getRoot<wire::Result>().asReader().isErr());
     auto res = joy::read_result(msg.getRoot<wire::Result>().asReader());
     REQUIRE_FALSE(res);
@@ -663,8 +683,9 @@ TEST_CASE("results carry a value or an error", "[runtime][wire]") {
   }
   SECTION("an ok value that cannot be written becomes an err") {
     capnp::MallocMessageBuilder msg;
-    joy::write_result(caf::expected<value>{value{function_ref{1, "f", nullptr}}},
-                      msg.initRoot<wire::Result>());
+    joy::write_result(
+      caf::expected<value>{value{function_ref{1, "f", nullptr}}},
+      msg.initRoot<wire::Result>());
     auto res = joy::read_result(msg.getRoot<wire::Result>().asReader());
     REQUIRE_FALSE(res);
     CHECK(joy::code_of(res.error()) == errc::unimplemented);
@@ -686,7 +707,8 @@ TEST_CASE("results carry a value or an error", "[runtime][wire]") {
   }
 }
 
-TEST_CASE("wire errors keep code, message and optional trace", "[runtime][wire]") {
+TEST_CASE("wire errors keep code, message and optional trace",
+          "[runtime][wire]") {
   capnp::MallocMessageBuilder msg;
   auto e = msg.initRoot<wire::Error>();
   joy::write_error(errc::permission_denied, "nope", "trace here", e);

@@ -25,8 +25,10 @@ public:
   hanging_server(wire::Plugin::Client inner, std::string hanging,
                  std::shared_ptr<std::atomic<int>> arrived,
                  std::shared_ptr<std::atomic<int>> cancelled)
-    : inner_(kj::mv(inner)), hanging_(std::move(hanging)),
-      arrived_(std::move(arrived)), cancelled_(std::move(cancelled)) {
+    : inner_(kj::mv(inner)),
+      hanging_(std::move(hanging)),
+      arrived_(std::move(arrived)),
+      cancelled_(std::move(cancelled)) {
     // nop
   }
 
@@ -87,7 +89,8 @@ private:
 class fake_launcher::fake_process final : public process {
 public:
   fake_process(std::shared_ptr<kj_thread> kj, uint64_t link_id)
-    : kj_(std::move(kj)), link_id_(link_id),
+    : kj_(std::move(kj)),
+      link_id_(link_id),
       exit_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     // nop
   }
@@ -138,7 +141,8 @@ private:
 
 fake_launcher::fake_launcher(caf::actor_system& sys, plugin def,
                              fake_behavior behavior)
-  : sys_(sys), behavior_(std::move(behavior)),
+  : sys_(sys),
+    behavior_(std::move(behavior)),
     kj_(std::make_shared<kj_thread>(sys)) {
   auto exits = exits_;
   auto user_exit = def.exit;
@@ -204,14 +208,16 @@ caf::expected<launched_process> fake_launcher::launch(const launch_spec&) {
       return;
     }
     auto inner = make_plugin_server(ctx, actor);
-    wire::Plugin::Client plugin = kj::heap<hanging_server>(
-      wire::Plugin::Client{kj::mv(inner)}, b.hanging_method, arrived, cancelled);
-    connect_to_node(ctx, link_id, sv1, kj::mv(plugin), name, b.version,
-                    [weak, actor](int code) {
-                      caf::anon_send(actor, exit_atom_v);
-                      if (auto p = weak.lock())
-                        p->exit_with(exit_status{exit_status::how::exited, code});
-                    });
+    wire::Plugin::Client plugin
+      = kj::heap<hanging_server>(wire::Plugin::Client{kj::mv(inner)},
+                                 b.hanging_method, arrived, cancelled);
+    connect_to_node(
+      ctx, link_id, sv1, kj::mv(plugin), name, b.version,
+      [weak, actor](int code) {
+        caf::anon_send(actor, exit_atom_v);
+        if (auto p = weak.lock())
+          p->exit_with(exit_status{exit_status::how::exited, code});
+      });
   });
   launched_process out;
   out.proc = proc;

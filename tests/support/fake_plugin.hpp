@@ -34,7 +34,8 @@ struct fake_behavior {
 
 class fake_launcher final : public process_launcher {
 public:
-  fake_launcher(caf::actor_system& sys, plugin def, fake_behavior behavior = {});
+  fake_launcher(caf::actor_system& sys, plugin def,
+                fake_behavior behavior = {});
   ~fake_launcher() override;
 
   caf::expected<launched_process> launch(const launch_spec& spec) override;
@@ -80,9 +81,12 @@ private:
   std::string fail_next_;
   std::weak_ptr<fake_process> newest_;
   std::atomic<int> launches_{0};
-  std::shared_ptr<std::atomic<int>> hanging_ = std::make_shared<std::atomic<int>>(0);
-  std::shared_ptr<std::atomic<int>> cancelled_ = std::make_shared<std::atomic<int>>(0);
-  std::shared_ptr<std::atomic<int>> exits_ = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::atomic<int>> hanging_
+    = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::atomic<int>> cancelled_
+    = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::atomic<int>> exits_
+    = std::make_shared<std::atomic<int>>(0);
 };
 
 } // namespace joy::test

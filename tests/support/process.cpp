@@ -30,7 +30,8 @@ namespace joy::test {
 
 namespace {
 
-std::vector<std::string> make_env(const std::map<std::string, std::string>& extra) {
+std::vector<std::string>
+make_env(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> all;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
@@ -91,10 +92,12 @@ int spawn(const std::vector<std::string>& argv_in,
   if (err_fd >= 0)
     posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
   pid_t pid = -1;
-  auto rc = ::posix_spawn(&pid, c_argv[0], &fa, nullptr, c_argv.data(), c_env.data());
+  auto rc
+    = ::posix_spawn(&pid, c_argv[0], &fa, nullptr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0)
-    throw std::runtime_error("cannot start " + argv_in[0] + ": " + std::strerror(rc));
+    throw std::runtime_error("cannot start " + argv_in[0] + ": "
+                             + std::strerror(rc));
   return pid;
 }
 
@@ -144,7 +147,8 @@ child::child(const std::vector<std::string>& argv,
              const std::string& log_file) {
   int log_fd = -1;
   if (!log_file.empty())
-    log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                    0600);
   pid_ = spawn(argv, env, log_fd, log_fd);
   if (log_fd >= 0)
     ::close(log_fd);
@@ -201,7 +205,8 @@ std::vector<int> find_processes(const std::string& needle) {
   std::error_code ec;
   for (auto& entry : fs::directory_iterator{"/proc", ec}) {
     auto name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos)
+    if (name.empty()
+        || name.find_first_not_of("0123456789") != std::string::npos)
       continue;
     // Plain read(2): the process may vanish while we look, which is no error.
     std::string cmd;
@@ -217,7 +222,8 @@ std::vector<int> find_processes(const std::string& needle) {
       if (c == '\0')
         c = ' ';
     int pid = std::atoi(name.c_str());
-    if (cmd.find(needle) != std::string::npos && pid != ::getpid() && process_alive(pid))
+    if (cmd.find(needle) != std::string::npos && pid != ::getpid()
+        && process_alive(pid))
       out.push_back(pid);
   }
   return out;

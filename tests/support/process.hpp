@@ -63,7 +63,8 @@ private:
 
 /// Polls `pred` every 10 ms until true or `timeout`; returns its last value.
 template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds{10});
+bool eventually(Pred pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds{10});
 
 /// True if a process with this pid exists (and is not a zombie).
 bool process_alive(int pid);

@@ -30,10 +30,12 @@ void check_error(const run_result& r, const std::string& what) {
 
 } // namespace
 
-TEST_CASE("every command has help, and misuse is a one-line error with exit code 2",
-          "[tools][cli]") {
+TEST_CASE(
+  "every command has help, and misuse is a one-line error with exit code 2",
+  "[tools][cli]") {
   node_fixture node;
-  for (std::string cmd : {"start", "stop", "status", "install", "plugins", "call"}) {
+  for (std::string cmd :
+       {"start", "stop", "status", "install", "plugins", "call"}) {
     auto r = node.joy({cmd, "--help"});
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("Usage"));
@@ -52,48 +54,64 @@ TEST_CASE("every command has help, and misuse is a one-line error with exit code
   CHECK(missing.exit_code == 2);
 }
 
-TEST_CASE("commands without a running node say so in one line", "[tools][cli]") {
+TEST_CASE("commands without a running node say so in one line",
+          "[tools][cli]") {
   node_fixture node;
   for (auto args : std::vector<std::vector<std::string>>{
-         {"status"}, {"plugins"}, {"stop"}, {"call", "hello", "add", "1", "2"}}) {
+         {"status"},
+         {"plugins"},
+         {"stop"},
+         {"call", "hello", "add", "1", "2"}}) {
     check_error(node.joy(args), "no node is running in " + node.home());
   }
 }
 
-TEST_CASE("install refuses what it cannot run, naming the reason", "[tools][cli]") {
+TEST_CASE("install refuses what it cannot run, naming the reason",
+          "[tools][cli]") {
   node_fixture node;
   node.start();
   check_error(node.joy({"install", node.home() + "/nope"}), "does not exist");
   auto bad = node.dir() / "bad";
-  write_file(bad / "plugin.json", R"({"name": "bad", "type": "native", "entry": "x", "resources": {"gpus": -1}})");
+  write_file(
+    bad / "plugin.json",
+    R"({"name": "bad", "type": "native", "entry": "x", "resources": {"gpus": -1}})");
   check_error(node.joy({"install", bad.string()}), "resources.gpus");
   auto window = node.dir() / "win";
   write_file(window / "plugin.json", R"({"name": "win", "type": "window"})");
   check_error(node.joy({"install", window.string()}), "unimplemented");
   auto not_exec = node.dir() / "noexec";
-  write_file(not_exec / "plugin.json", R"({"name": "noexec", "type": "native", "entry": "x"})");
+  write_file(not_exec / "plugin.json",
+             R"({"name": "noexec", "type": "native", "entry": "x"})");
   write_file(not_exec / "x", "#!/bin/sh\n");
   check_error(node.joy({"install", not_exec.string()}), "not executable");
   // Nothing was registered.
   CHECK(json::parse(node.ok({"plugins", "--json"})).empty());
 }
 
-TEST_CASE("call reports bad arguments and unknown targets in one line", "[tools][cli]") {
+TEST_CASE("call reports bad arguments and unknown targets in one line",
+          "[tools][cli]") {
   node_fixture node;
   node.start();
   node.ok({"install", example("hello")});
-  check_error(node.joy({"call", "nope", "x"}), "no plugin named 'nope' is installed (installed: hello)");
+  check_error(node.joy({"call", "nope", "x"}),
+              "no plugin named 'nope' is installed (installed: hello)");
   check_error(node.joy({"call", "hello", "nope"}), "has no method 'nope'");
-  check_error(node.joy({"call", "hello", "add", "1"}), "add takes 2 arguments, got 1");
-  check_error(node.joy({"call", "hello", "add", "1", "\"2\""}), "argument 2 (b)");
-  check_error(node.joy({"call", "hello", "add", "2.5", "1"}), "got float64 2.5");
+  check_error(node.joy({"call", "hello", "add", "1"}),
+              "add takes 2 arguments, got 1");
+  check_error(node.joy({"call", "hello", "add", "1", "\"2\""}),
+              "argument 2 (b)");
+  check_error(node.joy({"call", "hello", "add", "2.5", "1"}),
+              "got float64 2.5");
   check_error(node.joy({"call", "hello", "add", "9223372036854775807", "1"}),
               "does not fit in 64 bits");
-  check_error(node.joy({"call", "hello", "echo", "hi"}), "argument 1 is not valid JSON");
-  check_error(node.joy({"call", "hello", "echo", "[" + std::string(200, '[')}), "argument 1");
+  check_error(node.joy({"call", "hello", "echo", "hi"}),
+              "argument 1 is not valid JSON");
+  check_error(node.joy({"call", "hello", "echo", "[" + std::string(200, '[')}),
+              "argument 1");
 }
 
-TEST_CASE("values cross the CLI as JSON with ImJoy's _rtype encodings", "[tools][cli]") {
+TEST_CASE("values cross the CLI as JSON with ImJoy's _rtype encodings",
+          "[tools][cli]") {
   node_fixture node;
   node.start();
   node.ok({"install", example("hello")});
@@ -103,16 +121,19 @@ TEST_CASE("values cross the CLI as JSON with ImJoy's _rtype encodings", "[tools]
   CHECK(echo("-7") == "-7\n");
   CHECK(echo("18446744073709551615") == "18446744073709551615\n");
   CHECK(echo("1.0") == "1.0\n");
-  CHECK(echo(R"({"_rtype":"float","_rvalue":"nan"})") == "{\"_rtype\":\"float\",\"_rvalue\":\"nan\"}\n");
+  CHECK(echo(R"({"_rtype":"float","_rvalue":"nan"})")
+        == "{\"_rtype\":\"float\",\"_rvalue\":\"nan\"}\n");
   CHECK(echo(R"({"_rtype":"memoryview","_rvalue":"AAH/"})")
         == "{\"_rtype\":\"memoryview\",\"_rvalue\":\"AAH/\"}\n");
-  auto nd = R"({"_rtype":"ndarray","_rdtype":"float32","_rshape":[2],"_rvalue":"AACAPwAAAEA="})";
+  auto nd
+    = R"({"_rtype":"ndarray","_rdtype":"float32","_rshape":[2],"_rvalue":"AACAPwAAAEA="})";
   CHECK(echo(nd) == std::string{nd} + "\n");
   auto wrapped = R"({"_rtype":"map","_rvalue":{"_rtype":"user data","x":1}})";
   CHECK(echo(wrapped) == std::string{wrapped} + "\n");
   auto when = R"({"_rtype":"timestamp","_rvalue":"2024-05-01T12:00:00.500Z"})";
   CHECK(echo(when) == std::string{when} + "\n");
-  CHECK(echo(R"({"b":1,"a":[true,null,"ü"]})") == "{\"b\":1,\"a\":[true,null,\"ü\"]}\n");
+  CHECK(echo(R"({"b":1,"a":[true,null,"ü"]})")
+        == "{\"b\":1,\"a\":[true,null,\"ü\"]}\n");
 }
 
 TEST_CASE("status and plugins print tables for people and JSON for scripts",
@@ -136,7 +157,8 @@ TEST_CASE("status and plugins print tables for people and JSON for scripts",
   CHECK(st["services"] == json::array({"public/hello:default"}));
 }
 
-TEST_CASE("values nested as deep as allowed cross to a plugin and back; one level more is refused",
+TEST_CASE("values nested as deep as allowed cross to a plugin and back; one "
+          "level more is refused",
           "[tools][cli]") {
   node_fixture node;
   node.start();
@@ -148,5 +170,6 @@ TEST_CASE("values nested as deep as allowed cross to a plugin and back; one leve
     return s;
   };
   CHECK(node.ok({"call", "hello", "echo", nest(32)}) == nest(32) + "\n");
-  check_error(node.joy({"call", "hello", "echo", nest(33)}), "nesting exceeds 32");
+  check_error(node.joy({"call", "hello", "echo", nest(33)}),
+              "nesting exceeds 32");
 }

@@ -67,7 +67,8 @@ double drive(caf::actor_system& sys, std::size_t total, std::size_t in_flight,
       (*next)();
   });
   finished.wait();
-  auto dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
+  auto dt
+    = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
   return static_cast<double>(total) / dt.count();
 }
 
@@ -80,8 +81,10 @@ std::vector<row> run_b1(const options& opts) {
   // Ours: the SDK's plugin actor with a typed export, called through the
   // generic plugin interface with joy::value arguments.
   plugin def{"bench"};
-  def.exports.add("add", [](int64_t a, int64_t b) { return a + b; }, {"a", "b"});
-  auto ours = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)));
+  def.exports.add("add", [](int64_t a, int64_t b) { return a + b; },
+                  {"a", "b"});
+  auto ours
+    = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)));
   // Baseline: a raw CAF typed actor with the same two int64s.
   auto raw = sys.spawn([]() -> raw_adder::behavior_type {
     return {[](call_atom, int64_t a, int64_t b) { return a + b; }};
@@ -119,10 +122,12 @@ std::vector<row> run_b1(const options& opts) {
   caf::anon_send_exit(ours, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(raw, caf::exit_reason::user_shutdown);
   return {
-    row{"B1.seq", "plugin actor, joy::value args, 1 in flight", median(ours_seq),
-        "calls/s", median(raw_seq), "higher", "raw CAF typed actor, int64 args"},
-    row{"B1.par", "plugin actor, joy::value args, 100 in flight", median(ours_par),
-        "calls/s", median(raw_par), "higher", "raw CAF typed actor, int64 args"},
+    row{"B1.seq", "plugin actor, joy::value args, 1 in flight",
+        median(ours_seq), "calls/s", median(raw_seq), "higher",
+        "raw CAF typed actor, int64 args"},
+    row{"B1.par", "plugin actor, joy::value args, 100 in flight",
+        median(ours_par), "calls/s", median(raw_par), "higher",
+        "raw CAF typed actor, int64 args"},
   };
 }
 

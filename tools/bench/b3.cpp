@@ -19,12 +19,12 @@
 #include <memory>
 #include <stdexcept>
 
-#include <capnp/rpc-twoparty.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
 #include "actors/plugin_host/plugin_host_actor.hpp"
@@ -83,7 +83,8 @@ latencies raw_capnp(const options& opts, const std::string& self) {
   auto io = kj::setupAsyncIo();
   auto stream = io.lowLevelProvider->wrapSocketFd(
     child.socket.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  capnp::TwoPartyVatNetwork network{*stream, capnp::rpc::twoparty::Side::CLIENT};
+  capnp::TwoPartyVatNetwork network{*stream,
+                                    capnp::rpc::twoparty::Side::CLIENT};
   auto rpc = capnp::makeRpcClient(network);
   capnp::MallocMessageBuilder vat_msg;
   auto vat = vat_msg.initRoot<capnp::rpc::twoparty::VatId>();
@@ -183,8 +184,9 @@ std::vector<row> run_b3(const options& opts) {
   caf::actor_system sys{cfg};
   {
     kj_thread kj{sys};
-    // -- ours: actor -> plugin host -> kj -> plugin process -> back ----------
-    auto spawner = spawn_spawner(sys, make_exec_launcher(opts.bin_dir + "/joy-exec"));
+    // -- ours: actor -> plugin host -> kj -> plugin process -> back -----------
+    auto spawner
+      = spawn_spawner(sys, make_exec_launcher(opts.bin_dir + "/joy-exec"));
     plugin_host_config hc;
     hc.launch.name = "hello";
     hc.launch.executable = opts.examples_dir + "/hello/hello";
@@ -196,7 +198,8 @@ std::vector<row> run_b3(const options& opts) {
       self->request(host, std::chrono::seconds{10}, start_atom_v)
         .receive([](plugin_status&) {},
                  [](caf::error& err) {
-                   throw std::runtime_error("cannot start hello: " + message_of(err));
+                   throw std::runtime_error("cannot start hello: "
+                                            + message_of(err));
                  });
     }
     auto issue = [host](caf::event_based_actor* self, int64_t i, auto done) {
@@ -206,7 +209,8 @@ std::vector<row> run_b3(const options& opts) {
       self->request(host, std::chrono::seconds{10}, call_atom_v, std::move(req))
         .then([done](value&) mutable { done(); },
               [done](caf::error& err) mutable {
-                std::fprintf(stderr, "B3: call failed: %s\n", message_of(err).c_str());
+                std::fprintf(stderr, "B3: call failed: %s\n",
+                             message_of(err).c_str());
                 done();
               });
     };
@@ -240,12 +244,12 @@ std::vector<row> run_b3(const options& opts) {
     rows.push_back(row{"B3.p99", "actor -> hello.add in a plugin process, p99",
                        ours_p99, "us", capnp_p99, "lower",
                        "raw Cap'n Proto round trip, 2 processes, unix socket"});
-    rows.push_back(row{"B3.sock.p50", "actor -> hello.add in a plugin process, p50",
-                       ours_p50, "us", socket_p50, "lower",
-                       "raw unix socket ping-pong, 64 B"});
-    rows.push_back(row{"B3.sock.p99", "actor -> hello.add in a plugin process, p99",
-                       ours_p99, "us", socket_p99, "lower",
-                       "raw unix socket ping-pong, 64 B"});
+    rows.push_back(row{
+      "B3.sock.p50", "actor -> hello.add in a plugin process, p50", ours_p50,
+      "us", socket_p50, "lower", "raw unix socket ping-pong, 64 B"});
+    rows.push_back(row{
+      "B3.sock.p99", "actor -> hello.add in a plugin process, p99", ours_p99,
+      "us", socket_p99, "lower", "raw unix socket ping-pong, 64 B"});
     {
       caf::scoped_actor self{sys};
       self->request(host, std::chrono::seconds{10}, stop_atom_v)
@@ -254,22 +258,25 @@ std::vector<row> run_b3(const options& opts) {
     caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
 
-    // -- the seam alone ----------------------------------------------------------
+    // -- the seam alone -------------------------------------------------------
     // CAF -> kj -> CAF: post a task that answers through a reply handle.
-    using echo_actor = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
-    auto seam = sys.spawn([&kj](echo_actor::pointer self) -> echo_actor::behavior_type {
-      return {[self, &kj](call_atom, int64_t x) -> caf::result<int64_t> {
-        kj.post([rh = reply_handle{self}, x](kj_context&) mutable {
-          rh.deliver_value(x);
+    using echo_actor
+      = caf::typed_actor<caf::replies_to<call_atom, int64_t>::with<int64_t>>;
+    auto seam
+      = sys.spawn([&kj](echo_actor::pointer self) -> echo_actor::behavior_type {
+          return {[self, &kj](call_atom, int64_t x) -> caf::result<int64_t> {
+            kj.post([rh = reply_handle{self}, x](kj_context&) mutable {
+              rh.deliver_value(x);
+            });
+            return caf::delegated<int64_t>{};
+          }};
         });
-        return caf::delegated<int64_t>{};
-      }};
-    });
-    auto seam_issue = [seam](caf::event_based_actor* self, int64_t i, auto done) {
-      self->request(seam, std::chrono::seconds{10}, call_atom_v, i)
-        .then([done](int64_t) mutable { done(); },
-              [done](caf::error&) mutable { done(); });
-    };
+    auto seam_issue
+      = [seam](caf::event_based_actor* self, int64_t i, auto done) {
+          self->request(seam, std::chrono::seconds{10}, call_atom_v, i)
+            .then([done](int64_t) mutable { done(); },
+                  [done](caf::error&) mutable { done(); });
+        };
     // Throughput with 100 in flight.
     struct counter {
       std::size_t issued = 0, done = 0, total = 0;
@@ -285,14 +292,15 @@ std::vector<row> run_b3(const options& opts) {
         *next = [self, st, seam_issue, next] {
           if (st->issued >= st->total)
             return;
-          seam_issue(self, static_cast<int64_t>(st->issued++), [self, st, next] {
-            if (++st->done == st->total) {
-              st->finished.set_value();
-              self->quit();
-              return;
-            }
-            (*next)();
-          });
+          seam_issue(self, static_cast<int64_t>(st->issued++),
+                     [self, st, next] {
+                       if (++st->done == st->total) {
+                         st->finished.set_value();
+                         self->quit();
+                         return;
+                       }
+                       (*next)();
+                     });
         };
         for (int k = 0; k < 100; ++k)
           (*next)();
@@ -319,17 +327,22 @@ std::vector<row> run_b3(const options& opts) {
         auto t0 = clock::now();
         for (std::size_t i = 0; i < n; ++i)
           executor->executeSync([] {});
-        result.set_value(static_cast<double>(n)
-                         / std::chrono::duration<double>(clock::now() - t0).count());
+        result.set_value(
+          static_cast<double>(n)
+          / std::chrono::duration<double>(clock::now() - t0).count());
         self->quit();
       });
       return fut.get();
     }();
-    rows.push_back(row{"B3.seam", "CAF -> kj -> CAF hand-offs via the eventfd queue, 100 in flight",
-                       seam_rate, "hand-offs/s", sync_rate, "higher",
-                       "kj::Executor::executeSync from a CAF worker"});
-    auto seam_lat = drive_latency(sys, opts.samples / 10, opts.samples, seam_issue);
-    rows.push_back(row{"B3.seam.p50", "CAF -> kj -> CAF hand-off, 1 in flight, p50",
+    rows.push_back(
+      row{"B3.seam",
+          "CAF -> kj -> CAF hand-offs via the eventfd queue, 100 in flight",
+          seam_rate, "hand-offs/s", sync_rate, "higher",
+          "kj::Executor::executeSync from a CAF worker"});
+    auto seam_lat
+      = drive_latency(sys, opts.samples / 10, opts.samples, seam_issue);
+    rows.push_back(row{"B3.seam.p50",
+                       "CAF -> kj -> CAF hand-off, 1 in flight, p50",
                        seam_lat.quantile_us(0.5), "us", 0, "lower", ""});
     caf::anon_send_exit(seam, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();

@@ -37,7 +37,8 @@ struct latencies {
   std::vector<int64_t> ns;
 
   void add(std::chrono::steady_clock::duration d) {
-    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+    ns.push_back(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
   }
 
   /// The q-quantile in microseconds (q in [0, 1]).

@@ -31,14 +31,18 @@ int main(int argc, char** argv) {
   opts.bin_dir = joy::self_dir();
   opts.examples_dir = opts.bin_dir + "/../examples";
   app.add_flag("--json", as_json, "Print JSON");
-  app.add_option("--only", only, "Run only these benchmarks (B1, B3)")->delimiter(',');
+  app.add_option("--only", only, "Run only these benchmarks (B1, B3)")
+    ->delimiter(',');
   app.add_option("--samples", opts.samples, "Round trips per latency figure");
   app.add_option("--calls", opts.calls, "Calls per throughput figure");
-  app.add_option("--workers", opts.workers, "CAF worker threads in the measuring process");
-  app.add_option("--examples", opts.examples_dir, "Where the example plugins are laid out");
+  app.add_option("--workers", opts.workers,
+                 "CAF worker threads in the measuring process");
+  app.add_option("--examples", opts.examples_dir,
+                 "Where the example plugins are laid out");
   CLI11_PARSE(app, argc, argv);
   auto want = [&](const std::string& id) {
-    return only.empty() || std::find(only.begin(), only.end(), id) != only.end();
+    return only.empty()
+           || std::find(only.begin(), only.end(), id) != only.end();
   };
   std::vector<joy::bench::row> rows;
   try {
@@ -71,14 +75,14 @@ int main(int argc, char** argv) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("%-12s %-66s %14s %-11s %14s %8s\n", "id", "benchmark", "value", "unit",
-              "baseline", "ratio");
+  std::printf("%-12s %-66s %14s %-11s %14s %8s\n", "id", "benchmark", "value",
+              "unit", "baseline", "ratio");
   for (auto& r : rows) {
     std::printf("%-12s %-66s %14.2f %-11s %14.2f %8.2f\n", r.id.c_str(),
                 r.name.c_str(), r.value, r.unit.c_str(), r.baseline, r.ratio());
     if (!r.baseline_name.empty())
-      std::printf("%-12s   baseline: %s (%s is better)\n", "", r.baseline_name.c_str(),
-                  r.better.c_str());
+      std::printf("%-12s   baseline: %s (%s is better)\n", "",
+                  r.baseline_name.c_str(), r.better.c_str());
   }
   return 0;
 }

@@ -34,7 +34,8 @@ int serve_capnp() {
   auto io = kj::setupAsyncIo();
   auto stream = io.lowLevelProvider->wrapSocketFd(
     plugin_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  capnp::TwoPartyVatNetwork network{*stream, capnp::rpc::twoparty::Side::SERVER};
+  capnp::TwoPartyVatNetwork network{*stream,
+                                    capnp::rpc::twoparty::Side::SERVER};
   auto rpc = capnp::makeRpcServer(network, kj::heap<raw_plugin>());
   network.onDisconnect().wait(io.waitScope);
   return 0;

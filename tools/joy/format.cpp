@@ -89,8 +89,9 @@ std::string plugins_table(capnp::List<wire::PluginInfo>::Reader xs) {
   rows.push_back({"NAME", "VERSION", "TYPE", "STATE", "SOURCE", "SHA256"});
   for (auto p : xs) {
     std::string sha = p.getSha256().cStr();
-    rows.push_back({p.getName().cStr(), p.getVersion().cStr(), p.getType().cStr(),
-                    p.getState().cStr(), p.getSource().cStr(),
+    rows.push_back({p.getName().cStr(), p.getVersion().cStr(),
+                    p.getType().cStr(), p.getState().cStr(),
+                    p.getSource().cStr(),
                     sha.substr(0, std::min<std::size_t>(12, sha.size()))});
   }
   return table(rows);
@@ -100,9 +101,11 @@ std::string status_text(wire::NodeStatus::Reader x) {
   auto res = x.getResources();
   std::string out;
   auto line = [&](const std::string& key, const std::string& val) {
-    out += key + std::string(key.size() < 11 ? 11 - key.size() : 1, ' ') + val + "\n";
+    out += key + std::string(key.size() < 11 ? 11 - key.size() : 1, ' ') + val
+           + "\n";
   };
-  line("node", std::string{x.getNodeId().cStr()} + (x.getHead() ? "  (head)" : ""));
+  line("node",
+       std::string{x.getNodeId().cStr()} + (x.getHead() ? "  (head)" : ""));
   line("version", x.getVersion().cStr());
   line("address", x.getAddress().cStr());
   line("home", x.getHome().cStr());

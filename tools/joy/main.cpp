@@ -71,7 +71,7 @@ void print_json(const joy::json& doc) {
   std::cout << doc.dump(2) << "\n";
 }
 
-// -- start / stop -----------------------------------------------------------------
+// -- start / stop -------------------------------------------------------------
 
 bool home_locked(const std::string& home) {
   int fd = ::open((home + "/joyd.lock").c_str(), O_RDONLY | O_CLOEXEC);
@@ -88,7 +88,8 @@ std::string log_tail(const std::string& path, std::size_t lines) {
   for (std::string line; std::getline(in, line);)
     all.push_back(line);
   std::string out;
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0;
+       i < all.size(); ++i)
     out += "  " + all[i] + "\n";
   return out;
 }
@@ -139,7 +140,8 @@ int cmd_start(const std::string& home, bool foreground,
     ::dup2(log, 1);
     ::dup2(log, 2);
     ::execv(joyd.c_str(), argv.data());
-    std::fprintf(stderr, "joy: cannot run %s: %s\n", joyd.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "joy: cannot run %s: %s\n", joyd.c_str(),
+                 std::strerror(errno));
     ::_exit(127);
   }
   ::close(pipefd[1]);
@@ -153,8 +155,8 @@ int cmd_start(const std::string& home, bool foreground,
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto client = node_client::connect(home, 2s)) {
-      std::cout << "joy: node " << (*client)->node_id() << " started in " << home
-                << " (pid " << daemon << ", log " << log_path << ")\n";
+      std::cout << "joy: node " << (*client)->node_id() << " started in "
+                << home << " (pid " << daemon << ", log " << log_path << ")\n";
       return 0;
     }
     if (::kill(daemon, 0) != 0)
@@ -183,7 +185,7 @@ int cmd_stop(const std::string& home) {
   return 0;
 }
 
-// -- status / plugins / install ---------------------------------------------------
+// -- status / plugins / install -----------------------------------------------
 
 int cmd_status(const std::string& home, bool as_json) {
   auto client = connect(home);
@@ -215,7 +217,8 @@ int cmd_plugins(const std::string& home, bool as_json) {
   return 0;
 }
 
-int cmd_install(const std::string& home, const std::string& source, bool as_json) {
+int cmd_install(const std::string& home, const std::string& source,
+                bool as_json) {
   std::error_code ec;
   auto path = fs::absolute(source, ec).lexically_normal();
   if (ec || !fs::exists(path))
@@ -231,26 +234,27 @@ int cmd_install(const std::string& home, const std::string& source, bool as_json
   if (as_json) {
     print_json(joy::cli::plugin_json(p));
   } else {
-    std::cout << "installed " << p.getName().cStr() << " " << p.getVersion().cStr()
-              << " (" << p.getType().cStr() << ") from " << p.getSource().cStr()
-              << "\n  path    " << p.getPath().cStr() << "\n  sha256  "
-              << p.getSha256().cStr() << "\n  state   " << p.getState().cStr()
-              << "\n";
+    std::cout << "installed " << p.getName().cStr() << " "
+              << p.getVersion().cStr() << " (" << p.getType().cStr()
+              << ") from " << p.getSource().cStr() << "\n  path    "
+              << p.getPath().cStr() << "\n  sha256  " << p.getSha256().cStr()
+              << "\n  state   " << p.getState().cStr() << "\n";
   }
   return 0;
 }
 
-// -- call -----------------------------------------------------------------------------
+// -- call ---------------------------------------------------------------------
 
 int cmd_call(const std::string& home, const std::string& plugin,
-             const std::string& method, const std::vector<std::string>& raw_args,
-             double timeout_s) {
+             const std::string& method,
+             const std::vector<std::string>& raw_args, double timeout_s) {
   joy::value_list args;
   for (std::size_t i = 0; i < raw_args.size(); ++i) {
     auto x = joy::from_json(raw_args[i]);
     if (!x)
-      throw command_error{"error (invalid_argument): argument " + std::to_string(i + 1)
-                          + " is not valid JSON (" + joy::message_of(x.error())
+      throw command_error{"error (invalid_argument): argument "
+                          + std::to_string(i + 1) + " is not valid JSON ("
+                          + joy::message_of(x.error())
                           + "); quote strings as '\"text\"'"};
     args.push_back(std::move(*x));
   }
@@ -258,13 +262,15 @@ int cmd_call(const std::string& home, const std::string& plugin,
   auto req = client->node().callRequest();
   req.setPlugin(plugin);
   req.setMethod(method);
-  if (auto err = joy::write_list(args, req.initArgs(static_cast<unsigned>(args.size()))))
+  if (auto err
+      = joy::write_list(args, req.initArgs(static_cast<unsigned>(args.size()))))
     fail(err);
   req.initKwargs(0);
   auto timeout_ms = static_cast<uint64_t>(timeout_s * 1000);
   req.setTimeoutMs(timeout_ms);
   // The node enforces the deadline; ours only covers a node that vanished.
-  auto wait_for = timeout_ms > 0 ? std::chrono::milliseconds{timeout_ms} + 15s : 0ms;
+  auto wait_for
+    = timeout_ms > 0 ? std::chrono::milliseconds{timeout_ms} + 15s : 0ms;
   auto resp = check(client->wait(req.send(), wait_for));
   auto result = joy::read_result(resp.getResult());
   if (!result)
@@ -291,24 +297,30 @@ int main(int argc, char** argv) {
   bool foreground = false;
   double call_timeout = 0;
   double stop_grace = -1;
-  start->add_flag("--foreground", foreground, "Stay in the foreground (logs to stderr)");
-  start->add_option("--call-timeout", call_timeout,
-                    "Seconds a call may run when the caller gives no deadline")
+  start->add_flag("--foreground", foreground,
+                  "Stay in the foreground (logs to stderr)");
+  start
+    ->add_option("--call-timeout", call_timeout,
+                 "Seconds a call may run when the caller gives no deadline")
     ->check(CLI::PositiveNumber);
-  start->add_option("--stop-grace", stop_grace,
-                    "Seconds a plugin gets to exit before it is killed")
+  start
+    ->add_option("--stop-grace", stop_grace,
+                 "Seconds a plugin gets to exit before it is killed")
     ->check(CLI::NonNegativeNumber);
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
-  auto* status = app.add_subcommand("status", "Show the node: identity, resources, plugins");
+  auto* status = app.add_subcommand(
+    "status", "Show the node: identity, resources, plugins");
   bool status_json = false;
   status->add_flag("--json", status_json, "Print JSON");
 
-  auto* install = app.add_subcommand("install", "Install a plugin folder and start it");
+  auto* install
+    = app.add_subcommand("install", "Install a plugin folder and start it");
   std::string source;
   bool install_json = false;
-  install->add_option("source", source, "A plugin folder (with plugin.json)")->required();
+  install->add_option("source", source, "A plugin folder (with plugin.json)")
+    ->required();
   install->add_flag("--json", install_json, "Print JSON");
 
   auto* plugins = app.add_subcommand("plugins", "List the installed plugins");
@@ -350,7 +362,8 @@ int main(int argc, char** argv) {
     if (start->parsed()) {
       std::vector<std::string> extra;
       if (call_timeout > 0)
-        extra.insert(extra.end(), {"--call-timeout", std::to_string(call_timeout)});
+        extra.insert(extra.end(),
+                     {"--call-timeout", std::to_string(call_timeout)});
       if (stop_grace >= 0)
         extra.insert(extra.end(), {"--stop-grace", std::to_string(stop_grace)});
       return cmd_start(home, foreground, extra);

@@ -34,7 +34,7 @@ node_client::~node_client() {
 }
 
 caf::error node_client::wait_impl(const std::function<void()>& fn) {
-  KJ_IF_MAYBE(ex, kj::runCatchingExceptions(fn)) {
+  KJ_IF_MAYBE (ex, kj::runCatchingExceptions(fn)) {
     switch (ex->getType()) {
       case kj::Exception::Type::DISCONNECTED:
         return make_error(errc::disconnected,
@@ -49,18 +49,22 @@ caf::error node_client::wait_impl(const std::function<void()>& fn) {
 }
 
 caf::expected<std::unique_ptr<node_client>>
-node_client::connect(const std::string& home, std::chrono::milliseconds timeout) {
+node_client::connect(const std::string& home,
+                     std::chrono::milliseconds timeout) {
   auto path = socket_path(home);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path))
     return make_error(errc::invalid_argument,
-                      "socket path " + path + " is too long; use a shorter JOY_HOME");
+                      "socket path " + path
+                        + " is too long; use a shorter JOY_HOME");
   std::strcpy(addr.sun_path, path.c_str());
   unique_fd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (!fd)
-    return make_error(errc::io_error, std::string{"socket: "} + std::strerror(errno));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return make_error(errc::io_error,
+                      std::string{"socket: "} + std::strerror(errno));
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+      != 0) {
     auto e = errno;
     if (e == ENOENT || e == ECONNREFUSED)
       return make_error(errc::unavailable, "no node is running in " + home
@@ -68,15 +72,16 @@ node_client::connect(const std::string& home, std::chrono::milliseconds timeout)
     if (e == EACCES || e == EPERM)
       return make_error(errc::permission_denied,
                         "not allowed to reach the node in " + home);
-    return make_error(errc::io_error, "cannot connect to " + path + ": "
-                                        + std::strerror(e));
+    return make_error(errc::io_error,
+                      "cannot connect to " + path + ": " + std::strerror(e));
   }
   auto io = kj::setupAsyncIo();
   auto stream = io.lowLevelProvider->wrapUnixSocketFd(
     fd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
                     | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
   auto link = rpc_link::connect(kj::mv(stream), stream_limits{});
-  std::unique_ptr<node_client> client{new node_client(kj::mv(io), kj::mv(link))};
+  std::unique_ptr<node_client> client{
+    new node_client(kj::mv(io), kj::mv(link))};
   auto gate = client->link_->bootstrap_as<wire::Gate>();
   auto req = gate.helloRequest();
   req.setVersion(protocol_version);

@@ -8,8 +8,8 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <caf/expected.hpp>
@@ -45,7 +45,8 @@ public:
   /// Waits for `promise`, at most `timeout` (zero: no limit). Cap'n Proto
   /// failures become Joy errors (a broken link is `disconnected`).
   template <class T>
-  caf::expected<T> wait(kj::Promise<T> promise, std::chrono::milliseconds timeout) {
+  caf::expected<T> wait(kj::Promise<T> promise,
+                        std::chrono::milliseconds timeout) {
     caf::expected<T> result = make_error(errc::internal, "no result");
     auto err = wait_impl([&] {
       if (timeout.count() > 0)
