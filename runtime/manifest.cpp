@@ -144,8 +144,8 @@ caf::error check_version(const json& x, std::string& out) {
       "version", "must be 1 to " + std::to_string(max_version_size)
                    + " characters long, got " + std::to_string(version.size()));
   // The version becomes a directory name too.
-  if (version == "." || version == "..")
-    return field_error("version", "must not be '.' or '..'");
+  if (version.front() == '.')
+    return field_error("version", "must not start with '.'");
   for (char c : version)
     if (!is_ascii_alnum(c) && c != '.' && c != '+' && c != '_' && c != '-')
       return field_error("version", "may contain only letters, digits, "

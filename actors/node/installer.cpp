@@ -412,6 +412,13 @@ install_plugin_folder(const fs::path& source, const fs::path& plugins_dir) {
   // A new <name> directory must itself survive a crash.
   if (auto err = fsync_path(parent.parent_path(), O_RDONLY | O_DIRECTORY))
     return err;
+  // Installs of a node run one at a time (the node actor queues them), so
+  // a temporary copy found here was left by a crash: sweep it.
+  for (auto& entry : fs::directory_iterator{parent, ec})
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
   auto target = parent / manifest->version;
   auto tmp = parent / (".tmp-" + manifest->version + "-" + random_suffix());
   auto fail = [&](caf::error err) {

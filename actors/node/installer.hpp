@@ -7,7 +7,9 @@
 ///
 /// Install copies the plugin into `<plugins_dir>/<name>/<version>/` so the
 /// source may go away afterwards. The copy is made in a temporary sibling
-/// and renamed into place, so a crash never leaves a half-copied plugin.
+/// and renamed into place, so a crash never leaves a half-copied plugin;
+/// the next install of that plugin sweeps such leftovers. One install at a
+/// time per `plugins_dir` (the node actor queues them).
 #pragma once
 
 #include <filesystem>

@@ -376,3 +376,22 @@ TEST_CASE("install into a plugins dir that cannot be created is an io_error",
   CHECK(code == errc::io_error);
   CHECK_THAT(msg, Contains((tmp / "blocker").string()));
 }
+
+TEST_CASE(
+  "an install sweeps the temporary copies a crashed install left behind",
+  "[actors][installer]") {
+  joy::test::temp_dir dir;
+  auto src = dir / "src";
+  joy::test::write_file(
+    src / "plugin.json",
+    R"({"name": "swept", "type": "native", "entry": "run"})");
+  joy::test::write_file(src / "run", "#!/bin/sh\n");
+  std::filesystem::permissions(src / "run", std::filesystem::perms::owner_all);
+  auto plugins = dir / "plugins";
+  auto leftover = plugins / "swept" / ".tmp-0.1.0-123456";
+  joy::test::write_file(leftover / "partial", "half a copy");
+  auto rec = joy::install_plugin_folder(src, plugins);
+  REQUIRE(rec);
+  CHECK_FALSE(std::filesystem::exists(leftover));
+  CHECK(std::filesystem::exists(plugins / "swept" / "0.1.0" / "run"));
+}
