@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <thread>
+#include <type_traits>
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
@@ -245,6 +246,32 @@ caf::expected<hosted*> find_plugin(self_ptr self, const std::string& name) {
       + (known.empty() ? std::string{} : " (installed: " + known + ")"));
 }
 
+/// Forwards `start` or `stop` to the plugin's host and answers with the
+/// plugin's info once the host did (its own deadline plus a margin).
+template <class Atom>
+caf::result<plugin_info> ask_host(self_ptr self, const std::string& name,
+                                  Atom atom, caf::timespan deadline) {
+  auto h = find_plugin(self, name);
+  if (!h)
+    return std::move(h.error());
+  if (!(*h)->host) {
+    // Nothing runs it; stopping it is done already, starting it cannot be.
+    if (std::is_same_v<Atom, stop_atom>)
+      return plugin_info{(*h)->record, (*h)->status};
+    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
+                                           + (*h)->status.last_error);
+  }
+  auto rp = self->make_response_promise<plugin_info>();
+  auto record = (*h)->record;
+  self->request((*h)->host, deadline + std::chrono::seconds{5}, atom)
+    .then(
+      [rp, record](plugin_status& s) mutable {
+        rp.deliver(plugin_info{record, s});
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 } // namespace
 
 node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
@@ -338,44 +365,11 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         return self->delegate((*h)->host, call_atom_v, std::move(req));
       },
       [self](start_atom, const std::string& name) -> caf::result<plugin_info> {
-        auto h = find_plugin(self, name);
-        if (!h)
-          return std::move(h.error());
-        if (!(*h)->host)
-          return make_error(errc::unavailable,
-                            "plugin '" + name
-                              + "' cannot run: " + (*h)->status.last_error);
-        auto rp = self->make_response_promise<plugin_info>();
-        auto record = (*h)->record;
-        self
-          ->request((*h)->host,
-                    self->state.cfg.start_timeout + std::chrono::seconds{5},
-                    start_atom_v)
-          .then(
-            [rp, record](plugin_status& s) mutable {
-              rp.deliver(plugin_info{record, s});
-            },
-            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+        return ask_host(self, name, start_atom_v,
+                        self->state.cfg.start_timeout);
       },
       [self](stop_atom, const std::string& name) -> caf::result<plugin_info> {
-        auto h = find_plugin(self, name);
-        if (!h)
-          return std::move(h.error());
-        if (!(*h)->host)
-          return plugin_info{(*h)->record, (*h)->status};
-        auto rp = self->make_response_promise<plugin_info>();
-        auto record = (*h)->record;
-        self
-          ->request((*h)->host,
-                    self->state.cfg.stop_grace + std::chrono::seconds{5},
-                    stop_atom_v)
-          .then(
-            [rp, record](plugin_status& s) mutable {
-              rp.deliver(plugin_info{record, s});
-            },
-            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-        return rp;
+        return ask_host(self, name, stop_atom_v, self->state.cfg.stop_grace);
       },
       [self](shutdown_atom) -> caf::result<bool> {
         auto& st = self->state;

@@ -184,15 +184,19 @@ int main(int argc, char** argv) {
     listening.set_value(
       joy::start_control_server(ctx, server_id, std::move(ccfg)));
   });
-  if (auto err = listening.get_future().get()) {
-    auto msg = joy::message_of(err);
+  // Steps 3 and 4 of the shutdown order: end the actors (hosts are linked
+  // to the node and go with it), then join the kj thread.
+  auto end_actors_and_kj = [&] {
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
     kj.stop();
-    return fail(msg);
+  };
+  if (auto err = listening.get_future().get()) {
+    end_actors_and_kj();
+    return fail(joy::message_of(err));
   }
   joy::log(joy::log_level::info, "joyd", "node ", node_id, " (Joy ",
            joy::version(), ") listening on ", socket,
@@ -219,14 +223,9 @@ int main(int argc, char** argv) {
                           "plugins did not all stop: ", joy::message_of(err));
                });
   }
-  // 3. End the actors (hosts are linked to the node and go with it).
-  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
-  sys.await_all_actors_done();
-  // 4. Join the kj thread; 5. the actor_system goes last, on return.
-  kj.stop();
+  // 3. End the actors; 4. join the kj thread; 5. the actor_system goes
+  // last, on return.
+  end_actors_and_kj();
   joy::log(joy::log_level::info, "joyd", "stopped");
   return 0;
 }
