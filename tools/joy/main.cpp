@@ -134,11 +134,15 @@ int cmd_start(const std::string& home, bool foreground,
       ::write(pipefd[1], &second, sizeof(second));
       ::_exit(second > 0 ? 0 : 1);
     }
-    int null = ::open("/dev/null", O_RDONLY);
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int log = ::open(log_path.c_str(),
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    // dup2 clears CLOEXEC on 0-2 only; the originals close at exec.
     ::dup2(null, 0);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    // A daemon keeps nothing its starter had open.
+    ::close_range(3, ~0U, 0);
     ::execv(joyd.c_str(), argv.data());
     std::fprintf(stderr, "joy: cannot run %s: %s\n", joyd.c_str(),
                  std::strerror(errno));
