@@ -100,8 +100,8 @@ struct folder_listing {
   std::vector<std::string> files;
 };
 
-/// Lists `dir` recursively, refusing symlinks and special files.
-caf::expected<folder_listing> list_folder(const fs::path& dir) {
+/// Checks that `dir` exists and is (or links to) a directory.
+caf::error require_directory(const fs::path& dir) {
   std::error_code ec;
   auto st = fs::status(dir, ec);
   if (ec && st.type() != fs::file_type::not_found)
@@ -111,6 +111,14 @@ caf::expected<folder_listing> list_folder(const fs::path& dir) {
   if (!fs::is_directory(st))
     return make_error(errc::invalid_argument,
                       display(dir) + " is not a directory");
+  return {};
+}
+
+/// Lists `dir` recursively, refusing symlinks and special files.
+caf::expected<folder_listing> list_folder(const fs::path& dir) {
+  if (auto err = require_directory(dir))
+    return err;
+  std::error_code ec;
   folder_listing result;
   fs::recursive_directory_iterator i{dir, ec};
   if (ec)
@@ -313,15 +321,9 @@ caf::expected<std::string> copy_folder(const fs::path& source,
 } // namespace
 
 caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
+  if (auto err = require_directory(dir))
+    return err;
   std::error_code ec;
-  auto st = fs::status(dir, ec);
-  if (ec && st.type() != fs::file_type::not_found)
-    return io_error("cannot access " + display(dir), ec);
-  if (!fs::exists(st))
-    return make_error(errc::not_found, display(dir) + " does not exist");
-  if (!fs::is_directory(st))
-    return make_error(errc::invalid_argument,
-                      display(dir) + " is not a directory");
   auto manifest_path = dir / "plugin.json";
   auto manifest_st = fs::symlink_status(manifest_path, ec);
   if (!fs::exists(manifest_st))

@@ -16,18 +16,10 @@
 #include "runtime/errc.hpp"
 #include "runtime/plugin_exports.hpp"
 #include "runtime/value.hpp"
+#include "tests/support/value_helpers.hpp"
 
-using Catch::Matchers::Contains;
-using joy::buffer;
-using joy::dtype;
-using joy::errc;
-using joy::ndarray;
 using joy::plugin_exports;
-using joy::timestamp;
-using joy::value;
-using joy::value_list;
-using joy::value_map;
-using kind = joy::value::kind;
+using namespace joy::test;
 
 namespace {
 
@@ -84,14 +76,7 @@ plugin_exports converters() {
          {"a"});
   ex.add("later", [](timestamp t) { return timestamp{t.ns + 1}; }, {"t"});
   ex.add("count", [](const value_list& xs) { return xs.size(); }, {"xs"});
-  ex.add("keys",
-         [](const value_map& m) {
-           std::vector<std::string> out;
-           for (auto& [k, v] : m)
-             out.push_back(k);
-           return out;
-         },
-         {"m"});
+  ex.add("keys", [](const value_map& m) { return keys_of(m); }, {"m"});
   ex.add("sum",
          [](const std::vector<int64_t>& xs) {
            int64_t total = 0;

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -15,20 +14,10 @@
 #include "runtime/errc.hpp"
 #include "runtime/value.hpp"
 #include "runtime/value_json.hpp"
+#include "tests/support/value_helpers.hpp"
 
-using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
-using joy::buffer;
-using joy::dtype;
-using joy::errc;
-using joy::error_value;
-using joy::function_ref;
-using joy::ndarray;
-using joy::timestamp;
-using joy::value;
-using joy::value_list;
-using joy::value_map;
-using kind = joy::value::kind;
+using namespace joy::test;
 
 namespace {
 
@@ -83,31 +72,6 @@ caf::error iso_error(const std::string& text) {
   return res.error();
 }
 
-buffer bytes_of(std::initializer_list<unsigned> xs) {
-  std::vector<std::byte> out;
-  for (auto x : xs)
-    out.push_back(static_cast<std::byte>(x));
-  return buffer::take(std::move(out));
-}
-
-/// `n` bytes counting up from 1.
-buffer counting(std::size_t n) {
-  std::vector<std::byte> out(n);
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = static_cast<std::byte>(i + 1);
-  return buffer::take(std::move(out));
-}
-
-ndarray make_array(dtype type, std::vector<uint64_t> shape,
-                   bool typed = false) {
-  ndarray a;
-  a.type = type;
-  a.shape = std::move(shape);
-  a.typed_array = typed;
-  a.data = counting(*a.element_count() * joy::itemsize(type));
-  return a;
-}
-
 /// Checks both directions of one row of the mapping table.
 void check_row(const value& x, const std::string& text) {
   INFO("JSON " << text);
@@ -117,12 +81,6 @@ void check_row(const value& x, const std::string& text) {
 
 std::string nested_brackets(std::size_t n, const std::string& leaf = "0") {
   return std::string(n, '[') + leaf + std::string(n, ']');
-}
-
-uint64_t bits_of(double d) {
-  uint64_t u;
-  std::memcpy(&u, &d, sizeof u);
-  return u;
 }
 
 } // namespace

@@ -6,31 +6,20 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <iterator>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <capnp/message.h>
-
 #include "runtime/errc.hpp"
 #include "runtime/value.hpp"
 #include "runtime/value_json.hpp"
 #include "runtime/value_wire.hpp"
 #include "schema/value.capnp.h"
+#include "tests/support/value_helpers.hpp"
 
-using joy::buffer;
-using joy::dtype;
-using joy::errc;
-using joy::error_value;
-using joy::ndarray;
-using joy::timestamp;
-using joy::value;
-using joy::value_list;
-using joy::value_map;
-using kind = joy::value::kind;
+using namespace joy::test;
 
 namespace {
 
@@ -59,7 +48,8 @@ public:
       case 5:
         return value{utf8()};
       case 6:
-        return value{bytes(static_cast<std::size_t>(between(0, 40)))};
+        return value{
+          random_bytes(rng_, static_cast<std::size_t>(between(0, 40)))};
       case 7:
         return value{array()};
       case 8:
@@ -160,15 +150,11 @@ private:
       case 1: { // subnormal
         uint64_t bits = rng_() & ((uint64_t{1} << 52) - 1);
         bits |= rng_() & (uint64_t{1} << 63);
-        double d;
-        std::memcpy(&d, &bits, sizeof d);
-        return d;
+        return double_of(bits);
       }
       case 2: { // any bit pattern, NaNs with payloads included
         uint64_t bits = rng_();
-        double d;
-        std::memcpy(&d, &bits, sizeof d);
-        return d;
+        return double_of(bits);
       }
       case 3:
         return static_cast<double>(between(-1'000'000, 1'000'000));
@@ -228,13 +214,6 @@ private:
     return out;
   }
 
-  buffer bytes(std::size_t n) {
-    std::vector<std::byte> out(n);
-    for (auto& b : out)
-      b = static_cast<std::byte>(rng_() & 0xFF);
-    return buffer::take(std::move(out));
-  }
-
   ndarray array() {
     ndarray a;
     a.type = static_cast<dtype>(between(0, joy::dtype_count - 1));
@@ -246,7 +225,7 @@ private:
       for (int64_t i = 0; i < ndim; ++i)
         a.shape.push_back(static_cast<uint64_t>(between(0, 4)));
     }
-    a.data = bytes(*a.element_count() * joy::itemsize(a.type));
+    a.data = random_bytes(rng_, *a.element_count() * joy::itemsize(a.type));
     return a;
   }
 
@@ -317,20 +296,6 @@ value normalize_for_json(const value& x) {
   return x;
 }
 
-caf::expected<value> through_capnp(const value& x) {
-  capnp::MallocMessageBuilder msg;
-  if (auto err = joy::write_value(x, msg.initRoot<joy::wire::Value>()))
-    return err;
-  return joy::read_value(msg.getRoot<joy::wire::Value>().asReader());
-}
-
-caf::expected<value> through_bytes(const value& x) {
-  auto bytes = joy::encode_bytes(x);
-  if (!bytes)
-    return bytes.error();
-  return joy::decode_bytes(*bytes);
-}
-
 constexpr int samples_per_seed = 500;
 constexpr int max_levels = 6;
 
@@ -372,7 +337,7 @@ TEST_CASE("random values round-trip through Cap'n Proto",
     value_generator gen{seed};
     for (int i = 0; i < samples_per_seed; ++i) {
       auto v = gen.container(max_levels);
-      auto back = through_capnp(v);
+      auto back = through_builder(v);
       if (!back)
         FAIL("seed " << seed << " sample " << i << ": "
                      << joy::message_of(back.error()));

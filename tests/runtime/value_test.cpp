@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -14,80 +13,9 @@
 
 #include "runtime/errc.hpp"
 #include "runtime/value.hpp"
+#include "tests/support/value_helpers.hpp"
 
-using Catch::Matchers::Contains;
-using joy::buffer;
-using joy::dtype;
-using joy::errc;
-using joy::error_value;
-using joy::function_ref;
-using joy::ndarray;
-using joy::timestamp;
-using joy::value;
-using joy::value_list;
-using joy::value_map;
-using kind = joy::value::kind;
-
-namespace {
-
-/// `n` nested lists around the integer 0: depth `n`.
-value nested_list(std::size_t n) {
-  value v{0};
-  for (std::size_t i = 0; i < n; ++i) {
-    value_list xs;
-    xs.push_back(std::move(v));
-    v = value{std::move(xs)};
-  }
-  return v;
-}
-
-/// `n` nested maps around the integer 0: depth `n`.
-value nested_map(std::size_t n) {
-  value v{0};
-  for (std::size_t i = 0; i < n; ++i) {
-    value_map m;
-    m.insert("k", std::move(v));
-    v = value{std::move(m)};
-  }
-  return v;
-}
-
-buffer bytes_of(std::initializer_list<unsigned> xs) {
-  std::vector<std::byte> out;
-  for (auto x : xs)
-    out.push_back(static_cast<std::byte>(x));
-  return buffer::take(std::move(out));
-}
-
-buffer zeros(std::size_t n) {
-  return buffer::take(std::vector<std::byte>(n));
-}
-
-ndarray make_array(dtype type, std::vector<uint64_t> shape, std::size_t bytes,
-                   bool typed = false) {
-  ndarray a;
-  a.type = type;
-  a.shape = std::move(shape);
-  a.data = zeros(bytes);
-  a.typed_array = typed;
-  return a;
-}
-
-/// The keys of `m` in iteration order.
-std::vector<std::string> keys_of(const value_map& m) {
-  std::vector<std::string> out;
-  for (auto& [k, v] : m)
-    out.push_back(k);
-  return out;
-}
-
-double bits_to_double(uint64_t bits) {
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
-}
-
-} // namespace
+using namespace joy::test;
 
 // -- construction -------------------------------------------------------------
 
@@ -152,7 +80,7 @@ TEST_CASE("typed accessors return the alternative or nullptr",
   CHECK(f.as_function()->id == 7);
   CHECK(f.as_function()->name == "callback");
 
-  value a{make_array(dtype::float32, {2}, 8)};
+  value a{make_array(dtype::float32, {2}, zeros(8))};
   REQUIRE(a.as_ndarray() != nullptr);
   CHECK(a.as_ndarray()->type == dtype::float32);
   CHECK(a.as_ndarray()->shape == std::vector<uint64_t>{2});
@@ -243,7 +171,7 @@ TEST_CASE("copying a value shares the bytes of a large buffer",
 
 TEST_CASE("copying a value shares the ndarray and its data",
           "[runtime][value]") {
-  value v{make_array(dtype::float64, {512, 256}, 512 * 256 * 8)};
+  value v{make_array(dtype::float64, {512, 256}, zeros(512 * 256 * 8))};
   value copy = v;
   CHECK(copy.as_ndarray() == v.as_ndarray());
   CHECK(copy.as_ndarray()->data.data() == v.as_ndarray()->data.data());
@@ -350,7 +278,7 @@ TEST_CASE("floats are equal when their bits are equal or both are NaN",
   CHECK(value{nan} == value{nan});
   CHECK(value{nan} == value{-nan});
   // A NaN with another payload is still a NaN.
-  CHECK(value{nan} == value{bits_to_double(0x7FF0000000000001ULL)});
+  CHECK(value{nan} == value{double_of(0x7FF0000000000001ULL)});
   CHECK(value{nan} != value{0.0});
   CHECK(value{0.0} != value{nan});
   CHECK(value{0.0} == value{0.0});
@@ -374,7 +302,7 @@ TEST_CASE("values of different kinds are never equal", "[runtime][value]") {
                         value{buffer{}},
                         value{value_list{}},
                         value{value_map{}},
-                        value{make_array(dtype::uint8, {0}, 0)},
+                        value{make_array(dtype::uint8, {0}, zeros(0))},
                         value{timestamp{0}},
                         value{function_ref{0, "", nullptr}},
                         value{error_value{}}};
@@ -403,7 +331,7 @@ TEST_CASE("nested values compare structurally", "[runtime][value]") {
 
 TEST_CASE("ndarrays, timestamps, errors and functions compare as documented",
           "[runtime][value]") {
-  auto a = make_array(dtype::int16, {2, 2}, 8);
+  auto a = make_array(dtype::int16, {2, 2}, zeros(8));
   auto b = a;
   b.data = zeros(8);
   CHECK(value{a} == value{b});
@@ -415,8 +343,8 @@ TEST_CASE("ndarrays, timestamps, errors and functions compare as documented",
   b = a;
   b.data = bytes_of({0, 0, 0, 0, 0, 0, 0, 1});
   CHECK(value{a} != value{b});
-  auto typed = make_array(dtype::uint8, {4}, 4, true);
-  auto plain = make_array(dtype::uint8, {4}, 4, false);
+  auto typed = make_array(dtype::uint8, {4}, zeros(4), true);
+  auto plain = make_array(dtype::uint8, {4}, zeros(4), false);
   CHECK(value{typed} != value{plain});
 
   CHECK(value{timestamp{1}} == value{timestamp{1}});
@@ -445,7 +373,7 @@ TEST_CASE("depth counts container nesting", "[runtime][value]") {
   CHECK(joy::depth(value{}) == 0);
   CHECK(joy::depth(value{1}) == 0);
   CHECK(joy::depth(value{"s"}) == 0);
-  CHECK(joy::depth(value{make_array(dtype::uint8, {2, 2}, 4)}) == 0);
+  CHECK(joy::depth(value{make_array(dtype::uint8, {2, 2}, zeros(4))}) == 0);
   CHECK(joy::depth(value{value_list{}}) == 1);
   CHECK(joy::depth(value{value_map{}}) == 1);
   CHECK(joy::depth(value{value_list{value{1}}}) == 1);
@@ -474,21 +402,23 @@ TEST_CASE("depth is bounded on deep input", "[runtime][value]") {
 // -- ndarray ------------------------------------------------------------------
 
 TEST_CASE("ndarray::validate accepts consistent arrays", "[runtime][value]") {
-  CHECK_FALSE(make_array(dtype::uint8, {2, 3}, 6).validate());
-  CHECK_FALSE(make_array(dtype::float32, {2, 3}, 24).validate());
-  CHECK_FALSE(make_array(dtype::float64, {0}, 0).validate());
-  CHECK_FALSE(make_array(dtype::int32, {3, 0}, 0).validate());
+  CHECK_FALSE(make_array(dtype::uint8, {2, 3}, zeros(6)).validate());
+  CHECK_FALSE(make_array(dtype::float32, {2, 3}, zeros(24)).validate());
+  CHECK_FALSE(make_array(dtype::float64, {0}, zeros(0)).validate());
+  CHECK_FALSE(make_array(dtype::int32, {3, 0}, zeros(0)).validate());
   // A scalar has shape [] and one element.
-  CHECK_FALSE(make_array(dtype::int64, {}, 8).validate());
-  CHECK_FALSE(make_array(dtype::uint16, {5}, 10, true).validate());
-  CHECK(make_array(dtype::uint8, {2, 3}, 6).element_count() == uint64_t{6});
-  CHECK(make_array(dtype::uint8, {}, 1).element_count() == uint64_t{1});
-  CHECK(make_array(dtype::uint8, {7, 0}, 0).element_count() == uint64_t{0});
+  CHECK_FALSE(make_array(dtype::int64, {}, zeros(8)).validate());
+  CHECK_FALSE(make_array(dtype::uint16, {5}, zeros(10), true).validate());
+  CHECK(make_array(dtype::uint8, {2, 3}, zeros(6)).element_count()
+        == uint64_t{6});
+  CHECK(make_array(dtype::uint8, {}, zeros(1)).element_count() == uint64_t{1});
+  CHECK(make_array(dtype::uint8, {7, 0}, zeros(0)).element_count()
+        == uint64_t{0});
 }
 
 TEST_CASE("ndarray::validate rejects a data size that does not match the shape",
           "[runtime][value]") {
-  auto err = make_array(dtype::float32, {2, 3}, 23).validate();
+  auto err = make_array(dtype::float32, {2, 3}, zeros(23)).validate();
   REQUIRE(err);
   CHECK(joy::code_of(err) == errc::invalid_argument);
   auto msg = joy::message_of(err);
@@ -497,16 +427,16 @@ TEST_CASE("ndarray::validate rejects a data size that does not match the shape",
   CHECK_THAT(msg, Contains("24 bytes"));
   CHECK_THAT(msg, Contains("23"));
 
-  CHECK(joy::code_of(make_array(dtype::int64, {}, 0).validate())
+  CHECK(joy::code_of(make_array(dtype::int64, {}, zeros(0)).validate())
         == errc::invalid_argument);
-  CHECK(joy::code_of(make_array(dtype::uint8, {0}, 1).validate())
+  CHECK(joy::code_of(make_array(dtype::uint8, {0}, zeros(1)).validate())
         == errc::invalid_argument);
 }
 
 TEST_CASE("ndarray::validate rejects shapes that overflow",
           "[runtime][value]") {
-  auto count
-    = make_array(dtype::uint8, {uint64_t{1} << 32, uint64_t{1} << 32}, 0);
+  auto count = make_array(dtype::uint8, {uint64_t{1} << 32, uint64_t{1} << 32},
+                          zeros(0));
   CHECK_FALSE(count.element_count());
   auto err = count.validate();
   REQUIRE(err);
@@ -514,29 +444,29 @@ TEST_CASE("ndarray::validate rejects shapes that overflow",
   CHECK_THAT(joy::message_of(err), Contains("overflow"));
 
   // The element count fits, the byte count does not.
-  auto bytes = make_array(dtype::float64, {uint64_t{1} << 62}, 0);
+  auto bytes = make_array(dtype::float64, {uint64_t{1} << 62}, zeros(0));
   CHECK(bytes.element_count());
   CHECK(joy::code_of(bytes.validate()) == errc::too_large);
 
   // Huge but representable: a size mismatch, not an overflow.
-  auto huge = make_array(dtype::uint8, {uint64_t{1} << 40}, 0);
+  auto huge = make_array(dtype::uint8, {uint64_t{1} << 40}, zeros(0));
   CHECK(joy::code_of(huge.validate()) == errc::invalid_argument);
 }
 
 TEST_CASE("a typed array must be one-dimensional", "[runtime][value]") {
-  auto two_d = make_array(dtype::uint8, {2, 2}, 4, true);
+  auto two_d = make_array(dtype::uint8, {2, 2}, zeros(4), true);
   auto err = two_d.validate();
   REQUIRE(err);
   CHECK(joy::code_of(err) == errc::invalid_argument);
   CHECK_THAT(joy::message_of(err), Contains("one-dimensional"));
-  CHECK(joy::code_of(make_array(dtype::uint8, {}, 1, true).validate())
+  CHECK(joy::code_of(make_array(dtype::uint8, {}, zeros(1), true).validate())
         == errc::invalid_argument);
-  CHECK_FALSE(make_array(dtype::uint8, {4}, 4, true).validate());
-  CHECK_FALSE(make_array(dtype::uint8, {0}, 0, true).validate());
+  CHECK_FALSE(make_array(dtype::uint8, {4}, zeros(4), true).validate());
+  CHECK_FALSE(make_array(dtype::uint8, {0}, zeros(0), true).validate());
 }
 
 TEST_CASE("ndarray::validate rejects an invalid dtype", "[runtime][value]") {
-  auto a = make_array(static_cast<dtype>(joy::dtype_count), {1}, 1);
+  auto a = make_array(static_cast<dtype>(joy::dtype_count), {1}, zeros(1));
   auto err = a.validate();
   REQUIRE(err);
   CHECK(joy::code_of(err) == errc::invalid_argument);
@@ -561,9 +491,9 @@ TEST_CASE("every dtype has its numpy item size", "[runtime][value]") {
     auto type = static_cast<dtype>(i);
     INFO(joy::to_string(type));
     auto size = joy::itemsize(type);
-    CHECK_FALSE(make_array(type, {2, 3}, 6 * size).validate());
-    CHECK(make_array(type, {2, 3}, 6 * size + 1).validate());
-    CHECK_FALSE(make_array(type, {}, size).validate());
+    CHECK_FALSE(make_array(type, {2, 3}, zeros(6 * size)).validate());
+    CHECK(make_array(type, {2, 3}, zeros(6 * size + 1)).validate());
+    CHECK_FALSE(make_array(type, {}, zeros(size)).validate());
   }
 }
 

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -19,19 +18,9 @@
 #include "runtime/value.hpp"
 #include "runtime/value_wire.hpp"
 #include "schema/value.capnp.h"
+#include "tests/support/value_helpers.hpp"
 
-using Catch::Matchers::Contains;
-using joy::buffer;
-using joy::dtype;
-using joy::errc;
-using joy::error_value;
-using joy::function_ref;
-using joy::ndarray;
-using joy::timestamp;
-using joy::value;
-using joy::value_list;
-using joy::value_map;
-using kind = joy::value::kind;
+using namespace joy::test;
 
 namespace wire = joy::wire;
 
@@ -47,22 +36,6 @@ std::vector<char> flat(capnp::MessageBuilder& msg) {
 /// Reads the root of a hand-built message.
 caf::expected<value> read_root(capnp::MallocMessageBuilder& msg) {
   return joy::read_value(msg.getRoot<wire::Value>().asReader());
-}
-
-/// C++ -> capnp builder -> reader -> C++.
-caf::expected<value> through_builder(const value& x) {
-  capnp::MallocMessageBuilder msg;
-  if (auto err = joy::write_value(x, msg.initRoot<wire::Value>()))
-    return err;
-  return read_root(msg);
-}
-
-/// C++ -> serialized bytes -> C++.
-caf::expected<value> through_bytes(const value& x) {
-  auto bytes = joy::encode_bytes(x);
-  if (!bytes)
-    return bytes.error();
-  return joy::decode_bytes(*bytes);
 }
 
 /// Checks both round trips and returns what came back through bytes.
@@ -105,51 +78,6 @@ caf::error read_error_of(capnp::MallocMessageBuilder& msg) {
   return res.error();
 }
 
-buffer random_bytes(std::mt19937_64& rng, std::size_t n) {
-  std::vector<std::byte> out(n);
-  for (auto& b : out)
-    b = static_cast<std::byte>(rng() & 0xFF);
-  return buffer::take(std::move(out));
-}
-
-/// `n` bytes counting up from 1.
-buffer counting(std::size_t n) {
-  std::vector<std::byte> out(n);
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = static_cast<std::byte>(i + 1);
-  return buffer::take(std::move(out));
-}
-
-ndarray make_array(dtype type, std::vector<uint64_t> shape,
-                   bool typed = false) {
-  ndarray a;
-  a.type = type;
-  a.shape = std::move(shape);
-  a.typed_array = typed;
-  a.data = counting(*a.element_count() * joy::itemsize(type));
-  return a;
-}
-
-value nested_list(std::size_t n) {
-  value v{0};
-  for (std::size_t i = 0; i < n; ++i) {
-    value_list xs;
-    xs.push_back(std::move(v));
-    v = value{std::move(xs)};
-  }
-  return v;
-}
-
-value nested_map(std::size_t n) {
-  value v{0};
-  for (std::size_t i = 0; i < n; ++i) {
-    value_map m;
-    m.insert("k", std::move(v));
-    v = value{std::move(m)};
-  }
-  return v;
-}
-
 /// Builds `n` nested lists by hand, around an int64 leaf.
 void build_nested_lists(wire::Value::Builder out, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
@@ -165,18 +93,6 @@ void build_nested_maps(wire::Value::Builder out, std::size_t n) {
     out = entry.initValue();
   }
   out.setInt64(0);
-}
-
-uint64_t bits_of(double d) {
-  uint64_t u;
-  std::memcpy(&u, &d, sizeof u);
-  return u;
-}
-
-double double_of(uint64_t u) {
-  double d;
-  std::memcpy(&d, &u, sizeof d);
-  return d;
 }
 
 } // namespace
