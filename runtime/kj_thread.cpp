@@ -28,10 +28,12 @@ kj_resource::~kj_resource() noexcept(false) {
 
 // -- kj_context ---------------------------------------------------------------
 
-kj_context::kj_context(caf::actor_system& sys, kj::AsyncIoContext& io,
-                       kj::Timer& timer, kj::TaskSet::ErrorHandler& errors,
+kj_context::kj_context(kj_thread& thread, caf::actor_system& sys,
+                       kj::AsyncIoContext& io, kj::Timer& timer,
+                       kj::TaskSet::ErrorHandler& errors,
                        caf::strong_actor_ptr companion)
-  : sys_(sys),
+  : thread_(&thread),
+    sys_(sys),
     io_(io),
     timer_(&timer),
     tasks_(errors),
@@ -61,6 +63,33 @@ void kj_context::drop(uint64_t id) {
   auto obj = kj::mv(i->second);
   resources_.erase(i);
   tasks_.add(kj::evalLater([obj = kj::mv(obj)]() mutable { obj = nullptr; }));
+}
+
+uint64_t kj_context::keep(capnp::Capability::Client cap) {
+  auto id = thread_->next_id();
+  capabilities_.emplace(id, kj::mv(cap));
+  return id;
+}
+
+capnp::Capability::Client* kj_context::capability(uint64_t id) noexcept {
+  auto i = capabilities_.find(id);
+  return i != capabilities_.end() ? &i->second : nullptr;
+}
+
+void kj_context::release(uint64_t id) {
+  capabilities_.erase(id);
+}
+
+void kj_context::on_request(request_handler handler) {
+  request_handlers_.push_back(std::move(handler));
+}
+
+void kj_context::dispatch(caf::message msg, reply_handle reply) {
+  for (auto& handler : request_handlers_)
+    if (handler(*this, msg, reply))
+      return;
+  reply.deliver(make_error(errc::unimplemented,
+                           "the kj gateway does not serve this request"));
 }
 
 void kj_context::on_stop(std::function<void()> fn) {
@@ -117,6 +146,8 @@ void kj_context::shutdown() {
     obj = nullptr;
   }
   pending_.clear();
+  capabilities_.clear();
+  request_handlers_.clear();
 }
 
 // -- kj_thread ----------------------------------------------------------------
@@ -246,19 +277,33 @@ void kj_thread::run() {
   // thread sends them, and forwards them into the queue.
   auto companion = sys_.spawn<caf::actor_companion, caf::hidden>();
   auto* comp = caf::actor_cast<caf::actor_companion*>(companion);
-  comp->on_enqueue([this](caf::mailbox_element_ptr ptr) {
-    if (!ptr || !ptr->mid.is_response())
+  auto comp_ptr = caf::actor_cast<caf::strong_actor_ptr>(companion);
+  comp->on_enqueue([this, comp_ptr](caf::mailbox_element_ptr ptr) {
+    if (!ptr)
       return;
-    auto id = ptr->mid.request_id().integer_value()
-              & caf::message_id::request_id_mask;
-    auto msg = ptr->move_content_to_message();
-    post([id, msg = std::move(msg)](kj_context& ctx) mutable {
-      ctx.fulfill(id, std::move(msg));
-    });
+    if (ptr->mid.is_response()) {
+      // The answer to a kj -> CAF request.
+      auto id = ptr->mid.request_id().integer_value()
+                & caf::message_id::request_id_mask;
+      auto msg = ptr->move_content_to_message();
+      post([id, msg = std::move(msg)](kj_context& ctx) mutable {
+        ctx.fulfill(id, std::move(msg));
+      });
+    } else if (ptr->mid.is_request()) {
+      // A CAF -> kj request to the gateway.
+      reply_handle reply{comp_ptr, *ptr};
+      auto msg = ptr->move_content_to_message();
+      post([msg = std::move(msg),
+            reply = std::move(reply)](kj_context& ctx) mutable {
+        ctx.dispatch(std::move(msg), std::move(reply));
+      });
+    }
   });
+  gateway_ = caf::actor_cast<caf::actor>(companion);
   {
-    kj_context ctx{sys_, io, timer, errors,
-                   caf::actor_cast<caf::strong_actor_ptr>(companion)};
+    kj_context ctx{*this,  sys_,
+                   io,     timer,
+                   errors, caf::actor_cast<caf::strong_actor_ptr>(companion)};
     kj::UnixEventPort::FdObserver observer{
       io.unixEventPort, event_fd_, kj::UnixEventPort::FdObserver::OBSERVE_READ};
     auto stop = kj::newPromiseAndFulfiller<void>();
@@ -279,7 +324,12 @@ void kj_thread::run() {
       rest = next;
     }
   }
-  comp->on_enqueue([](caf::mailbox_element_ptr) {});
+  // From now on the gateway answers every request at once: the reply
+  // handle, dropped undelivered, says `disconnected`.
+  comp->on_enqueue([](caf::mailbox_element_ptr ptr) {
+    if (ptr && ptr->mid.is_request())
+      reply_handle dropped{nullptr, *ptr};
+  });
   comp->cleanup(caf::make_error(caf::exit_reason::user_shutdown), nullptr);
   manual_timer_ = nullptr;
 }

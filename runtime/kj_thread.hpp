@@ -55,12 +55,14 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/message.hpp>
 #include <caf/message_id.hpp>
+#include <capnp/capability.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <kj/async.h>
 #include <kj/timer.h>
 
 #include "runtime/errc.hpp"
+#include "runtime/reply_handle.hpp"
 
 namespace joy {
 
@@ -104,6 +106,40 @@ public:
   caf::actor_system& system() noexcept {
     return sys_;
   }
+
+  /// The thread this context belongs to.
+  kj_thread& thread() noexcept {
+    return *thread_;
+  }
+
+  // -- capabilities --------------------------------------------------------
+
+  /// Keeps `cap` on this thread under a fresh id, for handles that live in
+  /// other threads (remote function values).
+  uint64_t keep(capnp::Capability::Client cap);
+
+  /// The capability kept under `id`, or nullptr.
+  capnp::Capability::Client* capability(uint64_t id) noexcept;
+
+  /// Lets go of the capability kept under `id` (its last local reference:
+  /// Cap'n Proto releases it at the peer).
+  void release(uint64_t id);
+
+  /// How many capabilities are kept (tests check for leaks with it).
+  std::size_t kept() const noexcept {
+    return capabilities_.size();
+  }
+
+  // -- CAF -> kj requests --------------------------------------------------
+
+  /// Handles requests sent to the gateway (`kj_thread::gateway()`): called
+  /// on this thread with the request's content; returns false to let the
+  /// next handler look at it. A request no handler takes is answered with
+  /// `errc::unimplemented`.
+  using request_handler
+    = std::function<bool(kj_context&, caf::message&, reply_handle&)>;
+
+  void on_request(request_handler handler);
 
   // -- resources --------------------------------------------------------------
 
@@ -151,8 +187,8 @@ public:
 private:
   friend class kj_thread;
 
-  kj_context(caf::actor_system& sys, kj::AsyncIoContext& io, kj::Timer& timer,
-             kj::TaskSet::ErrorHandler& errors,
+  kj_context(kj_thread& thread, caf::actor_system& sys, kj::AsyncIoContext& io,
+             kj::Timer& timer, kj::TaskSet::ErrorHandler& errors,
              caf::strong_actor_ptr companion);
 
   ~kj_context();
@@ -163,8 +199,11 @@ private:
 
   void fulfill(uint64_t request_id, caf::message msg);
 
+  void dispatch(caf::message msg, reply_handle reply);
+
   void shutdown();
 
+  kj_thread* thread_;
   caf::actor_system& sys_;
   kj::AsyncIoContext& io_;
   kj::Timer* timer_;
@@ -174,6 +213,8 @@ private:
   std::unordered_map<uint64_t, kj::Own<kj::PromiseFulfiller<caf::message>>>
     pending_;
   std::map<uint64_t, kj::Own<kj_resource>> resources_;
+  std::unordered_map<uint64_t, capnp::Capability::Client> capabilities_;
+  std::vector<request_handler> request_handlers_;
   std::vector<std::function<void()>> stop_hooks_;
 };
 
@@ -202,6 +243,13 @@ public:
   template <class F>
   void post(F&& f) {
     push(new task_impl<std::decay_t<F>>(std::forward<F>(f)));
+  }
+
+  /// The gateway: an actor handle whose requests run on the kj thread (see
+  /// `kj_context::on_request`). Typed interfaces served there are reached
+  /// by `caf::actor_cast`ing it to their handle type.
+  caf::actor gateway() const noexcept {
+    return gateway_;
   }
 
   /// A fresh id for a resource, usable before the resource exists.
@@ -267,6 +315,7 @@ private:
   std::atomic<uint64_t> wakeups_{0};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  caf::actor gateway_;
   // The rest is touched only on the kj thread.
   std::promise<void>* run_started_ = nullptr;
   kj::TimerImpl* manual_timer_ = nullptr;

@@ -20,6 +20,18 @@ reply_handle::reply_handle(caf::local_actor* self) {
   elem->mid.mark_as_answered();
 }
 
+reply_handle::reply_handle(caf::strong_actor_ptr self,
+                           caf::mailbox_element& request) {
+  if (request.mid.is_answered() || request.mid.is_response()
+      || !request.mid.is_request())
+    return;
+  self_ = std::move(self);
+  source_.swap(request.sender);
+  stages_.swap(request.stages);
+  mid_ = request.mid;
+  request.mid.mark_as_answered();
+}
+
 reply_handle& reply_handle::operator=(reply_handle&& other) noexcept {
   if (this != &other) {
     if (pending())
@@ -30,6 +42,22 @@ reply_handle& reply_handle::operator=(reply_handle&& other) noexcept {
     mid_ = other.mid_;
   }
   return *this;
+}
+
+void reply_handle::delegate(const caf::strong_actor_ptr& dest,
+                            caf::message msg) {
+  if (!pending())
+    return;
+  if (!dest) {
+    deliver(make_error(errc::disconnected, "the callee is gone"));
+    return;
+  }
+  dest->enqueue(caf::make_mailbox_element(std::move(source_), mid_,
+                                          std::move(stages_), std::move(msg)),
+                nullptr);
+  self_.reset();
+  source_.reset();
+  stages_.clear();
 }
 
 reply_handle::~reply_handle() {

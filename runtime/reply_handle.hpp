@@ -48,6 +48,10 @@ public:
   /// The handler must not answer it otherwise (return `caf::delegated<T>`).
   explicit reply_handle(caf::local_actor* self);
 
+  /// Takes over the response to `request`, a request that arrived at the
+  /// actor `self` outside of its mailbox (the kj gateway's requests).
+  reply_handle(caf::strong_actor_ptr self, caf::mailbox_element& request);
+
   reply_handle(reply_handle&& other) noexcept = default;
 
   /// A pending handle that is overwritten delivers `errc::disconnected`.
@@ -71,6 +75,10 @@ public:
   void deliver(caf::error err) {
     deliver(caf::make_message(std::move(err)));
   }
+
+  /// Hands the request on to `dest` with `msg` as its content; `dest`
+  /// answers the original requester directly (CAF's delegation).
+  void delegate(const caf::strong_actor_ptr& dest, caf::message msg);
 
   /// Delivers a single value.
   template <class T>

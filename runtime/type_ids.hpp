@@ -19,6 +19,7 @@ CAF_ADD_ATOM(joy, joy, setup_atom, "setup")
 CAF_ADD_ATOM(joy, joy, run_atom, "run")
 CAF_ADD_ATOM(joy, joy, exit_atom, "exit")
 CAF_ADD_ATOM(joy, joy, describe_atom, "describe")
+CAF_ADD_ATOM(joy, joy, invoke_atom, "invoke")
 
 // -- node, plugin host, registry, core --------------------------------------
 CAF_ADD_ATOM(joy, joy, status_atom, "status")

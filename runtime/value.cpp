@@ -145,6 +145,13 @@ bool operator==(const ndarray& x, const ndarray& y) noexcept {
          && x.typed_array == y.typed_array && x.data == y.data;
 }
 
+// -- function_impl
+// ---------------------------------------------------------------
+
+function_impl::~function_impl() {
+  // nop
+}
+
 // -- value_map ----------------------------------------------------------------
 
 value_map::value_map(std::initializer_list<entry> xs) {

@@ -30,6 +30,7 @@
 #include <variant>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/meta/load_callback.hpp>
@@ -154,21 +155,37 @@ struct timestamp {
   }
 };
 
-/// A function passed as a value: in a process, a handle to a capability held
-/// on the kj thread (see DESIGN §3). Releasing the last copy releases the
-/// capability. Calling and passing functions arrive with the plugin api; this
-/// slice carries the handle only.
-struct function_ref {
-  uint64_t id = 0;
-  std::string name;
-  /// Keeps the remote capability alive; its deleter releases it.
-  std::shared_ptr<void> token;
+/// What a function value refers to. Every copy of the value shares it;
+/// the function is released when the last copy goes (see function.hpp).
+class function_impl {
+public:
+  virtual ~function_impl();
 
+  /// The actor that runs calls of this function: the owner of a function
+  /// made in this process, the kj gateway for one living in another. A call
+  /// is the request `(invoke_atom, function_ref, value_list, value_map) ->
+  /// value` sent to it.
+  virtual caf::actor target() const = 0;
+};
+
+/// A function passed as a value (DESIGN §3): callable any number of times,
+/// from any process it reaches, until the last holder drops it.
+struct function_ref {
+  std::shared_ptr<const function_impl> impl;
+  std::string name;
+
+  /// Identity: two refs are equal when they share the function.
   friend bool operator==(const function_ref& x,
                          const function_ref& y) noexcept {
-    return x.id == y.id && x.token == y.token;
+    return x.impl == y.impl;
   }
 };
+
+/// Functions are live objects: CAF may print them but never serializes one.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, function_ref& x) {
+  return f(caf::meta::type_name("joy::function_ref"), x.name);
+}
 
 /// An error carried as a value (in-band errors, DESIGN §3).
 struct error_value {
@@ -193,6 +210,7 @@ using value_list = std::vector<value>;
 class value_map {
 public:
   using entry = std::pair<std::string, value>;
+  using value_type = entry;
   using container = std::vector<entry>;
   using const_iterator = container::const_iterator;
 

@@ -58,33 +58,34 @@ caf::expected<buffer> read_binary(wire::Binary::Reader in) {
 }
 
 caf::error write_impl(const value& x, wire::Value::Builder out,
-                      std::size_t level);
+                      std::size_t level, function_hooks* hooks);
 
 caf::error write_list_impl(const value_list& xs,
                            capnp::List<wire::Value>::Builder out,
-                           std::size_t level) {
+                           std::size_t level, function_hooks* hooks) {
   for (std::size_t i = 0; i < xs.size(); ++i)
-    if (auto err = write_impl(xs[i], out[static_cast<unsigned>(i)], level))
+    if (auto err
+        = write_impl(xs[i], out[static_cast<unsigned>(i)], level, hooks))
       return err;
   return caf::none;
 }
 
 caf::error write_map_impl(const value_map& xs,
                           capnp::List<wire::Entry>::Builder out,
-                          std::size_t level) {
+                          std::size_t level, function_hooks* hooks) {
   unsigned i = 0;
   for (auto& [k, v] : xs) {
     auto entry = out[i++];
     // With its size: converting a std::string would stop at an embedded NUL.
     entry.setKey(capnp::Text::Reader{k.data(), k.size()});
-    if (auto err = write_impl(v, entry.initValue(), level))
+    if (auto err = write_impl(v, entry.initValue(), level, hooks))
       return err;
   }
   return caf::none;
 }
 
 caf::error write_impl(const value& x, wire::Value::Builder out,
-                      std::size_t level) {
+                      std::size_t level, function_hooks* hooks) {
   switch (x.type()) {
     case value::kind::null:
       out.setNull();
@@ -113,14 +114,14 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
         return too_deep();
       auto& xs = *x.as_list();
       return write_list_impl(xs, out.initList(static_cast<unsigned>(xs.size())),
-                             level + 1);
+                             level + 1, hooks);
     }
     case value::kind::map: {
       if (level >= max_value_depth)
         return too_deep();
       auto& xs = *x.as_map();
       return write_map_impl(xs, out.initMap(static_cast<unsigned>(xs.size())),
-                            level + 1);
+                            level + 1, hooks);
     }
     case value::kind::ndarray: {
       auto& a = *x.as_ndarray();
@@ -138,9 +139,11 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
       out.setTimestamp(x.as_timestamp()->ns);
       return caf::none;
     case value::kind::function:
-      return make_error(errc::unimplemented,
-                        "function values cannot cross processes in this "
-                        "build yet");
+      if (hooks == nullptr)
+        return make_error(errc::unimplemented,
+                          "function values cross processes only on a live "
+                          "connection");
+      return hooks->write_function(*x.as_function(), out.initFunction());
     case value::kind::error: {
       auto& e = *x.as_error();
       write_error(e.code, e.message, e.trace, out.initError());
@@ -150,14 +153,16 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
   return make_error(errc::internal, "unknown value kind");
 }
 
-caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level);
+caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
+                               function_hooks* hooks);
 
 caf::expected<value_list> read_list_impl(capnp::List<wire::Value>::Reader in,
-                                         std::size_t level) {
+                                         std::size_t level,
+                                         function_hooks* hooks) {
   value_list xs;
   xs.reserve(in.size());
   for (auto item : in) {
-    auto x = read_impl(item, level);
+    auto x = read_impl(item, level, hooks);
     if (!x)
       return x.error();
     xs.push_back(std::move(*x));
@@ -166,7 +171,8 @@ caf::expected<value_list> read_list_impl(capnp::List<wire::Value>::Reader in,
 }
 
 caf::expected<value_map> read_map_impl(capnp::List<wire::Entry>::Reader in,
-                                       std::size_t level) {
+                                       std::size_t level,
+                                       function_hooks* hooks) {
   value_map xs;
   xs.reserve(in.size());
   // Small maps check duplicates by scanning; large ones with a hash set, so
@@ -180,7 +186,7 @@ caf::expected<value_map> read_map_impl(capnp::List<wire::Entry>::Reader in,
     if (dup)
       return make_error(errc::invalid_argument,
                         "map has duplicate key '" + std::string{k} + "'");
-    auto x = read_impl(entry.getValue(), level);
+    auto x = read_impl(entry.getValue(), level, hooks);
     if (!x)
       return x.error();
     xs.append_unchecked(std::string{k}, std::move(*x));
@@ -188,7 +194,8 @@ caf::expected<value_map> read_map_impl(capnp::List<wire::Entry>::Reader in,
   return xs;
 }
 
-caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
+caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
+                               function_hooks* hooks) {
   switch (in.which()) {
     case wire::Value::NULL_:
       return value{};
@@ -213,7 +220,7 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
     case wire::Value::LIST: {
       if (level >= max_value_depth)
         return too_deep();
-      auto xs = read_list_impl(in.getList(), level + 1);
+      auto xs = read_list_impl(in.getList(), level + 1, hooks);
       if (!xs)
         return xs.error();
       return value{std::move(*xs)};
@@ -221,7 +228,7 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
     case wire::Value::MAP: {
       if (level >= max_value_depth)
         return too_deep();
-      auto xs = read_map_impl(in.getMap(), level + 1);
+      auto xs = read_map_impl(in.getMap(), level + 1, hooks);
       if (!xs)
         return xs.error();
       return value{std::move(*xs)};
@@ -249,10 +256,16 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
     }
     case wire::Value::TIMESTAMP:
       return value{timestamp{in.getTimestamp()}};
-    case wire::Value::FUNCTION:
-      return make_error(errc::unimplemented,
-                        "function values cannot cross processes in this "
-                        "build yet");
+    case wire::Value::FUNCTION: {
+      if (hooks == nullptr)
+        return make_error(errc::unimplemented,
+                          "function values cross processes only on a live "
+                          "connection");
+      auto f = hooks->read_function(in.getFunction());
+      if (!f)
+        return f.error();
+      return value{std::move(*f)};
+    }
     case wire::Value::ERROR: {
       auto e = in.getError();
       error_value ev;
@@ -271,8 +284,13 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level) {
 
 } // namespace
 
-caf::error write_value(const value& x, wire::Value::Builder out) {
-  return write_impl(x, out, 0);
+function_hooks::~function_hooks() {
+  // nop
+}
+
+caf::error write_value(const value& x, wire::Value::Builder out,
+                       function_hooks* hooks) {
+  return write_impl(x, out, 0, hooks);
 }
 
 namespace {
@@ -291,26 +309,29 @@ auto guarded(F&& f) -> decltype(f()) {
 
 } // namespace
 
-caf::expected<value> read_value(wire::Value::Reader in) {
-  return guarded([&] { return read_impl(in, 0); });
+caf::expected<value> read_value(wire::Value::Reader in, function_hooks* hooks) {
+  return guarded([&] { return read_impl(in, 0, hooks); });
 }
 
 caf::error write_list(const value_list& xs,
-                      capnp::List<wire::Value>::Builder out) {
-  return write_list_impl(xs, out, 1);
+                      capnp::List<wire::Value>::Builder out,
+                      function_hooks* hooks) {
+  return write_list_impl(xs, out, 1, hooks);
 }
 
-caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in) {
-  return guarded([&] { return read_list_impl(in, 1); });
+caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in,
+                                    function_hooks* hooks) {
+  return guarded([&] { return read_list_impl(in, 1, hooks); });
 }
 
-caf::error write_map(const value_map& xs,
-                     capnp::List<wire::Entry>::Builder out) {
-  return write_map_impl(xs, out, 1);
+caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out,
+                     function_hooks* hooks) {
+  return write_map_impl(xs, out, 1, hooks);
 }
 
-caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in) {
-  return guarded([&] { return read_map_impl(in, 1); });
+caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in,
+                                  function_hooks* hooks) {
+  return guarded([&] { return read_map_impl(in, 1, hooks); });
 }
 
 void write_error(errc code, std::string_view message, std::string_view trace,
@@ -332,20 +353,22 @@ caf::error read_error(wire::Error::Reader in) {
                     std::string{msg.begin(), msg.size()});
 }
 
-void write_result(const caf::expected<value>& x, wire::Result::Builder out) {
+void write_result(const caf::expected<value>& x, wire::Result::Builder out,
+                  function_hooks* hooks) {
   if (!x) {
     write_error(x.error(), out.initErr());
     return;
   }
-  if (auto err = write_value(*x, out.initOk()))
+  if (auto err = write_value(*x, out.initOk(), hooks))
     write_error(err, out.initErr());
 }
 
-caf::expected<value> read_result(wire::Result::Reader in) {
+caf::expected<value> read_result(wire::Result::Reader in,
+                                 function_hooks* hooks) {
   return guarded([&]() -> caf::expected<value> {
     switch (in.which()) {
       case wire::Result::OK:
-        return read_impl(in.getOk(), 0);
+        return read_impl(in.getOk(), 0, hooks);
       case wire::Result::ERR:
         return read_error(in.getErr());
     }

@@ -18,23 +18,43 @@
 
 namespace joy {
 
-/// Writes `x` into `out`. Bytes over `max_inline_bytes` and function values
-/// are refused with a clear error (their arms arrive with the plugin api).
-caf::error write_value(const value& x, wire::Value::Builder out);
+/// How function values cross the wire: they are capabilities, so only a
+/// live connection on the kj thread can carry them (see value_codec.hpp).
+/// Without hooks, function values are refused with a clear error.
+class function_hooks {
+public:
+  virtual ~function_hooks();
+
+  virtual caf::error write_function(const function_ref& f,
+                                    wire::Function::Builder out)
+    = 0;
+
+  virtual caf::expected<function_ref> read_function(wire::Function::Reader in)
+    = 0;
+};
+
+/// Writes `x` into `out`. Bytes over `max_inline_bytes` are refused with a
+/// clear error pointing to the shm and stream arms.
+caf::error write_value(const value& x, wire::Value::Builder out,
+                       function_hooks* hooks = nullptr);
 
 /// Reads and validates a value.
-caf::expected<value> read_value(wire::Value::Reader in);
+caf::expected<value> read_value(wire::Value::Reader in,
+                                function_hooks* hooks = nullptr);
 
 /// Initialises `out` (an uninitialised list field) with `xs`.
 caf::error write_list(const value_list& xs,
-                      capnp::List<wire::Value>::Builder out);
+                      capnp::List<wire::Value>::Builder out,
+                      function_hooks* hooks = nullptr);
 
-caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in);
+caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in,
+                                    function_hooks* hooks = nullptr);
 
-caf::error write_map(const value_map& xs,
-                     capnp::List<wire::Entry>::Builder out);
+caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out,
+                     function_hooks* hooks = nullptr);
 
-caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in);
+caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in,
+                                  function_hooks* hooks = nullptr);
 
 /// Writes an error value with its trace (callers strip traces at trust
 /// boundaries before they get here).
@@ -48,9 +68,11 @@ void write_error(const caf::error& err, wire::Error::Builder out);
 caf::error read_error(wire::Error::Reader in);
 
 /// Writes `ok` or `err` into a Result.
-void write_result(const caf::expected<value>& x, wire::Result::Builder out);
+void write_result(const caf::expected<value>& x, wire::Result::Builder out,
+                  function_hooks* hooks = nullptr);
 
 /// Reads a Result: the value, or its error.
-caf::expected<value> read_result(wire::Result::Reader in);
+caf::expected<value> read_result(wire::Result::Reader in,
+                                 function_hooks* hooks = nullptr);
 
 } // namespace joy

@@ -37,7 +37,7 @@ TEST_CASE("a value holds every kind and reports it", "[runtime][value]") {
   CHECK(value{value_map{}}.type() == kind::map);
   CHECK(value{ndarray{}}.type() == kind::ndarray);
   CHECK(value{timestamp{42}}.type() == kind::timestamp);
-  CHECK(value{function_ref{1, "f", nullptr}}.type() == kind::function);
+  CHECK(value{function_ref{nullptr, "f"}}.type() == kind::function);
   CHECK(value{error_value{errc::not_found, "gone", ""}}.type() == kind::error);
   CHECK(value{5}.is(kind::int64));
   CHECK_FALSE(value{5}.is(kind::uint64));
@@ -75,9 +75,10 @@ TEST_CASE("typed accessors return the alternative or nullptr",
   CHECK(e.as_error()->message == "late");
   CHECK(e.as_error()->trace == "trace");
 
-  value f{function_ref{7, "callback", nullptr}};
+  auto impl = joy::test::fake_function();
+  value f{function_ref{impl, "callback"}};
   REQUIRE(f.as_function() != nullptr);
-  CHECK(f.as_function()->id == 7);
+  CHECK(f.as_function()->impl == impl);
   CHECK(f.as_function()->name == "callback");
 
   value a{make_array(dtype::float32, {2}, zeros(8))};
@@ -304,7 +305,7 @@ TEST_CASE("values of different kinds are never equal", "[runtime][value]") {
                         value{value_map{}},
                         value{make_array(dtype::uint8, {0}, zeros(0))},
                         value{timestamp{0}},
-                        value{function_ref{0, "", nullptr}},
+                        value{function_ref{nullptr, ""}},
                         value{error_value{}}};
   for (std::size_t i = 0; i < xs.size(); ++i) {
     for (std::size_t j = 0; j < xs.size(); ++j) {
@@ -357,14 +358,11 @@ TEST_CASE("ndarrays, timestamps, errors and functions compare as documented",
   CHECK(value{error_value{errc::timeout, "m", ""}}
         != value{error_value{errc::cancelled, "m", ""}});
 
-  // Functions compare by identity: id and capability token, not name.
-  auto token = std::make_shared<int>(1);
-  CHECK(value{function_ref{1, "f", token}}
-        == value{function_ref{1, "g", token}});
-  CHECK(value{function_ref{1, "f", token}}
-        != value{function_ref{1, "f", std::make_shared<int>(1)}});
-  CHECK(value{function_ref{1, "f", token}}
-        != value{function_ref{2, "f", token}});
+  // Functions compare by identity (the shared function), not by name.
+  auto impl = joy::test::fake_function();
+  CHECK(value{function_ref{impl, "f"}} == value{function_ref{impl, "g"}});
+  CHECK(value{function_ref{impl, "f"}}
+        != value{function_ref{joy::test::fake_function(), "f"}});
 }
 
 // -- depth --------------------------------------------------------------------

@@ -151,4 +151,14 @@ inline caf::expected<value> through_bytes(const value& x) {
   return joy::decode_bytes(*bytes);
 }
 
+/// A function value's target that runs nothing: for identity tests.
+inline std::shared_ptr<const joy::function_impl> fake_function() {
+  struct impl final : joy::function_impl {
+    caf::actor target() const override {
+      return {};
+    }
+  };
+  return std::make_shared<const impl>();
+}
+
 } // namespace joy::test
