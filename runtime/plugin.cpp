@@ -13,46 +13,158 @@
 #include <cstdio>
 #include <future>
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "runtime/function.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 #include "runtime/rpc_link.hpp"
 #include "runtime/system_config.hpp"
+#include "runtime/value_codec.hpp"
 #include "runtime/value_wire.hpp"
 #include "schema/plugin.capnp.h"
 
 namespace joy {
 
-// -- the plugin's actor -------------------------------------------------------
-
 namespace {
 
-caf::result<value> to_result(caf::expected<value> x) {
-  if (!x)
-    return std::move(x.error());
-  return std::move(*x);
-}
+/// The SDK's plugin actor: the plugin interface plus running its own
+/// function values.
+using sdk_actor = plugin_actor::extend_with<function_owner>;
 
-template <class F>
-caf::expected<value> guarded_hook(const std::string& what, F&& f) {
-  try {
-    return f();
-  } catch (const std::exception& ex) {
-    return make_error(errc::plugin_error, what + " failed: " + ex.what());
-  } catch (...) {
-    return make_error(errc::plugin_error, what + " failed");
+/// Writes a line to the plugin's log on its node (one-way).
+using log_atom = caf::atom_constant<caf::atom("log")>;
+constexpr log_atom log_atom_v = log_atom{};
+
+/// The api's way out of the plugin actor: requests to the kj gateway, which
+/// forwards them over the node link.
+class sdk_backend final : public detail::api_backend,
+                          public std::enable_shared_from_this<sdk_backend> {
+public:
+  explicit sdk_backend(plugin_node node) : node_(std::move(node)) {
+    // nop
   }
+
+  void attach(sdk_actor::pointer self) {
+    self_ = self;
+    api_ = std::make_unique<joy::api>(shared_from_this());
+  }
+
+  void detach() {
+    self_ = nullptr;
+  }
+
+  api& owner_api() override {
+    return *api_;
+  }
+
+  future<value> request(api_op op, value_list args, value_map kwargs,
+                        caf::timespan timeout) override {
+    if (self_ == nullptr || !node_.gateway)
+      return make_error(errc::unavailable,
+                        "this plugin is not connected to a node");
+    promise<value> p;
+    self_
+      ->request(node_.gateway, timeout, api_atom_v, node_.link,
+                static_cast<uint16_t>(op), std::move(args), std::move(kwargs))
+      .then([p](value& x) mutable { p.set_value(std::move(x)); },
+            [p](caf::error& err) mutable { p.set_error(std::move(err)); });
+    return p.get_future();
+  }
+
+  future<value> invoke(const function_ref& f, value_list args, value_map kwargs,
+                       caf::timespan timeout) override {
+    if (self_ == nullptr || !f.impl)
+      return make_error(errc::unavailable,
+                        "cannot call function '" + f.name + "'");
+    promise<value> p;
+    self_
+      ->request(f.impl->target(), timeout, invoke_atom_v, f, std::move(args),
+                std::move(kwargs))
+      .then([p](value& x) mutable { p.set_value(std::move(x)); },
+            [p](caf::error& err) mutable { p.set_error(std::move(err)); });
+    return p.get_future();
+  }
+
+  function_ref
+  make_callback(std::string name,
+                std::shared_ptr<const exported_function> fn) override {
+    std::weak_ptr<sdk_backend> weak = shared_from_this();
+    return make_function(
+      caf::actor_cast<caf::actor>(self_), std::move(name),
+      [weak, fn](value_list args, value_map kwargs, reply_handle reply) {
+        auto backend = weak.lock();
+        if (!backend) {
+          reply.deliver(make_error(errc::unavailable, "the plugin is gone"));
+          return;
+        }
+        context ctx{backend->owner_api()};
+        answer(fn->invoke(ctx, args, kwargs), std::move(reply));
+      });
+  }
+
+  void log(int level, std::string text) override {
+    if (self_ == nullptr || !node_.gateway)
+      return;
+    self_
+      ->request(node_.gateway, std::chrono::seconds{10}, log_atom_v, node_.link,
+                static_cast<int32_t>(level), std::move(text))
+      .then([](bool) {}, [](caf::error&) {});
+  }
+
+  /// Delivers a future's outcome through `reply` when it is there.
+  static void answer(future<value> fut, reply_handle reply) {
+    if (fut.is_ready()) {
+      deliver(fut.take(), reply);
+      return;
+    }
+    auto shared = std::make_shared<reply_handle>(std::move(reply));
+    fut.on_complete(
+      [shared](caf::expected<value> res) { deliver(std::move(res), *shared); });
+  }
+
+  static void deliver(caf::expected<value> res, reply_handle& reply) {
+    if (res)
+      reply.deliver_value(std::move(*res));
+    else
+      reply.deliver(std::move(res.error()));
+  }
+
+private:
+  plugin_node node_;
+  sdk_actor::pointer self_ = nullptr;
+  std::unique_ptr<joy::api> api_;
+};
+
+/// Runs an adapted function in the actor and answers the current request.
+caf::result<value> run_in_actor(sdk_actor::pointer self,
+                                const std::shared_ptr<sdk_backend>& backend,
+                                const exported_function& fn,
+                                const value_list& args,
+                                const value_map& kwargs) {
+  context ctx{backend->owner_api()};
+  auto fut = fn.invoke(ctx, args, kwargs);
+  if (fut.is_ready()) {
+    auto res = fut.take();
+    if (!res)
+      return std::move(res.error());
+    return std::move(*res);
+  }
+  sdk_backend::answer(std::move(fut), reply_handle{self});
+  return caf::delegated<value>{};
 }
 
-plugin_actor::behavior_type plugin_behavior(plugin_actor::pointer self,
-                                            std::shared_ptr<const plugin> def) {
+sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
+                                         std::shared_ptr<const plugin> def,
+                                         std::shared_ptr<sdk_backend> backend) {
+  backend->attach(self);
+  self->attach_functor([backend](const caf::error&) { backend->detach(); });
   return {
-    [def](call_atom, call_request& req) -> caf::result<value> {
+    [self, def, backend](call_atom, call_request& req) -> caf::result<value> {
       if (!req.service.empty() && req.service != "default")
         return make_error(errc::not_found, "plugin '" + def->name
                                              + "' has no service '"
@@ -67,31 +179,40 @@ plugin_actor::behavior_type plugin_behavior(plugin_actor::pointer self,
                             + req.method + "' (it exports: "
                             + (known.empty() ? "nothing" : known) + ")");
       }
-      return to_result(fn->invoke(req.args, req.kwargs));
+      return run_in_actor(self, backend, *fn, req.args, req.kwargs);
     },
-    [def](setup_atom) -> caf::result<value> {
+    [self, def, backend](setup_atom) -> caf::result<value> {
       if (!def->setup)
         return value{};
-      return to_result(guarded_hook("setup", def->setup));
+      return run_in_actor(self, backend, *def->setup, {}, {});
     },
-    [def](run_atom, value& ctx) -> caf::result<value> {
+    [self, def, backend](run_atom, value& ctx) -> caf::result<value> {
       if (!def->run)
         return value{};
-      return to_result(guarded_hook("run", [&] { return def->run(ctx); }));
+      return run_in_actor(self, backend, *def->run, {std::move(ctx)}, {});
     },
     [def](describe_atom) -> caf::result<value> {
       return value{value_map{{"name", value{def->name}},
                              {"methods", def->exports.describe()}}};
     },
-    [self, def](exit_atom) {
-      if (def->exit) {
-        try {
-          def->exit();
-        } catch (const std::exception& ex) {
-          log(log_level::warning, def->name, "exit() failed: ", ex.what());
-        }
+    [self, def, backend](exit_atom) {
+      if (!def->exit) {
+        self->quit();
+        return;
       }
-      self->quit();
+      context ctx{backend->owner_api()};
+      auto fut = def->exit->invoke(ctx, {}, {});
+      // Finish once exit() did, however it ended.
+      fut.on_complete([self, name = def->name](caf::expected<value> res) {
+        if (!res)
+          log(log_level::warning, name,
+              "exit() failed: ", message_of(res.error()));
+        self->quit();
+      });
+    },
+    [self](invoke_atom, function_ref& f, value_list& args,
+           value_map& kwargs) -> caf::result<value> {
+      return run_local_function(self, f, std::move(args), std::move(kwargs));
     },
   };
 }
@@ -103,9 +224,10 @@ plugin_actor::behavior_type plugin_behavior(plugin_actor::pointer self,
 constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
 
 /// Writes a CAF response message (a value or an error) into a Result.
-void write_response(const caf::message& msg, wire::Result::Builder out) {
+void write_response(const caf::message& msg, wire::Result::Builder out,
+                    function_hooks* hooks) {
   if (msg.match_elements<value>()) {
-    write_result(msg.get_as<value>(0), out);
+    write_result(msg.get_as<value>(0), out, hooks);
   } else if (msg.match_elements<caf::error>()) {
     write_error(msg.get_as<caf::error>(0), out.initErr());
   } else {
@@ -124,19 +246,15 @@ public:
   kj::Promise<void> call(CallContext context) override {
     context.allowCancellation();
     auto params = context.getParams();
+    value_codec codec{ctx_};
     call_request req;
-    auto service = params.getService();
-    req.service.assign(service.begin(), service.size());
-    auto method = params.getMethod();
-    req.method.assign(method.begin(), method.size());
-    auto args = read_list(params.getArgs());
-    if (!args) {
-      write_error(args.error(), context.getResults().initResult().initErr());
-      return kj::READY_NOW;
-    }
-    auto kwargs = read_map(params.getKwargs());
-    if (!kwargs) {
-      write_error(kwargs.error(), context.getResults().initResult().initErr());
+    req.service = params.getService();
+    req.method = params.getMethod();
+    auto args = read_list(params.getArgs(), &codec);
+    auto kwargs = read_map(params.getKwargs(), &codec);
+    if (!args || !kwargs) {
+      write_error(!args ? args.error() : kwargs.error(),
+                  context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
     req.args = std::move(*args);
@@ -146,38 +264,31 @@ public:
     kj::Duration budget
       = timeout_ms > 0 ? static_cast<int64_t>(timeout_ms) * kj::MILLISECONDS
                        : unbounded_call;
-    return ctx_.request(actor_, budget, call_atom_v, std::move(req))
-      .then([context](caf::message msg) mutable {
-        write_response(msg, context.getResults().initResult());
-      });
+    return answer(ctx_.request(actor_, budget, call_atom_v, std::move(req)),
+                  context);
   }
 
   kj::Promise<void> setup(SetupContext context) override {
     context.allowCancellation();
-    return ctx_.request(actor_, unbounded_call, setup_atom_v)
-      .then([context](caf::message msg) mutable {
-        write_response(msg, context.getResults().initResult());
-      });
+    return answer(ctx_.request(actor_, unbounded_call, setup_atom_v), context);
   }
 
   kj::Promise<void> run(RunContext context) override {
     context.allowCancellation();
-    auto ctx = read_value(context.getParams().getCtx());
+    value_codec codec{ctx_};
+    auto ctx = read_value(context.getParams().getCtx(), &codec);
     if (!ctx) {
       write_error(ctx.error(), context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
-    return ctx_.request(actor_, unbounded_call, run_atom_v, std::move(*ctx))
-      .then([context](caf::message msg) mutable {
-        write_response(msg, context.getResults().initResult());
-      });
+    return answer(
+      ctx_.request(actor_, unbounded_call, run_atom_v, std::move(*ctx)),
+      context);
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
-    return ctx_.request(actor_, 10 * kj::SECONDS, describe_atom_v)
-      .then([context](caf::message msg) mutable {
-        write_response(msg, context.getResults().initResult());
-      });
+    return answer(ctx_.request(actor_, 10 * kj::SECONDS, describe_atom_v),
+                  context);
   }
 
   kj::Promise<void> exit(ExitContext) override {
@@ -186,6 +297,14 @@ public:
   }
 
 private:
+  template <class Context>
+  kj::Promise<void> answer(kj::Promise<caf::message> reply, Context context) {
+    return reply.then([this, context](caf::message msg) mutable {
+      value_codec codec{ctx_};
+      write_response(msg, context.getResults().initResult(), &codec);
+    });
+  }
+
   kj_context& ctx_;
   plugin_actor actor_;
 };
@@ -200,6 +319,69 @@ public:
   kj::Own<rpc_link> link;
   kj::Maybe<wire::Api::Client> api;
 };
+
+/// Forwards the plugin actor's api requests for `link` to the node.
+void serve_api(kj_context& ctx, uint64_t link) {
+  ctx.on_request(
+    [link](kj_context& ctx, caf::message& msg, reply_handle& reply) {
+      bool is_api = msg.match_elements<api_atom, uint64_t, uint16_t, value_list,
+                                       value_map>();
+      bool is_log
+        = msg.match_elements<log_atom, uint64_t, int32_t, std::string>();
+      if ((!is_api && !is_log) || msg.get_as<uint64_t>(1) != link)
+        return false;
+      auto* state = ctx.find_as<node_link>(link);
+      wire::Api::Client* api = nullptr;
+      if (state != nullptr)
+        KJ_IF_MAYBE (a, state->api) {
+          api = a;
+        }
+      if (api == nullptr) {
+        reply.deliver(make_error(errc::unavailable, "not connected to a node"));
+        return true;
+      }
+      if (is_log) {
+        auto req = api->logRequest();
+        auto level = msg.get_as<int32_t>(2);
+        req.setLevel(level >= 3   ? wire::LogLevel::ERROR
+                     : level == 2 ? wire::LogLevel::WARNING
+                     : level == 0 ? wire::LogLevel::DEBUG
+                                  : wire::LogLevel::INFO);
+        req.setMessage(msg.get_as<std::string>(3));
+        ctx.tasks().add(req.send().ignoreResult());
+        reply.deliver_value(true);
+        return true;
+      }
+      value_codec codec{ctx};
+      auto req = api->requestRequest();
+      req.setOp(static_cast<wire::ApiOp>(msg.get_as<uint16_t>(2)));
+      auto& args = msg.get_as<value_list>(3);
+      auto& kwargs = msg.get_as<value_map>(4);
+      auto err = write_list(
+        args, req.initArgs(static_cast<unsigned>(args.size())), &codec);
+      if (!err)
+        err = write_map(
+          kwargs, req.initKwargs(static_cast<unsigned>(kwargs.size())), &codec);
+      if (err) {
+        reply.deliver(std::move(err));
+        return true;
+      }
+      ctx.tasks().add(
+        req.send()
+          .then(
+            [&ctx](capnp::Response<wire::Api::RequestResults> resp) {
+              value_codec codec{ctx};
+              return read_result(resp.getResult(), &codec);
+            },
+            [](kj::Exception&& ex) -> caf::expected<value> {
+              return error_from_exception(ex, "the node");
+            })
+          .then([reply = std::move(reply)](caf::expected<value> res) mutable {
+            sdk_backend::deliver(std::move(res), reply);
+          }));
+      return true;
+    });
+}
 
 /// Resolves the process's exit code once.
 class exit_signal {
@@ -221,8 +403,11 @@ private:
 } // namespace
 
 plugin_actor spawn_plugin_actor(caf::actor_system& sys,
-                                std::shared_ptr<const plugin> def) {
-  return sys.spawn(plugin_behavior, std::move(def));
+                                std::shared_ptr<const plugin> def,
+                                plugin_node node) {
+  auto backend = std::make_shared<sdk_backend>(std::move(node));
+  return caf::actor_cast<plugin_actor>(
+    sys.spawn(plugin_behavior, std::move(def), std::move(backend)));
 }
 
 kj::Own<wire::Plugin::Server> make_plugin_server(kj_context& ctx,
@@ -242,6 +427,7 @@ void connect_to_node(kj_context& ctx, uint64_t id, int fd,
   auto res = kj::heap<node_link>(kj::mv(link));
   auto* state = res.get();
   ctx.adopt(id, kj::mv(res));
+  serve_api(ctx, id);
   auto req = host.helloRequest();
   req.setVersion(version);
   req.setPlugin(kj::mv(plugin));
@@ -282,22 +468,25 @@ int run_plugin(int, char** argv, plugin def) {
   // One worker: exported functions run one at a time in the plugin's actor.
   configure_actor_system(cfg, 1);
   caf::actor_system sys{cfg};
-  auto actor
-    = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)));
   exit_signal done;
   int code = 0;
   {
     kj_thread kj{sys};
     auto link_id = kj.next_id();
+    auto actor
+      = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)),
+                           plugin_node{kj.gateway(), link_id});
     kj.post([&done, actor, name, link_id](kj_context& ctx) {
+      serve_remote_functions(ctx);
       connect_to_node(ctx, link_id, plugin_fd, make_plugin_server(ctx, actor),
                       name, protocol_version, [&done](int c) { done.set(c); });
     });
     code = done.wait();
+    // The node is gone or said goodbye: run exit() in the actor and finish.
+    caf::anon_send(actor, exit_atom_v);
+    sys.await_all_actors_done();
     kj.stop();
   }
-  // The node is gone or said goodbye: run exit() in the actor and finish.
-  caf::anon_send(actor, exit_atom_v);
   return code;
 }
 

@@ -12,21 +12,26 @@
 ///   joy::plugin p{"hello"};
 ///   p.exports.add("add", [](int64_t a, int64_t b) { return a + b; },
 ///                 {"a", "b"});
+///   p.on_setup([](joy::context& ctx) { ctx.api().log("ready"); });
 ///   return joy::run_plugin(argc, argv, std::move(p));
 /// }
 /// ```
 ///
-/// Exported functions run in the plugin's actor, one at a time.
+/// Exported functions, callbacks and lifecycle hooks run in the plugin's
+/// actor, one at a time; a function that returns a `joy::future` frees the
+/// actor while it waits. The ImJoy `api` is reached through the
+/// `joy::context&` a function may take first (plugin_api.hpp).
 #pragma once
 
-#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/expected.hpp>
 
 #include "runtime/plugin_actor.hpp"
+#include "runtime/plugin_api.hpp"
 #include "runtime/plugin_exports.hpp"
 #include "runtime/value.hpp"
 
@@ -41,16 +46,46 @@ struct plugin {
   std::string name;
   /// Its default service: the functions callers see.
   plugin_exports exports;
-  /// ImJoy's lifecycle; each is optional.
-  std::function<caf::expected<value>()> setup;
-  std::function<caf::expected<value>(const value& ctx)> run;
-  std::function<void()> exit;
+
+  /// ImJoy's lifecycle: `setup()` once before the first call, `run(ctx)`
+  /// when the plugin is run, `exit()` when it stops. Each hook is typed
+  /// like an export (a leading `joy::context&`, a future result).
+  template <class F>
+  plugin& on_setup(F fn) {
+    setup = plugin_exports::make("setup", std::move(fn));
+    return *this;
+  }
+
+  template <class F>
+  plugin& on_run(F fn) {
+    run = plugin_exports::make("run", std::move(fn), {"ctx"});
+    return *this;
+  }
+
+  template <class F>
+  plugin& on_exit(F fn) {
+    exit = plugin_exports::make("exit", std::move(fn));
+    return *this;
+  }
+
+  std::optional<exported_function> setup;
+  std::optional<exported_function> run;
+  std::optional<exported_function> exit;
 };
 
-/// Spawns the plugin's actor in `sys` (also usable in-process, e.g. in tests
-/// and benchmarks).
+/// Where a plugin actor's api calls go: a node link on a kj thread
+/// (`gateway` of that thread, `link` the resource made by connect_to_node).
+/// Without one, api calls fail with `unavailable`.
+struct plugin_node {
+  caf::actor gateway;
+  uint64_t link = 0;
+};
+
+/// Spawns the plugin's actor in `sys` (also usable in-process, e.g. in
+/// tests and benchmarks). It serves `plugin_actor` and `function_owner`.
 plugin_actor spawn_plugin_actor(caf::actor_system& sys,
-                                std::shared_ptr<const plugin> def);
+                                std::shared_ptr<const plugin> def,
+                                plugin_node node = {});
 
 /// Runs the plugin process: connects to the node on fd 3, serves `def`, and
 /// returns the exit code when the node closes the connection. Started by

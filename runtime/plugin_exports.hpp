@@ -25,21 +25,37 @@
 
 #include <caf/expected.hpp>
 
+#include "runtime/future.hpp"
 #include "runtime/value.hpp"
 #include "runtime/value_convert.hpp"
 
 namespace joy {
 
+class context;
+
 namespace detail {
+
+template <class... Ts>
+struct args_info {
+  static constexpr bool takes_context = false;
+  using args = std::tuple<std::decay_t<Ts>...>;
+  static constexpr std::size_t arity = sizeof...(Ts);
+};
+
+/// A leading `joy::context&` is the call's context, not an argument.
+template <class... Ts>
+struct args_info<context&, Ts...> {
+  static constexpr bool takes_context = true;
+  using args = std::tuple<std::decay_t<Ts>...>;
+  static constexpr std::size_t arity = sizeof...(Ts);
+};
 
 template <class F>
 struct callable_traits : callable_traits<decltype(&F::operator())> {};
 
 template <class R, class... Args>
-struct callable_traits<R (*)(Args...)> {
+struct callable_traits<R (*)(Args...)> : args_info<Args...> {
   using result = R;
-  using args = std::tuple<std::decay_t<Args>...>;
-  static constexpr std::size_t arity = sizeof...(Args);
 };
 
 template <class R, class... Args>
@@ -52,12 +68,6 @@ struct callable_traits<R (C::*)(Args...) const>
 template <class C, class R, class... Args>
 struct callable_traits<R (C::*)(Args...)> : callable_traits<R (*)(Args...)> {};
 
-template <class T>
-struct is_expected : std::false_type {};
-
-template <class T>
-struct is_expected<caf::expected<T>> : std::true_type {};
-
 /// "argument 2 (b)" or "argument 2".
 std::string argument_label(std::size_t index,
                            const std::vector<std::string>& names);
@@ -69,17 +79,29 @@ struct exported_function {
   std::string name;
   std::vector<std::string> params; // may be empty: positions only
   std::size_t arity = 0;
-  std::function<caf::expected<value>(const value_list&, const value_map&)>
+  /// Runs it; a plain result comes back as a ready future.
+  std::function<future<value>(context&, const value_list&, const value_map&)>
     invoke;
 };
 
 class plugin_exports {
 public:
-  /// Exports `fn` as `name`. `params` names the parameters for error
-  /// messages and keyword arguments; it may be empty.
+  /// Exports `fn` as `name`. `fn` may take a leading `joy::context&` (the
+  /// call's view of the plugin, see plugin_api.hpp) and may return a value,
+  /// a `caf::expected`, a `joy::future`, or nothing. `params` names the
+  /// parameters for error messages and keyword arguments; it may be empty.
   template <class F>
   plugin_exports& add(std::string name, F fn,
                       std::vector<std::string> params = {}) {
+    auto ef = make(name, std::move(fn), std::move(params));
+    functions_[std::move(name)] = std::move(ef);
+    return *this;
+  }
+
+  /// Adapts `fn` like `add` does, without exporting it.
+  template <class F>
+  static exported_function make(std::string name, F fn,
+                                std::vector<std::string> params = {}) {
     using traits = detail::callable_traits<std::decay_t<F>>;
     using args_tuple = typename traits::args;
     constexpr auto arity = traits::arity;
@@ -88,8 +110,8 @@ public:
     ef.params = params;
     ef.arity = arity;
     ef.invoke = [fn = std::move(fn), name,
-                 params](const value_list& args,
-                         const value_map& kwargs) -> caf::expected<value> {
+                 params](context& ctx, const value_list& args,
+                         const value_map& kwargs) -> future<value> {
       args_tuple converted;
       caf::error failure;
       if (kwargs.empty()) {
@@ -101,16 +123,16 @@ public:
       } else {
         auto bound = bind_arguments(name, params, arity, args, kwargs);
         if (!bound)
-          return bound.error();
+          return std::move(bound.error());
         convert_all(name, params, *bound, converted, failure,
                     std::make_index_sequence<arity>{});
       }
       if (failure)
         return failure;
-      return call(name, fn, converted, std::make_index_sequence<arity>{});
+      return call<traits::takes_context>(name, fn, ctx, converted,
+                                         std::make_index_sequence<arity>{});
     };
-    functions_[name] = std::move(ef);
-    return *this;
+    return ef;
   }
 
   /// The function named `name`, or nullptr.
@@ -155,21 +177,30 @@ private:
                        + ": expected " + err->expected + ", got " + err->got);
   }
 
-  template <class F, class Tuple, std::size_t... Is>
-  static caf::expected<value> call(const std::string& fn, const F& f,
-                                   Tuple& args, std::index_sequence<Is...>) {
-    using R = decltype(f(std::move(std::get<Is>(args))...));
+  template <bool TakesContext, class F, class Tuple, std::size_t... Is>
+  static future<value> call(const std::string& fn, const F& f, context& ctx,
+                            Tuple& args, std::index_sequence<Is...>) {
+    auto run = [&]() -> decltype(auto) {
+      if constexpr (TakesContext)
+        return f(ctx, std::move(std::get<Is>(args))...);
+      else
+        return f(std::move(std::get<Is>(args))...);
+    };
+    using R = decltype(run());
     try {
       if constexpr (std::is_void_v<R>) {
-        f(std::move(std::get<Is>(args))...);
+        run();
         return value{};
-      } else if constexpr (detail::is_expected<R>::value) {
-        auto res = f(std::move(std::get<Is>(args))...);
+      } else if constexpr (detail::is_future<R>::value) {
+        return run().then(
+          [](typename R::value_type x) { return to_value(std::move(x)); });
+      } else if constexpr (detail::is_caf_expected<R>::value) {
+        auto res = run();
         if (!res)
-          return res.error();
+          return std::move(res.error());
         return to_value(std::move(*res));
       } else {
-        return to_value(f(std::move(std::get<Is>(args))...));
+        return to_value(run());
       }
     } catch (const std::exception& ex) {
       return make_error(errc::plugin_error, fn + " failed: " + ex.what());

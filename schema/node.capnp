@@ -38,6 +38,11 @@ interface Node {
   stopPlugin @5 (name :Text) -> (result :PluginResult);
   shutdown @6 () -> ();
   # Stops every plugin and the daemon; returns before the daemon exits.
+  attachUi @7 (handler :V.Function) -> (result :V.Result);
+  # Makes `handler` the node's UI provider (the terminal `joy ui` until the
+  # browser core exists): the core calls it with (op, plugin, args...) for
+  # every UI call of a plugin (alert, prompt, confirm, show_*). The newest
+  # attached handler wins; it is detached when its holder goes away.
 }
 
 struct Resources {

@@ -46,8 +46,35 @@ interface Plugin {
 
 interface Api {
   # The ImJoy `api` as the node offers it to one plugin; the capability is the
-  # plugin's identity. Grows append-only.
+  # plugin's identity (every request knows its caller). Grows append-only.
   log @0 (level :LogLevel, message :Text) -> ();
+  request @1 (op :ApiOp, args :List(V.Value), kwargs :List(V.Entry)) -> (result :V.Result);
+  # One ImJoy api call; `args` are the call's positional arguments in the
+  # order docs/plugins.md gives for each op.
+}
+
+enum ApiOp {
+  # The ImJoy api calls a plugin can make (docs/plugins.md has their
+  # arguments and results). Append-only; a node that does not know an op
+  # answers `unimplemented`.
+  alert @0;
+  prompt @1;
+  confirm @2;
+  showMessage @3;
+  showProgress @4;
+  showStatus @5;
+  registerService @6;
+  unregisterService @7;
+  getService @8;
+  listServices @9;
+  getPlugin @10;
+  call @11;
+  emit @12;
+  on @13;
+  off @14;
+  getConfig @15;
+  setConfig @16;
+  progress @17;
 }
 
 enum LogLevel {

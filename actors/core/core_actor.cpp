@@ -4,10 +4,12 @@
 #include "actors/core/core_actor.hpp"
 
 #include <map>
+#include <memory>
 
 #include <caf/typed_event_based_actor.hpp>
 
 #include "runtime/errc.hpp"
+#include "runtime/log.hpp"
 
 namespace joy {
 
@@ -16,10 +18,23 @@ namespace {
 /// Native plugins live in the cluster workspace.
 constexpr const char* cluster_workspace = "public";
 
+/// A person answers prompts; other UI calls and event handlers are quick.
+constexpr auto human_time = std::chrono::minutes{60};
+constexpr auto handler_time = std::chrono::minutes{5};
+
+struct subscription {
+  std::string plugin;
+  function_ref handler;
+};
+
 struct core_state {
   static inline const char* name = "core";
   std::map<std::string, service_info> services;
+  std::map<std::string, std::vector<subscription>> events;
+  std::optional<function_ref> ui;
 };
+
+using self_ptr = core_actor::stateful_pointer<core_state>;
 
 std::string full_id(const service_id& id) {
   return (id.workspace.empty() ? std::string{cluster_workspace} : id.workspace)
@@ -27,11 +42,33 @@ std::string full_id(const service_id& id) {
          + (id.service.empty() ? "default" : id.service);
 }
 
+bool matches(const service_info& svc, const value& query) {
+  if (query.is_null())
+    return true;
+  auto desc = describe_service(svc);
+  if (auto* s = query.as_string())
+    return svc.name == *s || svc.id == *s
+           || svc.client + ":" + svc.service == *s;
+  auto* q = query.as_map();
+  if (q == nullptr)
+    return false;
+  auto* d = desc.as_map();
+  for (auto& [k, v] : *q) {
+    auto* have = d->find(k);
+    if (have == nullptr || *have != v)
+      return false;
+  }
+  return true;
+}
+
+bool needs_answer(const std::string& op) {
+  return op == "prompt" || op == "confirm";
+}
+
 } // namespace
 
 core_actor spawn_core(caf::actor_system& sys) {
-  return sys.spawn([](core_actor::stateful_pointer<core_state> self)
-                     -> core_actor::behavior_type {
+  return sys.spawn([](self_ptr self) -> core_actor::behavior_type {
     return {
       [self](register_atom, service_info& info) -> caf::result<service_info> {
         auto id = parse_service_id(info.id);
@@ -42,6 +79,8 @@ core_actor spawn_core(caf::actor_system& sys) {
           = id->workspace.empty() ? cluster_workspace : id->workspace;
         info.client = id->client;
         info.service = id->service.empty() ? "default" : id->service;
+        if (info.name.empty())
+          info.name = info.service;
         self->state.services[info.id] = info;
         return info;
       },
@@ -68,6 +107,132 @@ core_actor spawn_core(caf::actor_system& sys) {
         for (auto& [id, info] : self->state.services)
           out.push_back(info);
         return out;
+      },
+      [self](list_atom, const value& query) -> caf::result<value> {
+        if (!query.is_null() && !query.is(value::kind::string)
+            && !query.is(value::kind::map))
+          return make_error(errc::invalid_argument,
+                            "list_services takes a name, a map or nothing");
+        value_list out;
+        for (auto& [id, info] : self->state.services)
+          if (matches(info, query))
+            out.push_back(describe_service(info));
+        return value{std::move(out)};
+      },
+      [self](ui_atom, std::string& op, std::string& plugin,
+             value_list& args) -> caf::result<value> {
+        auto& st = self->state;
+        if (!st.ui) {
+          if (needs_answer(op))
+            return make_error(errc::unavailable,
+                              "plugin '" + plugin + "' asks (" + op
+                                + "), but no UI is attached: run `joy ui`");
+          log(log_level::info, "ui", plugin, " ", op, ": ",
+              args.empty() ? std::string{} : to_string(args.front()));
+          return value{};
+        }
+        value_list call_args;
+        call_args.emplace_back(op);
+        call_args.emplace_back(plugin);
+        for (auto& x : args)
+          call_args.push_back(std::move(x));
+        auto rp = self->make_response_promise<value>();
+        auto ui = *st.ui;
+        self
+          ->request(ui.impl->target(), human_time, invoke_atom_v, ui,
+                    std::move(call_args), value_map{})
+          .then([rp](value& x) mutable { rp.deliver(std::move(x)); },
+                [self, rp, ui](caf::error& err) mutable {
+                  // A provider that went away is detached.
+                  if (code_of(err) == errc::disconnected && self->state.ui
+                      && *self->state.ui == ui)
+                    self->state.ui.reset();
+                  rp.deliver(std::move(err));
+                });
+        return rp;
+      },
+      [self](attach_atom, function_ref& handler) -> bool {
+        self->state.ui = std::move(handler);
+        log(log_level::info, "ui", "a UI provider is attached");
+        return true;
+      },
+      [self](emit_atom, std::string& event, value& data,
+             std::string& from) -> caf::result<value> {
+        auto i = self->state.events.find(event);
+        if (i == self->state.events.end() || i->second.empty())
+          return value{};
+        auto rp = self->make_response_promise<value>();
+        auto subs = i->second;
+        struct gather {
+          std::size_t left;
+          value_list errors;
+        };
+        auto g = std::make_shared<gather>(gather{subs.size(), {}});
+        auto done = [rp, g, event]() mutable {
+          if (--g->left > 0)
+            return;
+          if (g->errors.empty())
+            rp.deliver(value{});
+          else
+            rp.deliver(make_error(
+              errc::plugin_error,
+              std::to_string(g->errors.size()) + " handler(s) of event '"
+                + event + "' failed: " + to_string(value{g->errors})));
+        };
+        for (auto& sub : subs) {
+          value_list args{data, value{from}};
+          self
+            ->request(sub.handler.impl->target(), handler_time, invoke_atom_v,
+                      sub.handler, std::move(args), value_map{})
+            .then([done](value&) mutable { done(); },
+                  [self, done, g, sub, event](caf::error& err) mutable {
+                    g->errors.emplace_back(message_of(err));
+                    // A handler whose plugin is gone is unsubscribed.
+                    if (code_of(err) == errc::disconnected) {
+                      auto& v = self->state.events[event];
+                      v.erase(std::remove_if(v.begin(), v.end(),
+                                             [&](const subscription& s) {
+                                               return s.handler == sub.handler;
+                                             }),
+                              v.end());
+                    }
+                    done();
+                  });
+        }
+        return rp;
+      },
+      [self](on_atom, std::string& event, function_ref& handler,
+             std::string& plugin) -> bool {
+        self->state.events[event].push_back(
+          subscription{std::move(plugin), std::move(handler)});
+        return true;
+      },
+      [self](off_atom, const std::string& event, const std::string& plugin) {
+        auto i = self->state.events.find(event);
+        if (i == self->state.events.end())
+          return false;
+        auto& v = i->second;
+        auto before = v.size();
+        v.erase(std::remove_if(
+                  v.begin(), v.end(),
+                  [&](const subscription& s) { return s.plugin == plugin; }),
+                v.end());
+        return v.size() != before;
+      },
+      [self](forget_atom, const std::string& plugin) {
+        auto& st = self->state;
+        for (auto i = st.services.begin(); i != st.services.end();)
+          if (i->second.client == plugin)
+            i = st.services.erase(i);
+          else
+            ++i;
+        for (auto& [event, subs] : st.events)
+          subs.erase(std::remove_if(subs.begin(), subs.end(),
+                                    [&](const subscription& s) {
+                                      return s.plugin == plugin;
+                                    }),
+                     subs.end());
+        return true;
       },
     };
   });

@@ -2,10 +2,10 @@
 // SPDX-License-Identifier: MIT
 
 /// @file
-/// The core actor: on the head node, the directory of the services every
-/// plugin provides (DESIGN §4). It knows *where* a service lives; calls never
-/// go through it. The rest of the ImJoy `api` (events, config, UI calls)
-/// joins this interface with the plugin api.
+/// The core actor: on the head node, the directory of every service, the
+/// event bus and the router of UI calls (DESIGN §4). It knows *where* a
+/// service lives and hands out its service object, whose methods are
+/// function values; calls never go through the core.
 #pragma once
 
 #include <string>
@@ -16,6 +16,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/core/service_info.hpp"
+#include "runtime/function.hpp"
 #include "runtime/type_ids.hpp"
 
 namespace joy {
@@ -31,7 +32,28 @@ using core_actor = caf::typed_actor<
   /// not_found.
   caf::replies_to<get_atom, std::string>::with<service_info>,
   /// Every registered service, ordered by id.
-  caf::replies_to<list_atom>::with<std::vector<service_info>>>;
+  caf::replies_to<list_atom>::with<std::vector<service_info>>,
+  /// Descriptors (describe_service) of the services matching `query`: null
+  /// for all, a string for a name or id, a map for exact matches on the
+  /// descriptor's fields.
+  caf::replies_to<list_atom, value>::with<value>,
+  /// A UI call (alert, prompt, confirm, show_*, progress; by name) of a
+  /// plugin, for the UI provider. Without one, calls that only show
+  /// something are logged; calls that need an answer fail with
+  /// `unavailable`.
+  caf::replies_to<ui_atom, std::string, std::string, value_list>::with<value>,
+  /// Makes a function the UI provider: it is called with (op, plugin,
+  /// args...). The newest wins.
+  caf::replies_to<attach_atom, function_ref>::with<bool>,
+  /// Emits an event: every handler subscribed to it runs; replies when all
+  /// returned, with the errors of those that failed (plugin_error).
+  caf::replies_to<emit_atom, std::string, value, std::string>::with<value>,
+  /// Subscribes a plugin's handler to an event.
+  caf::replies_to<on_atom, std::string, function_ref, std::string>::with<bool>,
+  /// Drops a plugin's handlers of an event.
+  caf::replies_to<off_atom, std::string, std::string>::with<bool>,
+  /// A plugin went away: drops its services and event handlers.
+  caf::replies_to<forget_atom, std::string>::with<bool>>;
 
 core_actor spawn_core(caf::actor_system& sys);
 

@@ -46,6 +46,20 @@ caf::expected<service_id> parse_service_id(std::string_view text) {
   return out;
 }
 
+value describe_service(const service_info& x) {
+  value_list methods;
+  if (auto* m = x.object.as_map())
+    for (auto& [k, v] : *m)
+      if (v.as_function() != nullptr)
+        methods.emplace_back(k);
+  return value{value_map{{"id", value{x.id}},
+                         {"name", value{x.name}},
+                         {"type", value{x.type}},
+                         {"client", value{x.client}},
+                         {"node", value{x.node}},
+                         {"methods", value{std::move(methods)}}}};
+}
+
 std::string to_string(const service_id& x) {
   return (x.workspace.empty() ? std::string{} : x.workspace + "/") + x.client
          + (x.service.empty() ? std::string{} : ":" + x.service);

@@ -13,6 +13,8 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "runtime/value.hpp"
+
 namespace joy {
 
 struct service_info {
@@ -25,13 +27,23 @@ struct service_info {
   std::string service;
   /// The node it lives on.
   std::string node;
+  /// ImJoy's descriptive fields of the service object.
+  std::string name;
+  std::string type;
+  /// The service object itself: a map whose function members are the
+  /// service's methods (capabilities of the providing process).
+  value object;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_info& x) {
   return f(caf::meta::type_name("joy::service_info"), x.id, x.workspace,
-           x.client, x.service, x.node);
+           x.client, x.service, x.node, x.name, x.type, x.object);
 }
+
+/// The descriptor of a service, for listings: id, name, type, client and
+/// node, and the names of its methods — no functions.
+value describe_service(const service_info& x);
 
 /// A parsed service id.
 struct service_id {

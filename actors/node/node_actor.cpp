@@ -18,9 +18,11 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/node/installer.hpp"
+#include "runtime/api_op.hpp"
 #include "runtime/log.hpp"
 #include "runtime/manifest.hpp"
 #include "runtime/protocol.hpp"
+#include "runtime/value_json.hpp"
 
 namespace fs = std::filesystem;
 
@@ -82,6 +84,8 @@ struct node_state {
   bool shutting_down = false;
   std::deque<pending_install> installs;
   bool installing = false;
+  /// Names services registered without one.
+  uint64_t next_service = 1;
 };
 
 using self_ptr = node_actor::stateful_pointer<node_state>;
@@ -139,6 +143,7 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
   hc.start_timeout = st.cfg.start_timeout;
   hc.stop_grace = st.cfg.stop_grace;
   hc.call_timeout = st.cfg.call_timeout;
+  hc.api = caf::actor_cast<api_handler>(self);
   auto observer = caf::actor_cast<plugin_observer>(self);
   h.host = spawn_plugin_host(self->system(), *st.kj, st.spawner, std::move(hc),
                              observer);
@@ -270,6 +275,243 @@ caf::result<plugin_info> ask_host(self_ptr self, const std::string& name,
       },
       [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
   return rp;
+}
+
+/// A plugin's default service: its exported methods as function values
+/// made by the node; calling one is a call of the plugin's method.
+service_info default_service(self_ptr self, const plugin_status& status) {
+  auto node = caf::actor_cast<caf::actor>(self);
+  value_map object;
+  object.insert("name", value{status.name});
+  for (auto& method : status.methods) {
+    auto plugin = status.name;
+    object.insert(
+      method,
+      value{make_function(
+        node, method,
+        [self, plugin, method](value_list args, value_map kwargs,
+                               reply_handle reply) {
+          auto h = find_plugin(self, plugin);
+          if (!h || !(*h)->host) {
+            reply.deliver(make_error(
+              errc::unavailable, "plugin '" + plugin + "' is not available"));
+            return;
+          }
+          call_request req;
+          req.method = method;
+          req.args = std::move(args);
+          req.kwargs = std::move(kwargs);
+          reply.delegate(caf::actor_cast<caf::strong_actor_ptr>((*h)->host),
+                         caf::make_message(call_atom_v, std::move(req)));
+        })});
+  }
+  service_info svc;
+  svc.id = service_of(status.name);
+  svc.node = self->state.cfg.node_id;
+  svc.name = status.name;
+  svc.type = "native";
+  svc.object = value{std::move(object)};
+  return svc;
+}
+
+/// The text at position `i`, or why not.
+caf::expected<std::string> text_arg(const value_list& args, std::size_t i,
+                                    const char* what) {
+  if (i < args.size())
+    if (auto* s = args[i].as_string())
+      return *s;
+  return make_error(errc::invalid_argument,
+                    std::string{what} + " must be a string");
+}
+
+/// Asks the core for a service and answers with its object.
+caf::result<value> service_object(self_ptr self, const std::string& id) {
+  auto rp = self->make_response_promise<value>();
+  self->request(self->state.core, std::chrono::seconds{30}, get_atom_v, id)
+    .then([rp](service_info& info) mutable { rp.deliver(info.object); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+/// Runs `req` then answers null (for core calls replying bool).
+template <class Handle, class... Ts>
+caf::result<value> null_after(self_ptr self, const Handle& dest, Ts&&... xs) {
+  auto rp = self->make_response_promise<value>();
+  self->request(dest, std::chrono::seconds{30}, std::forward<Ts>(xs)...)
+    .then([rp](bool) mutable { rp.deliver(value{}); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+caf::result<value> handle_api(self_ptr self, const std::string& plugin,
+                              api_op op, value_list args, value_map kwargs) {
+  auto& st = self->state;
+  if (is_ui_op(op))
+    return self->delegate(st.core, ui_atom_v, std::string{to_string(op)},
+                          plugin, std::move(args));
+  switch (op) {
+    case api_op::register_service: {
+      auto* object = args.empty() ? nullptr : args[0].as_map();
+      if (object == nullptr)
+        return make_error(errc::invalid_argument,
+                          "register_service takes a service object (a map)");
+      auto field = [&](const char* key) -> std::string {
+        auto* v = object->find(key);
+        return v != nullptr && v->as_string() != nullptr ? *v->as_string()
+                                                         : std::string{};
+      };
+      auto name = field("id").empty() ? field("name") : field("id");
+      if (name.empty())
+        name = "service-" + std::to_string(st.next_service++);
+      service_info svc;
+      svc.id = "public/" + plugin + ":" + name;
+      svc.node = st.cfg.node_id;
+      svc.name = field("name").empty() ? name : field("name");
+      svc.type = field("type");
+      svc.object = std::move(args[0]);
+      auto rp = self->make_response_promise<value>();
+      self->request(st.core, std::chrono::seconds{30}, register_atom_v, svc)
+        .then([rp](service_info& info) mutable { rp.deliver(value{info.id}); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    }
+    case api_op::unregister_service: {
+      auto id = text_arg(args, 0, "the service id");
+      if (!id)
+        return std::move(id.error());
+      auto parsed = parse_service_id(*id);
+      if (!parsed)
+        return std::move(parsed.error());
+      if (parsed->client != plugin || parsed->service.empty()
+          || parsed->service == "default")
+        return make_error(errc::permission_denied,
+                          "plugin '" + plugin
+                            + "' may only unregister services it registered");
+      return null_after(self, st.core, unregister_atom_v, *id);
+    }
+    case api_op::get_service: {
+      auto id = text_arg(args, 0, "the service id");
+      if (!id)
+        return std::move(id.error());
+      return service_object(self, *id);
+    }
+    case api_op::list_services:
+      return self->delegate(st.core, list_atom_v,
+                            args.empty() ? value{} : std::move(args[0]));
+    case api_op::get_plugin: {
+      auto name = text_arg(args, 0, "the plugin name");
+      if (!name)
+        return std::move(name.error());
+      return service_object(self, service_of(*name));
+    }
+    case api_op::call: {
+      auto target = text_arg(args, 0, "the plugin name");
+      auto method = text_arg(args, 1, "the method name");
+      if (!target || !method)
+        return std::move(!target ? target.error() : method.error());
+      auto h = find_plugin(self, *target);
+      if (!h)
+        return std::move(h.error());
+      if (!(*h)->host)
+        return make_error(errc::unavailable,
+                          "plugin '" + *target
+                            + "' cannot run: " + (*h)->status.last_error);
+      call_request req;
+      req.method = *method;
+      req.args.assign(std::make_move_iterator(args.begin() + 2),
+                      std::make_move_iterator(args.end()));
+      req.kwargs = std::move(kwargs);
+      return self->delegate((*h)->host, call_atom_v, std::move(req));
+    }
+    case api_op::emit: {
+      auto event = text_arg(args, 0, "the event name");
+      if (!event)
+        return std::move(event.error());
+      return self->delegate(st.core, emit_atom_v, *event,
+                            args.size() > 1 ? std::move(args[1]) : value{},
+                            plugin);
+    }
+    case api_op::on: {
+      auto event = text_arg(args, 0, "the event name");
+      if (!event)
+        return std::move(event.error());
+      auto* handler = args.size() > 1 ? args[1].as_function() : nullptr;
+      if (handler == nullptr)
+        return make_error(errc::invalid_argument,
+                          "on takes an event name and a function");
+      return null_after(self, st.core, on_atom_v, *event, *handler, plugin);
+    }
+    case api_op::off: {
+      auto event = text_arg(args, 0, "the event name");
+      if (!event)
+        return std::move(event.error());
+      auto rp = self->make_response_promise<value>();
+      self
+        ->request(st.core, std::chrono::seconds{30}, off_atom_v, *event, plugin)
+        .then([rp](bool) mutable { rp.deliver(value{}); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    }
+    case api_op::get_config: {
+      auto key = text_arg(args, 0, "the setting's name");
+      if (!key)
+        return std::move(key.error());
+      if (!key->empty() && (*key)[0] == '_') {
+        // ImJoy: "_<field>" reads the plugin's own manifest.
+        auto h = find_plugin(self, plugin);
+        if (!h)
+          return std::move(h.error());
+        auto doc = parse_json((*h)->record.manifest);
+        if (!doc || !doc->contains(key->substr(1)))
+          return value{};
+        auto x = from_json_tree((*doc)[key->substr(1)]);
+        if (!x)
+          return std::move(x.error());
+        return std::move(*x);
+      }
+      auto rp = self->make_response_promise<value>();
+      self->request(st.registry, registry_timeout, config_atom_v, plugin, *key)
+        .then(
+          [rp](std::string& text) mutable {
+            auto x = from_json(text);
+            if (x)
+              rp.deliver(std::move(*x));
+            else
+              rp.deliver(std::move(x.error()));
+          },
+          [rp](caf::error& err) mutable {
+            if (code_of(err) == errc::not_found)
+              rp.deliver(value{});
+            else
+              rp.deliver(std::move(err));
+          });
+      return rp;
+    }
+    case api_op::set_config: {
+      auto key = text_arg(args, 0, "the setting's name");
+      if (!key)
+        return std::move(key.error());
+      if (!key->empty() && (*key)[0] == '_')
+        return make_error(errc::permission_denied,
+                          "settings starting with '_' are the manifest's, "
+                          "read-only");
+      auto x = args.size() > 1 ? args[1] : value{};
+      std::string text;
+      if (!x.is_null()) {
+        auto json = to_json(x);
+        if (!json)
+          return make_error(code_of(json.error()),
+                            "set_config: " + message_of(json.error()));
+        text = std::move(*json);
+      }
+      return null_after(self, st.registry, config_atom_v, plugin, *key, text,
+                        x.is_null());
+    }
+    default:
+      return make_error(errc::unimplemented, "api call '"
+                                               + std::string{to_string(op)}
+                                               + "' is not served here");
+  }
 }
 
 } // namespace
@@ -410,18 +652,32 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         i->second.status = status;
         auto running = status.state == plugin_state::running;
         if (running && !was_running) {
-          service_info svc;
-          svc.id = service_of(status.name);
-          svc.node = st.cfg.node_id;
-          self->request(st.core, std::chrono::seconds{5}, register_atom_v, svc)
+          self
+            ->request(st.core, std::chrono::seconds{5}, register_atom_v,
+                      default_service(self, status))
             .then([](service_info&) {},
                   [](caf::error& err) {
                     log(log_level::warning, "node",
                         "cannot register service: ", message_of(err));
                   });
         } else if (!running && was_running) {
-          caf::anon_send(st.core, unregister_atom_v, service_of(status.name));
+          // Its services and event handlers go with it.
+          caf::anon_send(st.core, forget_atom_v, status.name);
         }
+      },
+      [self](api_atom, std::string& plugin, uint16_t op, value_list& args,
+             value_map& kwargs) -> caf::result<value> {
+        auto known = api_op_from_wire(op);
+        if (!known)
+          return make_error(errc::unimplemented,
+                            "this node does not know api call #"
+                              + std::to_string(op));
+        return handle_api(self, plugin, *known, std::move(args),
+                          std::move(kwargs));
+      },
+      [self](invoke_atom, function_ref& f, value_list& args,
+             value_map& kwargs) -> caf::result<value> {
+        return run_local_function(self, f, std::move(args), std::move(kwargs));
       },
     };
   };

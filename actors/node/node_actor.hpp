@@ -22,6 +22,7 @@
 #include "actors/plugin_host/plugin_host_actor.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "actors/registry/registry_actor.hpp"
+#include "runtime/function.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/plugin_actor.hpp"
 
@@ -47,7 +48,16 @@ using node_actor = caf::typed_actor<
   /// Stops every plugin; replies once all are gone.
   caf::replies_to<shutdown_atom>::with<bool>,
   /// From plugin hosts: a state change.
-  caf::reacts_to<state_atom, plugin_status>>;
+  caf::reacts_to<state_atom, plugin_status>,
+  /// One ImJoy api call of a plugin (see api_handler; ops in
+  /// docs/plugins.md): UI calls, services and events go to the core,
+  /// settings to the registry, calls to plugins.
+  caf::replies_to<api_atom, std::string, uint16_t, value_list,
+                  value_map>::with<value>,
+  /// Runs a function made by the node: the methods of plugins' default
+  /// services, which forward to the plugin (see function_owner).
+  caf::replies_to<invoke_atom, function_ref, value_list,
+                  value_map>::with<value>>;
 
 struct node_config {
   std::string node_id;

@@ -121,11 +121,11 @@ void begin_start(self_ptr self) {
         st.status.pid = proc.proc ? proc.proc->pid() : 0;
         auto host = caf::actor_cast<plugin_host_actor>(self);
         st.kj->post([id, host, proc, name = st.status.name,
-                     node_id = st.cfg.node_id,
+                     node_id = st.cfg.node_id, api = st.cfg.api,
                      timeout = to_kj(st.cfg.start_timeout)](kj_context& ctx) {
           ctx.adopt(id,
                     kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
-                                          timeout, stream_limits{}));
+                                          api, timeout, stream_limits{}));
         });
       },
       [self, attempt](caf::error& err) {
@@ -281,12 +281,14 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
       },
       [self](status_atom) -> plugin_status { return self->state.status; },
       // -- from the kj thread and timers --------------------------------------
-      [self](ready_atom, uint64_t id, int32_t pid) {
+      [self](ready_atom, uint64_t id, int32_t pid,
+             std::vector<std::string>& methods) {
         auto& st = self->state;
         if (id != st.link || st.status.state != plugin_state::starting)
           return;
         st.status.state = plugin_state::running;
         st.status.pid = pid;
+        st.status.methods = std::move(methods);
         st.status.last_error.clear();
         log(log_level::info, "plugin " + st.status.name, "running as pid ",
             pid);

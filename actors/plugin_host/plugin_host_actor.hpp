@@ -24,8 +24,16 @@
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/plugin_actor.hpp"
+#include "runtime/value.hpp"
 
 namespace joy {
+
+/// Serves the ImJoy api of the plugins (the node implements it).
+using api_handler = caf::typed_actor<
+  /// One api call of a plugin: (plugin, op (api_op), args, kwargs). Errors:
+  /// those of the call; unimplemented for an op this node does not serve.
+  caf::replies_to<api_atom, std::string, uint16_t, value_list,
+                  value_map>::with<value>>;
 
 /// Receives a host's state changes (the node implements it).
 using plugin_observer = caf::typed_actor<
@@ -43,8 +51,9 @@ using plugin_host_actor = plugin_actor::extend<
   /// The current status.
   caf::replies_to<status_atom>::with<plugin_status>,
   // -- internal: from the kj thread and timers --------------------------------
-  /// The link `id` finished its handshake; the process has `pid`.
-  caf::reacts_to<ready_atom, uint64_t, int32_t>,
+  /// The link `id` finished its handshake; the process has `pid` and
+  /// exports `methods`.
+  caf::reacts_to<ready_atom, uint64_t, int32_t, std::vector<std::string>>,
   /// The connection of link `id` broke while the plugin was in use; sent
   /// before any caller hears of it, so the next call starts a new process.
   caf::reacts_to<down_atom, uint64_t, std::string>,
@@ -56,6 +65,8 @@ struct plugin_host_config {
   launch_spec launch;
   /// Told to the plugin at hello.
   std::string node_id;
+  /// Serves the plugin's api calls (may be invalid: calls then fail).
+  api_handler api;
   /// From spawn to the end of setup(), on the kj timer.
   caf::timespan start_timeout = std::chrono::seconds{10};
   /// From exit() to SIGKILL.

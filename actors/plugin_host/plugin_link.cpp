@@ -5,8 +5,10 @@
 
 #include <kj/debug.h>
 
+#include "runtime/api_op.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
+#include "runtime/value_codec.hpp"
 #include "runtime/value_wire.hpp"
 
 namespace joy {
@@ -28,10 +30,16 @@ private:
   plugin_link& link_;
 };
 
-/// The `Api` one plugin gets; the capability itself is its identity.
+/// A person may take a while to answer a prompt; every other api call is
+/// quick. The plugin's own deadline is usually shorter.
+constexpr auto api_time = 60 * kj::MINUTES;
+
+/// The `Api` one plugin gets; the capability itself is its identity, so
+/// every request knows its caller.
 class api_server final : public wire::Api::Server {
 public:
-  explicit api_server(std::string name) : name_(std::move(name)) {
+  api_server(kj_context& ctx, std::string name, api_handler api)
+    : ctx_(ctx), name_(std::move(name)), api_(std::move(api)) {
     // nop
   }
 
@@ -55,40 +63,65 @@ public:
     return kj::READY_NOW;
   }
 
-private:
-  std::string name_;
-};
-
-caf::error from_kj(const kj::Exception& ex, const std::string& name) {
-  switch (ex.getType()) {
-    case kj::Exception::Type::DISCONNECTED:
-      return make_error(errc::disconnected,
-                        "plugin '" + name + "' went away during the call");
-    case kj::Exception::Type::OVERLOADED:
-      return make_error(errc::overloaded,
-                        "plugin '" + name + "' is overloaded");
-    case kj::Exception::Type::UNIMPLEMENTED:
-      return make_error(errc::unimplemented, "plugin '" + name
-                                               + "' does not implement this: "
-                                               + ex.getDescription().cStr());
-    default:
-      return make_error(errc::plugin_error, "plugin '" + name + "' failed: "
-                                              + ex.getDescription().cStr());
+  kj::Promise<void> request(RequestContext context) override {
+    context.allowCancellation();
+    auto params = context.getParams();
+    auto raw_op = static_cast<uint16_t>(params.getOp());
+    auto op = api_op_from_wire(raw_op);
+    value_codec codec{ctx_};
+    auto args = read_list(params.getArgs(), &codec);
+    auto kwargs = read_map(params.getKwargs(), &codec);
+    auto out = context.getResults().initResult();
+    if (!op) {
+      write_error(errc::unimplemented,
+                  "this node does not know api call #" + std::to_string(raw_op),
+                  {}, out.initErr());
+      return kj::READY_NOW;
+    }
+    if (!args || !kwargs) {
+      write_error(!args ? args.error() : kwargs.error(), out.initErr());
+      return kj::READY_NOW;
+    }
+    if (!api_) {
+      write_error(errc::unavailable, "this node serves no api", {},
+                  out.initErr());
+      return kj::READY_NOW;
+    }
+    return ctx_
+      .request(api_, api_time, api_atom_v, name_, raw_op, std::move(*args),
+               std::move(*kwargs))
+      .then([this, context](caf::message msg) mutable {
+        value_codec codec{ctx_};
+        auto out = context.getResults().initResult();
+        if (msg.match_elements<value>())
+          write_result(msg.get_as<value>(0), out, &codec);
+        else if (msg.match_elements<caf::error>())
+          write_error(msg.get_as<caf::error>(0), out.initErr());
+        else
+          write_error(errc::internal, "unexpected api answer", {},
+                      out.initErr());
+      });
   }
-}
+
+private:
+  kj_context& ctx_;
+  std::string name_;
+  api_handler api_;
+};
 
 } // namespace
 
 plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
                          launched_process proc, std::string name,
-                         std::string node_id, kj::Duration start_timeout,
-                         stream_limits limits)
+                         std::string node_id, api_handler api,
+                         kj::Duration start_timeout, stream_limits limits)
   : ctx_(ctx),
     id_(id),
     host_(std::move(host)),
     proc_(std::move(proc.proc)),
     name_(std::move(name)),
     node_id_(std::move(node_id)),
+    api_(std::move(api)),
     tasks_(*this) {
   shared_ = std::make_shared<shared_state>();
   shared_->host = host_;
@@ -153,7 +186,7 @@ kj::Promise<void> plugin_link::hello(
   auto plugin = params.getPlugin();
   plugin_ = plugin;
   auto ok = result.initOk();
-  ok.setApi(kj::heap<api_server>(name_));
+  ok.setApi(kj::heap<api_server>(ctx_, name_, api_));
   auto identity = ok.initIdentity();
   identity.setPlugin(name_);
   identity.setNode(node_id_);
@@ -169,9 +202,29 @@ kj::Promise<void> plugin_link::hello(
       }
       if (exited_ || stopping_)
         return;
-      ready_ = true;
-      kj_context::send(host_, ready_atom_v, id_,
-                       static_cast<int32_t>(proc_->pid()));
+      // Its methods make the plugin's default service.
+      KJ_IF_MAYBE (p, plugin_) {
+        tasks_.add(p->describeRequest().send().then(
+          [this](capnp::Response<wire::Plugin::DescribeResults> resp) {
+            std::vector<std::string> methods;
+            auto desc = read_result(resp.getResult());
+            if (desc && desc->as_map() != nullptr)
+              if (auto* m = desc->as_map()->find("methods"))
+                if (m->as_map() != nullptr)
+                  for (auto& [name, info] : *m->as_map())
+                    methods.push_back(name);
+            if (exited_ || stopping_)
+              return;
+            ready_ = true;
+            kj_context::send(host_, ready_atom_v, id_,
+                             static_cast<int32_t>(proc_->pid()),
+                             std::move(methods));
+          },
+          [this](kj::Exception&& ex) {
+            fail(std::string{"describe() failed: "}
+                 + ex.getDescription().cStr());
+          }));
+      }
     },
     [this](kj::Exception&& ex) {
       fail(std::string{"setup() failed: "} + ex.getDescription().cStr());
@@ -193,13 +246,16 @@ void plugin_link::call(call_request req, reply_handle rh,
   auto request = plugin->callRequest();
   request.setService(req.service);
   request.setMethod(req.method);
+  value_codec codec{ctx_};
   if (auto err = write_list(
-        req.args, request.initArgs(static_cast<unsigned>(req.args.size())))) {
+        req.args, request.initArgs(static_cast<unsigned>(req.args.size())),
+        &codec)) {
     rh.deliver(std::move(err));
     return;
   }
-  if (auto err = write_map(req.kwargs, request.initKwargs(static_cast<unsigned>(
-                                         req.kwargs.size())))) {
+  if (auto err = write_map(
+        req.kwargs,
+        request.initKwargs(static_cast<unsigned>(req.kwargs.size())), &codec)) {
     rh.deliver(std::move(err));
     return;
   }
@@ -207,14 +263,15 @@ void plugin_link::call(call_request req, reply_handle rh,
   auto name = name_;
   auto method = req.method;
   auto sent = request.send().then(
-    [](capnp::Response<wire::Plugin::CallResults> resp) {
-      return read_result(resp.getResult());
+    [&ctx = ctx_](capnp::Response<wire::Plugin::CallResults> resp) {
+      value_codec codec{ctx};
+      return read_result(resp.getResult(), &codec);
     },
     [name, shared = shared_](kj::Exception&& ex) -> caf::expected<value> {
       // The host hears first; see the file comment.
       if (ex.getType() == kj::Exception::Type::DISCONNECTED)
         shared->report_down("the plugin's connection broke during a call");
-      return from_kj(ex, name);
+      return error_from_exception(ex, "plugin '" + name + "'");
     });
   // Dropping the losing branch cancels the call in the plugin.
   auto expired = ctx_.timer().afterDelay(timeout).then(

@@ -38,7 +38,8 @@ public:
   /// finish within `start_timeout`, measured on the kj timer.
   plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
               launched_process proc, std::string name, std::string node_id,
-              kj::Duration start_timeout, stream_limits limits);
+              api_handler api, kj::Duration start_timeout,
+              stream_limits limits);
 
   ~plugin_link() noexcept(false) override;
 
@@ -82,6 +83,7 @@ private:
   std::shared_ptr<process> proc_;
   std::string name_;
   std::string node_id_;
+  api_handler api_;
   kj::Own<rpc_link> link_;
   kj::Maybe<wire::Plugin::Client> plugin_;
   kj::Own<kj::UnixEventPort::FdObserver> exit_observer_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <caf/meta/load_callback.hpp>
@@ -37,6 +38,8 @@ struct plugin_status {
   std::string last_error;
   /// How many times it was started.
   uint64_t starts = 0;
+  /// The methods its default service exports (known once it runs).
+  std::vector<std::string> methods;
 };
 
 template <class Inspector>
@@ -47,7 +50,7 @@ typename Inspector::result_type inspect(Inspector& f, plugin_status& x) {
     return caf::none;
   });
   return f(caf::meta::type_name("joy::plugin_status"), x.name, state, x.pid,
-           x.last_error, x.starts, load);
+           x.last_error, x.starts, x.methods, load);
 }
 
 } // namespace joy

@@ -34,6 +34,12 @@ constexpr const char* migrations[] = {
   "CREATE TABLE meta ("
   "  key TEXT PRIMARY KEY,"
   "  value TEXT NOT NULL);",
+  // 1 -> 2: per-plugin settings (api.set_config), values as JSON.
+  "CREATE TABLE config ("
+  "  plugin TEXT NOT NULL,"
+  "  key TEXT NOT NULL,"
+  "  value TEXT NOT NULL,"
+  "  PRIMARY KEY (plugin, key));",
 };
 
 static_assert(sizeof(migrations) / sizeof(migrations[0])
@@ -384,7 +390,46 @@ caf::error plugin_store::remove(const std::string& name) {
     return err;
   if (sqlite3_changes(db_) == 0)
     return make_error(errc::not_found, "no plugin named '" + name + "'");
-  return {};
+  // Its settings go with it.
+  statement config{db_, "DELETE FROM config WHERE plugin = ?1"};
+  config.bind(1, name);
+  return config.run();
+}
+
+caf::expected<std::string> plugin_store::config(const std::string& plugin,
+                                                const std::string& key) const {
+  if (!db_)
+    return closed_error();
+  statement stmt{db_,
+                 "SELECT value FROM config WHERE plugin = ?1 AND key = ?2"};
+  stmt.bind(1, plugin);
+  stmt.bind(2, key);
+  if (stmt.next_row())
+    return stmt.text(0);
+  if (stmt.error())
+    return stmt.error();
+  return make_error(errc::not_found,
+                    "plugin '" + plugin + "' has no setting '" + key + "'");
+}
+
+caf::error plugin_store::set_config(const std::string& plugin,
+                                    const std::string& key,
+                                    const std::optional<std::string>& json) {
+  if (!db_)
+    return closed_error();
+  if (!json) {
+    statement stmt{db_, "DELETE FROM config WHERE plugin = ?1 AND key = ?2"};
+    stmt.bind(1, plugin);
+    stmt.bind(2, key);
+    return stmt.run();
+  }
+  statement stmt{
+    db_, "INSERT INTO config (plugin, key, value) VALUES (?1, ?2, ?3) "
+         "ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value"};
+  stmt.bind(1, plugin);
+  stmt.bind(2, key);
+  stmt.bind(3, *json);
+  return stmt.run();
 }
 
 caf::expected<std::string> plugin_store::meta(const std::string& key) const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,7 @@ namespace joy {
 class plugin_store {
 public:
   /// The schema version this build writes.
-  static constexpr int schema_version = 1;
+  static constexpr int schema_version = 2;
 
   /// Opens (creating if needed) and migrates the database at `path`;
   /// ":memory:" gives a private in-memory store. Errors: io_error (cannot
@@ -56,8 +57,16 @@ public:
   /// The active version of every plugin, by name.
   caf::expected<std::vector<plugin_record>> list() const;
 
-  /// Forgets every version of `name`. Errors: not_found.
+  /// Forgets every version of `name`, and its settings. Errors: not_found.
   caf::error remove(const std::string& name);
+
+  /// A plugin's setting (api.get_config), as JSON. Errors: not_found.
+  caf::expected<std::string> config(const std::string& plugin,
+                                    const std::string& key) const;
+
+  /// Stores a plugin's setting (JSON), or deletes it when `json` is empty.
+  caf::error set_config(const std::string& plugin, const std::string& key,
+                        const std::optional<std::string>& json);
 
   /// A node-level setting (e.g. "node_id"). Errors: not_found.
   caf::expected<std::string> meta(const std::string& key) const;

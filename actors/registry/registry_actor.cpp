@@ -49,6 +49,17 @@ registry_behavior(std::shared_ptr<plugin_store> store) {
         return err;
       return true;
     },
+    [store](config_atom, const std::string& plugin,
+            const std::string& key) -> caf::result<std::string> {
+      return to_result(store->config(plugin, key));
+    },
+    [store](config_atom, const std::string& plugin, const std::string& key,
+            const std::string& json, bool erase) -> caf::result<bool> {
+      auto value = erase ? std::nullopt : std::optional<std::string>{json};
+      if (auto err = store->set_config(plugin, key, value))
+        return err;
+      return true;
+    },
   };
 }
 

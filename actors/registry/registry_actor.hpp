@@ -32,7 +32,13 @@ using registry_actor = caf::typed_actor<
   /// Reads a node setting. Errors: not_found.
   caf::replies_to<meta_atom, std::string>::with<std::string>,
   /// Writes a node setting; replies when durable.
-  caf::replies_to<meta_atom, std::string, std::string>::with<bool>>;
+  caf::replies_to<meta_atom, std::string, std::string>::with<bool>,
+  /// Reads a plugin's setting (JSON). Errors: not_found.
+  caf::replies_to<config_atom, std::string, std::string>::with<std::string>,
+  /// Writes a plugin's setting (JSON; `true` deletes it instead); replies
+  /// when durable.
+  caf::replies_to<config_atom, std::string, std::string, std::string,
+                  bool>::with<bool>>;
 
 /// Spawns the registry actor, detached, owning `store`.
 registry_actor spawn_registry(caf::actor_system& sys, plugin_store store);

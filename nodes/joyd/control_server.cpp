@@ -18,6 +18,7 @@
 #include "runtime/protocol.hpp"
 #include "runtime/rpc_link.hpp"
 #include "runtime/unique_fd.hpp"
+#include "runtime/value_codec.hpp"
 #include "runtime/value_wire.hpp"
 #include "schema/node.capnp.h"
 
@@ -134,8 +135,9 @@ public:
     auto params = context.getParams();
     call_request req;
     req.method = params.getMethod();
-    auto args = read_list(params.getArgs());
-    auto kwargs = read_map(params.getKwargs());
+    value_codec codec{ctx_};
+    auto args = read_list(params.getArgs(), &codec);
+    auto kwargs = read_map(params.getKwargs(), &codec);
     if (!args || !kwargs) {
       write_error(!args ? args.error() : kwargs.error(),
                   context.getResults().initResult().initErr());
@@ -152,8 +154,29 @@ public:
     std::string plugin = params.getPlugin();
     return ctx_
       .request(cfg_.node, bound, call_atom_v, std::move(plugin), std::move(req))
+      .then([this, context](caf::message msg) mutable {
+        value_codec codec{ctx_};
+        write_result(take<value>(msg), context.getResults().initResult(),
+                     &codec);
+      });
+  }
+
+  kj::Promise<void> attachUi(AttachUiContext context) override {
+    value_codec codec{ctx_};
+    auto out = context.getResults().initResult();
+    auto handler = codec.read_function(context.getParams().getHandler());
+    if (!handler) {
+      write_error(handler.error(), out.initErr());
+      return kj::READY_NOW;
+    }
+    return ctx_.request(cfg_.core, quick, attach_atom_v, std::move(*handler))
       .then([context](caf::message msg) mutable {
-        write_result(take<value>(msg), context.getResults().initResult());
+        auto out = context.getResults().initResult();
+        auto res = take<bool>(msg);
+        if (res)
+          out.initOk().setNull();
+        else
+          write_error(res.error(), out.initErr());
       });
   }
 

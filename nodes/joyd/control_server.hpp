@@ -26,6 +26,8 @@ struct control_server_config {
   std::string socket_path;
   std::string node_id;
   node_actor node;
+  /// Where `joy ui` attaches as the UI provider.
+  core_actor core;
   /// Default deadline of calls that bring none (the node's call timeout).
   caf::timespan call_timeout = std::chrono::seconds{120};
   /// Called (on the kj thread) when a client asks the daemon to shut down.

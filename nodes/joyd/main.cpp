@@ -42,6 +42,7 @@
 #include "runtime/protocol.hpp"
 #include "runtime/system_config.hpp"
 #include "runtime/unique_fd.hpp"
+#include "runtime/value_codec.hpp"
 
 namespace fs = std::filesystem;
 
@@ -175,12 +176,15 @@ int main(int argc, char** argv) {
   ccfg.socket_path = socket;
   ccfg.node_id = node_id;
   ccfg.node = node;
+  ccfg.core = core;
   ccfg.call_timeout = ncfg.call_timeout;
   // `joy stop`: wake the main thread the same way a signal does.
   ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
   auto server_id = kj.next_id();
   std::promise<caf::error> listening;
   kj.post([&listening, server_id, ccfg](joy::kj_context& ctx) mutable {
+    // Function values passed through this node can be called from here.
+    joy::serve_remote_functions(ctx);
     listening.set_value(
       joy::start_control_server(ctx, server_id, std::move(ccfg)));
   });

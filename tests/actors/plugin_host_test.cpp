@@ -33,9 +33,9 @@ plugin test_plugin(std::string setup_error = {}) {
   p.exports.add("add", [](int64_t a, int64_t b) { return a + b; }, {"a", "b"});
   p.exports.add("echo", [](value x) { return x; });
   if (!setup_error.empty())
-    p.setup = [setup_error]() -> caf::expected<value> {
+    p.on_setup([setup_error]() -> caf::expected<value> {
       return make_error(errc::plugin_error, setup_error);
-    };
+    });
   return p;
 }
 

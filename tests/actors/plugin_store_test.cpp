@@ -289,7 +289,8 @@ TEST_CASE("a registry written by a newer Joy is refused",
   REQUIRE_FALSE(store);
   CHECK(joy::code_of(store.error()) == errc::failed_precondition);
   CHECK(joy::message_of(store.error())
-        == "registry " + path + " was written by a newer Joy (schema 99 > 1)");
+        == "registry " + path + " was written by a newer Joy (schema 99 > "
+             + std::to_string(plugin_store::schema_version) + ")");
 }
 
 TEST_CASE("a file that is not a database is a clear io_error",

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/errc.hpp"
+#include "runtime/plugin_api.hpp"
 #include "runtime/plugin_exports.hpp"
 #include "runtime/value.hpp"
 #include "tests/support/value_helpers.hpp"
@@ -37,7 +38,12 @@ caf::expected<value> invoke(const plugin_exports& ex, const std::string& name,
   auto* fn = ex.find(name);
   if (fn == nullptr)
     FAIL("no function named " << name);
-  return fn->invoke(args, kwargs);
+  // These functions take no context; an api without a node will do.
+  joy::api no_node{nullptr};
+  joy::context ctx{no_node};
+  auto fut = fn->invoke(ctx, args, kwargs);
+  REQUIRE(fut.is_ready());
+  return fut.take();
 }
 
 /// The result of a call that must succeed.

@@ -14,6 +14,7 @@
 #include "runtime/errc.hpp"
 #include "runtime/plugin_connection.hpp"
 #include "runtime/unique_fd.hpp"
+#include "runtime/value_codec.hpp"
 
 namespace joy::test {
 
@@ -146,12 +147,14 @@ fake_launcher::fake_launcher(caf::actor_system& sys, plugin def,
     kj_(std::make_shared<kj_thread>(sys)) {
   auto exits = exits_;
   auto user_exit = def.exit;
-  def.exit = [exits, user_exit] {
+  def.on_exit([exits, user_exit](context& ctx) -> future<value> {
     ++*exits;
     if (user_exit)
-      user_exit();
-  };
+      return user_exit->invoke(ctx, {}, {});
+    return value{};
+  });
   def_ = std::make_shared<const plugin>(std::move(def));
+  kj_->post([](kj_context& ctx) { serve_remote_functions(ctx); });
 }
 
 fake_launcher::~fake_launcher() {
@@ -193,7 +196,8 @@ caf::expected<launched_process> fake_launcher::launch(const launch_spec&) {
     newest_ = proc;
   }
   // Each fake process has its own plugin actor, as a real one would.
-  auto actor = spawn_plugin_actor(sys_, def_);
+  auto actor
+    = spawn_plugin_actor(sys_, def_, plugin_node{kj_->gateway(), link_id});
   auto b = behavior_;
   std::weak_ptr<fake_process> weak = proc;
   kj_->post([sv1 = sv[1], actor, b, link_id, weak, name = def_->name,

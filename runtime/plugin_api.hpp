@@ -1,0 +1,206 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// The ImJoy `api` inside a C++ plugin, and the per-call `context` that
+/// gives exported functions access to it. Every call is asynchronous and
+/// returns a `joy::future` (future.hpp); all of it runs in the plugin's
+/// actor.
+///
+/// ```
+/// hello.exports.add("greet", [](joy::context& ctx, std::string who) {
+///   return ctx.api().prompt("Greeting for " + who + "?", "hello")
+///     .then([who](std::string word) { return word + ", " + who; });
+/// });
+/// ```
+///
+/// docs/plugins.md lists every call with its arguments and results.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/timespan.hpp>
+
+#include "runtime/api_op.hpp"
+#include "runtime/future.hpp"
+#include "runtime/value.hpp"
+
+namespace joy {
+
+class api;
+class plugin_exports;
+struct exported_function;
+
+namespace detail {
+
+/// What the api needs from the plugin's runtime; implemented in plugin.cpp
+/// (and by tests).
+class api_backend {
+public:
+  virtual ~api_backend();
+
+  /// Sends one api call to the node.
+  virtual future<value> request(api_op op, value_list args, value_map kwargs,
+                                caf::timespan timeout)
+    = 0;
+
+  /// Calls any function value.
+  virtual future<value> invoke(const function_ref& f, value_list args,
+                               value_map kwargs, caf::timespan timeout)
+    = 0;
+
+  /// Makes a function value whose body runs in the plugin's actor.
+  virtual function_ref
+  make_callback(std::string name, std::shared_ptr<const exported_function> fn)
+    = 0;
+
+  /// Writes a line to the plugin's log on its node.
+  virtual void log(int level, std::string text) = 0;
+
+  virtual api& owner_api() = 0;
+};
+
+} // namespace detail
+
+/// A service object (from `get_service`, `get_plugin`): named members,
+/// its methods are function values.
+class service {
+public:
+  service() = default;
+
+  service(value_map object, std::shared_ptr<detail::api_backend> backend)
+    : object_(std::move(object)), backend_(std::move(backend)) {
+    // nop
+  }
+
+  /// Calls a method. Errors: not_found (no such method), and the method's.
+  future<value> call(const std::string& method, value_list args = {},
+                     value_map kwargs = {}) const;
+
+  /// The names of its methods.
+  std::vector<std::string> methods() const;
+
+  /// Every member, methods included.
+  const value_map& object() const noexcept {
+    return object_;
+  }
+
+private:
+  value_map object_;
+  std::shared_ptr<detail::api_backend> backend_;
+};
+
+/// ImJoy's `api`, as a C++ plugin sees it.
+class api {
+public:
+  explicit api(std::shared_ptr<detail::api_backend> backend)
+    : backend_(std::move(backend)) {
+    // nop
+  }
+
+  // -- UI (routed by the core to the UI provider) --------------------------
+
+  future<value> alert(std::string message);
+  /// Resolves to the answer; fails with `cancelled` when the user cancels.
+  future<std::string> prompt(std::string question,
+                             std::string default_answer = {});
+  future<bool> confirm(std::string question);
+  future<value> show_message(std::string message, double seconds = 0);
+  future<value> show_progress(double progress);
+  future<value> show_status(std::string status);
+
+  // -- services and plugins ------------------------------------------------
+
+  /// Registers a service object (a map with "name", optionally "id" and
+  /// "type", and function members); resolves to its full id.
+  future<std::string> register_service(value_map service);
+  future<value> unregister_service(std::string id);
+  future<service> get_service(std::string id);
+  /// Descriptors (id, name, type, client, node, methods) of the services
+  /// matching `query` (null, a name, or a map of exact matches).
+  future<value> list_services(value query = {});
+  /// A plugin's default service: its exported functions.
+  future<service> get_plugin(std::string name);
+  /// `get_plugin(plugin)` then `method(args...)`, in one round trip.
+  future<value> call(std::string plugin, std::string method,
+                     value_list args = {}, value_map kwargs = {});
+
+  // -- events --------------------------------------------------------------
+
+  /// Runs every handler subscribed to `event` with (data, emitter); resolves
+  /// when all returned.
+  future<value> emit(std::string event, value data = {});
+  /// Subscribes `handler(data, emitter)`.
+  future<value> on(std::string event, function_ref handler);
+  future<value> off(std::string event);
+
+  // -- settings (persisted per plugin by the node)
+  // -----------------------------
+
+  /// The setting, or null; "_<field>" reads the plugin's manifest.
+  future<value> get_config(std::string key);
+  /// Stores a setting; null deletes it.
+  future<value> set_config(std::string key, value x);
+
+  // -- log -------------------------------------------------------------------
+
+  void log(std::string text);
+  void error(std::string text);
+  /// The plugin's own progress, 0..1.
+  future<value> progress(double progress);
+
+  // -- functions
+  // ---------------------------------------------------------------
+
+  /// Makes a function value from `fn` (typed like an export: it may take a
+  /// leading `joy::context&` and return a future); other plugins can call
+  /// it for as long as someone holds it.
+  template <class F>
+  function_ref callback(std::string name, F fn,
+                        std::vector<std::string> params = {});
+
+  /// Calls any function value.
+  future<value> call_function(const function_ref& f, value_list args = {},
+                              value_map kwargs = {});
+
+  /// Deadline of calls that take no person's answer (default 5 minutes).
+  caf::timespan timeout = std::chrono::minutes{5};
+
+private:
+  future<value> request(api_op op, value_list args, value_map kwargs = {});
+
+  std::shared_ptr<detail::api_backend> backend_;
+};
+
+/// What an exported function may take as its first parameter: its call's
+/// view of the plugin.
+class context {
+public:
+  explicit context(joy::api& a) : api_(&a) {
+    // nop
+  }
+
+  joy::api& api() noexcept {
+    return *api_;
+  }
+
+private:
+  joy::api* api_;
+};
+
+} // namespace joy
+
+#include "runtime/plugin_exports.hpp"
+
+template <class F>
+joy::function_ref joy::api::callback(std::string name, F fn,
+                                     std::vector<std::string> params) {
+  plugin_exports tmp;
+  tmp.add(name, std::move(fn), std::move(params));
+  return backend_->make_callback(
+    name, std::make_shared<const exported_function>(*tmp.find(name)));
+}
