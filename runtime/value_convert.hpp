@@ -231,6 +231,21 @@ struct value_converter<timestamp> {
 };
 
 template <>
+struct value_converter<function_ref> {
+  static std::optional<conversion_error> from(const value& x,
+                                              function_ref& out) {
+    if (auto* f = x.as_function()) {
+      out = *f;
+      return std::nullopt;
+    }
+    return conversion_error{"a function", describe_for_error(x)};
+  }
+  static value to(function_ref x) {
+    return value{std::move(x)};
+  }
+};
+
+template <>
 struct value_converter<value_list> {
   static std::optional<conversion_error> from(const value& x, value_list& out) {
     if (auto* xs = x.as_list()) {

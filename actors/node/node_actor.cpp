@@ -324,8 +324,36 @@ caf::expected<std::string> text_arg(const value_list& args, std::size_t i,
                     std::string{what} + " must be a string");
 }
 
-/// Asks the core for a service and answers with its object.
+/// A plugin's default service object, once the plugin runs (starting it if
+/// needed: its methods are known only then).
+caf::result<value> plugin_service(self_ptr self, const std::string& name) {
+  auto h = find_plugin(self, name);
+  if (!h)
+    return std::move(h.error());
+  if (!(*h)->host)
+    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
+                                           + (*h)->status.last_error);
+  auto rp = self->make_response_promise<value>();
+  self
+    ->request((*h)->host,
+              self->state.cfg.start_timeout + std::chrono::seconds{5},
+              start_atom_v)
+    .then(
+      [self, rp](plugin_status& status) mutable {
+        rp.deliver(default_service(self, status).object);
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+/// Asks the core for a service and answers with its object; a plugin's
+/// default service comes from the plugin itself.
 caf::result<value> service_object(self_ptr self, const std::string& id) {
+  if (auto parsed = parse_service_id(id);
+      parsed && (parsed->workspace.empty() || parsed->workspace == "public")
+      && (parsed->service.empty() || parsed->service == "default")
+      && self->state.plugins.count(parsed->client) > 0)
+    return plugin_service(self, parsed->client);
   auto rp = self->make_response_promise<value>();
   self->request(self->state.core, std::chrono::seconds{30}, get_atom_v, id)
     .then([rp](service_info& info) mutable { rp.deliver(info.object); },
@@ -402,7 +430,7 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
       auto name = text_arg(args, 0, "the plugin name");
       if (!name)
         return std::move(name.error());
-      return service_object(self, service_of(*name));
+      return plugin_service(self, *name);
     }
     case api_op::call: {
       auto target = text_arg(args, 0, "the plugin name");
@@ -518,9 +546,10 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
 
 node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
                       registry_actor registry, spawner_actor spawner,
-                      core_actor core, node_config cfg) {
-  auto init = [&kj, registry, spawner, core,
-               cfg](self_ptr self) -> node_actor::behavior_type {
+                      core_actor core, node_config cfg,
+                      std::vector<plugin_record> installed) {
+  auto init = [&kj, registry, spawner, core, cfg,
+               installed](self_ptr self) -> node_actor::behavior_type {
     auto& st = self->state;
     st.kj = &kj;
     st.registry = registry;
@@ -529,18 +558,10 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     st.cfg = cfg;
     st.started_at = now_ns();
     st.started = std::chrono::steady_clock::now();
-    // Installed plugins start with the node.
-    self->request(registry, registry_timeout, list_atom_v)
-      .then(
-        [self](std::vector<plugin_record>& records) {
-          for (auto& rec : records)
-            if (self->state.plugins.count(rec.name) == 0)
-              host_plugin(self, rec);
-        },
-        [](caf::error& err) {
-          log(log_level::error, "node",
-              "cannot read the registry: ", message_of(err));
-        });
+    // Installed plugins start with the node; they are known before the
+    // first request arrives.
+    for (auto& rec : installed)
+      host_plugin(self, rec);
     return {
       [self](status_atom) -> caf::result<node_status> {
         auto rp = self->make_response_promise<node_status>();

@@ -76,10 +76,12 @@ struct node_config {
   caf::timespan call_timeout = std::chrono::seconds{120};
 };
 
-/// Spawns the node actor. It loads the registry and starts every installed
-/// plugin right away. `kj` must outlive every actor of the system.
+/// Spawns the node actor with the `installed` plugins (the registry's
+/// active versions, read before the node serves anyone) and starts them.
+/// `kj` must outlive every actor of the system.
 node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
                       registry_actor registry, spawner_actor spawner,
-                      core_actor core, node_config cfg);
+                      core_actor core, node_config cfg,
+                      std::vector<plugin_record> installed);
 
 } // namespace joy

@@ -150,6 +150,10 @@ int main(int argc, char** argv) {
       return fail(joy::message_of(err));
   }
 
+  auto installed = store->list();
+  if (!installed)
+    return fail(joy::message_of(installed.error()));
+
   // -- actors and the kj thread -----------------------------------------------
   caf::actor_system_config cfg;
   joy::configure_actor_system(cfg, 2);
@@ -170,7 +174,8 @@ int main(int argc, char** argv) {
     std::chrono::duration<double>{call_timeout_s});
   ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{stop_grace_s});
-  auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg);
+  auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg,
+                              std::move(*installed));
 
   joy::control_server_config ccfg;
   ccfg.socket_path = socket;

@@ -101,6 +101,11 @@ public:
     return find_processes(home_ + "/plugins/");
   }
 
+  /// The environment `joy` runs with (JOY_HOME of this node).
+  const std::map<std::string, std::string>& env() const {
+    return env_;
+  }
+
   /// A copy of an example plugin folder under another name.
   std::string copy_example(const std::string& example_name,
                            const std::string& new_name) {

@@ -79,14 +79,17 @@ std::string slurp_fd(int fd) {
 
 int spawn(const std::vector<std::string>& argv_in,
           const std::map<std::string, std::string>& env_in, int out_fd,
-          int err_fd) {
+          int err_fd, int in_fd = -1) {
   auto argv = argv_in;
   auto env = make_env(env_in);
   auto c_argv = c_strings(argv);
   auto c_env = c_strings(env);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (in_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+  else
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   if (out_fd >= 0)
     posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
   if (err_fd >= 0)
@@ -144,12 +147,12 @@ run_result run(const std::vector<std::string>& argv,
 
 child::child(const std::vector<std::string>& argv,
              const std::map<std::string, std::string>& env,
-             const std::string& log_file) {
+             const std::string& log_file, int stdin_fd) {
   int log_fd = -1;
   if (!log_file.empty())
     log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                     0600);
-  pid_ = spawn(argv, env, log_fd, log_fd);
+  pid_ = spawn(argv, env, log_fd, log_fd, stdin_fd);
   if (log_fd >= 0)
     ::close(log_fd);
   pidfd_ = static_cast<int>(::pidfd_open(pid_, 0));

@@ -34,9 +34,11 @@ run_result run(const std::vector<std::string>& argv,
 /// A background process, killed (SIGKILL) and reaped on destruction.
 class child {
 public:
+  /// `stdin_fd` (if >= 0) becomes its stdin; stdout and stderr go to
+  /// `log_file` (if given).
   child(const std::vector<std::string>& argv,
         const std::map<std::string, std::string>& env = {},
-        const std::string& log_file = "");
+        const std::string& log_file = "", int stdin_fd = -1);
   ~child();
 
   child(const child&) = delete;

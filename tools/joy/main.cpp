@@ -11,6 +11,7 @@
 //   joy install <folder>         validate, copy, register and start a plugin
 //   joy plugins [--json]         the installed plugins
 //   joy call <plugin> <method> [json args...]
+//   joy ui                       show plugins' UI calls, answer their prompts
 //
 // Every error is one line on stderr and a non-zero exit code.
 
@@ -37,6 +38,7 @@
 #include "runtime/value_wire.hpp"
 #include "tools/joy/format.hpp"
 #include "tools/joy/node_client.hpp"
+#include "tools/joy/ui.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -247,6 +249,21 @@ int cmd_install(const std::string& home, const std::string& source,
   return 0;
 }
 
+/// Reads function values as names only.
+class show_functions final : public joy::function_hooks {
+public:
+  caf::error write_function(const joy::function_ref& f,
+                            joy::wire::Function::Builder) override {
+    return joy::make_error(joy::errc::unimplemented,
+                           "the CLI cannot pass function '" + f.name + "'");
+  }
+
+  caf::expected<joy::function_ref>
+  read_function(joy::wire::Function::Reader in) override {
+    return joy::function_ref{nullptr, in.getName()};
+  }
+};
+
 // -- call ---------------------------------------------------------------------
 
 int cmd_call(const std::string& home, const std::string& plugin,
@@ -276,7 +293,10 @@ int cmd_call(const std::string& home, const std::string& plugin,
   auto wait_for
     = timeout_ms > 0 ? std::chrono::milliseconds{timeout_ms} + 15s : 0ms;
   auto resp = check(client->wait(req.send(), wait_for));
-  auto result = joy::read_result(resp.getResult());
+  // A function in the result can only be shown ({"_rtype":"method"}): the
+  // CLI ends before anyone could call it.
+  show_functions hooks;
+  auto result = joy::read_result(resp.getResult(), &hooks);
   if (!result)
     fail(result.error());
   auto text = joy::to_json(*result);
@@ -327,6 +347,9 @@ int main(int argc, char** argv) {
     ->required();
   install->add_flag("--json", install_json, "Print JSON");
 
+  app.add_subcommand("ui", "Be the node's UI: show plugins' alerts and "
+                           "answer their prompts here");
+
   auto* plugins = app.add_subcommand("plugins", "List the installed plugins");
   bool plugins_json = false;
   plugins->add_flag("--json", plugins_json, "Print JSON");
@@ -374,6 +397,8 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("stop"))
       return cmd_stop(home);
+    if (app.got_subcommand("ui"))
+      return joy::cli::cmd_ui(home);
     if (status->parsed())
       return cmd_status(home, status_json);
     if (install->parsed())

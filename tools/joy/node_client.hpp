@@ -42,6 +42,16 @@ public:
     return version_;
   }
 
+  /// The client's event loop, for commands that serve capabilities.
+  kj::AsyncIoContext& io() noexcept {
+    return io_;
+  }
+
+  /// Resolves when the node closes the connection.
+  kj::Promise<void> on_disconnect() {
+    return link_->on_disconnect();
+  }
+
   /// Waits for `promise`, at most `timeout` (zero: no limit). Cap'n Proto
   /// failures become Joy errors (a broken link is `disconnected`).
   template <class T>

@@ -1,0 +1,176 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// The ImJoy api from real plugin processes on a real node: the terminal UI
+// provider, settings across restarts, services, events, parallel calls, and
+// callbacks between plugins — many round trips, release on drop and when a
+// holder crashes.
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "runtime/unique_fd.hpp"
+#include "tests/nodes/node_fixture.hpp"
+
+using namespace joy::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+/// A node with hello, demo and demo-2 (a second copy of demo) installed.
+struct demo_node : node_fixture {
+  demo_node() {
+    start();
+    ok({"install", example("hello")});
+    ok({"install", example("demo")});
+    ok({"install", copy_example("demo", "demo-2")});
+  }
+};
+
+} // namespace
+
+TEST_CASE("a plugin's prompt reaches joy ui and the typed answer comes back",
+          "[nodes][api]") {
+  demo_node node;
+  // Without a UI, a question fails at once and says what to do.
+  auto none = node.joy({"call", "demo", "greet", "\"Ada\""});
+  CHECK(none.exit_code != 0);
+  CHECK_THAT(none.err, Catch::Contains("run `joy ui`"));
+
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  joy::unique_fd ui_in{fds[0]};
+  joy::unique_fd answers{fds[1]};
+  auto ui_log = (node.dir() / "ui.out").string();
+  child ui{{bin("joy"), "ui"}, node.env(), ui_log, ui_in.get()};
+  REQUIRE(eventually(
+    [&] { return read_file(ui_log).find("attached") != std::string::npos; }));
+  run_result greeted;
+  std::thread caller{[&] {
+    greeted = node.joy({"call", "demo", "greet", "\"Ada\""});
+  }};
+  REQUIRE(eventually([&] {
+    return read_file(ui_log).find("[demo] prompt: Greeting for Ada?")
+           != std::string::npos;
+  }));
+  std::string line = "Good morning\n";
+  REQUIRE(::write(answers.get(), line.data(), line.size())
+          == static_cast<ssize_t>(line.size()));
+  caller.join();
+  CHECK(greeted.out == "\"Good morning, Ada!\"\n");
+  // Alerts show up there too.
+  node.ok({"call", "demo", "notify", "\"saved\""});
+  CHECK(eventually([&] {
+    return read_file(ui_log).find("[demo] alert: saved") != std::string::npos;
+  }));
+}
+
+TEST_CASE("settings a plugin stores survive a restart of the node",
+          "[nodes][api]") {
+  demo_node node;
+  node.ok({"call", "demo", "remember", "\"color\"", "\"teal\""});
+  node.ok({"call", "demo", "remember", "\"sizes\"", "[1,2,3]"});
+  CHECK(node.ok({"call", "demo", "recall", "\"version\""}) == "null\n");
+  node.ok({"stop"});
+  node.start();
+  CHECK(node.ok({"call", "demo", "recall", "\"color\""}) == "\"teal\"\n");
+  CHECK(node.ok({"call", "demo", "recall", "\"sizes\""}) == "[1,2,3]\n");
+  // "_<field>" reads the manifest; each plugin has its own settings.
+  CHECK(
+    node.ok({"call", "demo", "recall", "\"_description\""}).find("ImJoy api")
+    != std::string::npos);
+  CHECK(node.ok({"call", "demo-2", "recall", "\"color\""}) == "null\n");
+  // Null deletes.
+  node.ok({"call", "demo", "remember", "\"color\"", "null"});
+  CHECK(node.ok({"call", "demo", "recall", "\"color\""}) == "null\n");
+}
+
+TEST_CASE(
+  "callbacks cross between plugins 100k times and nothing is left behind",
+  "[nodes][api][callbacks]") {
+  demo_node node;
+  // demo hands demo-2 a callback; demo-2 calls it n times (2*i each).
+  auto n = 100000;
+  auto sum = int64_t{n} * (n - 1);
+  CHECK(
+    node.ok({"call", "demo", "loop_through", "\"demo-2\"", std::to_string(n)})
+    == std::to_string(sum) + "\n");
+  CHECK(eventually([&] {
+    return node.ok({"call", "demo", "live_callbacks"}) == "0\n";
+  }));
+}
+
+TEST_CASE("a callback held by another plugin stays callable, and is released "
+          "when the holder crashes",
+          "[nodes][api][callbacks]") {
+  demo_node node;
+  node.ok({"call", "demo", "give_counter_to", "\"demo-2\""});
+  CHECK(node.ok({"call", "demo", "live_callbacks"}) == "1\n");
+  CHECK(node.ok({"call", "demo-2", "call_kept"}) == "[1]\n");
+  CHECK(node.ok({"call", "demo-2", "call_kept"}) == "[2]\n");
+  // The holder dies: the function is released in its maker.
+  auto holder = node.plugin("demo-2")["pid"].get<int>();
+  ::kill(holder, SIGKILL);
+  CHECK(eventually([&] {
+    return node.ok({"call", "demo", "live_callbacks"}) == "0\n";
+  }));
+}
+
+TEST_CASE("a call of a callback whose maker died fails fast with disconnected",
+          "[nodes][api][callbacks]") {
+  demo_node node;
+  node.ok({"call", "demo", "give_counter_to", "\"demo-2\""});
+  CHECK(node.ok({"call", "demo-2", "call_kept"}) == "[1]\n");
+  ::kill(node.plugin("demo")["pid"].get<int>(), SIGKILL);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = node.joy({"call", "demo-2", "call_kept"});
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("disconnected"));
+  // Dropping it is fine, and the holder carries on.
+  node.ok({"call", "demo-2", "drop_kept"});
+  CHECK(node.ok({"call", "demo-2", "call_kept"}) == "[]\n");
+}
+
+TEST_CASE("a service one plugin registers is found and called by another",
+          "[nodes][api]") {
+  demo_node node;
+  auto id = node.ok({"call", "demo", "offer", "\"tools\""});
+  CHECK(id == "\"public/demo:tools\"\n");
+  CHECK(node.ok({"call", "demo-2", "use", "\"public/demo:tools\"", "21"})
+        == "42.0\n");
+  CHECK(node.ok({"call", "demo-2", "use", "\"demo:tools\"", "1.5"}) == "3.0\n");
+  auto st = node.status();
+  CHECK(
+    std::find(st["services"].begin(), st["services"].end(), "public/demo:tools")
+    != st["services"].end());
+  // It goes away with its plugin.
+  node.ok({"stop"});
+  node.start();
+  auto r = node.joy({"call", "demo-2", "use", "\"public/demo:tools\"", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("no service"));
+}
+
+TEST_CASE("events reach the handlers other plugins subscribed",
+          "[nodes][api]") {
+  demo_node node;
+  node.ok({"call", "demo-2", "listen", "\"ping\""});
+  node.ok({"call", "demo", "emit", "\"ping\"", R"({"n":1})"});
+  node.ok({"call", "demo", "emit", "\"other\"", "2"});
+  CHECK(node.ok({"call", "demo-2", "seen"})
+        == R"([{"data":{"n":1},"from":"demo"}])"
+           "\n");
+}
+
+TEST_CASE("calls to other plugins compose in parallel", "[nodes][api]") {
+  demo_node node;
+  CHECK(node.ok({"call", "demo", "both"}) == "[5,\"hi\"]\n");
+}
