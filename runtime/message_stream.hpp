@@ -45,6 +45,10 @@ struct stream_limits {
   uint32_t max_segments = 512;
   /// Most fds accepted per message; 0 refuses fd passing.
   uint32_t max_fds = 0;
+  /// Unanswered incoming calls may hold at most this many words of
+  /// parameters; beyond it the link stops reading (backpressure) instead of
+  /// buffering without bound.
+  uint64_t flow_limit_words = uint64_t{16} << 20;
 };
 
 /// Reader options matching `limits`, for the RPC system on this link: the

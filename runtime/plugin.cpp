@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "runtime/call_control.hpp"
 #include "runtime/function.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/log.hpp"
@@ -144,9 +145,10 @@ private:
 caf::result<value> run_in_actor(sdk_actor::pointer self,
                                 const std::shared_ptr<sdk_backend>& backend,
                                 const exported_function& fn,
-                                const value_list& args,
-                                const value_map& kwargs) {
-  context ctx{backend->owner_api()};
+                                const value_list& args, const value_map& kwargs,
+                                std::shared_ptr<call_control> control
+                                = nullptr) {
+  context ctx{backend->owner_api(), std::move(control)};
   auto fut = fn.invoke(ctx, args, kwargs);
   if (fut.is_ready()) {
     auto res = fut.take();
@@ -179,7 +181,8 @@ sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
                             + req.method + "' (it exports: "
                             + (known.empty() ? "nothing" : known) + ")");
       }
-      return run_in_actor(self, backend, *fn, req.args, req.kwargs);
+      return run_in_actor(self, backend, *fn, req.args, req.kwargs,
+                          std::move(req.control));
     },
     [self, def, backend](setup_atom) -> caf::result<value> {
       if (!def->setup)
@@ -259,13 +262,17 @@ public:
     }
     req.args = std::move(*args);
     req.kwargs = std::move(*kwargs);
-    auto timeout_ms = params.getTimeoutMs();
-    req.timeout = std::chrono::milliseconds{timeout_ms};
-    kj::Duration budget
-      = timeout_ms > 0 ? static_cast<int64_t>(timeout_ms) * kj::MILLISECONDS
-                       : unbounded_call;
-    return answer(ctx_.request(actor_, budget, call_atom_v, std::move(req)),
-                  context);
+    req.timeout = std::chrono::milliseconds{params.getTimeoutMs()};
+    // The node cancels by dropping the call; the function sees it through
+    // its context, and reports progress to the node's monitor.
+    auto monitor = params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0;
+    req.control = std::make_shared<call_control>(&ctx_.thread(), monitor);
+    auto control = req.control;
+    // The node enforces the deadline (renewed by progress); this only
+    // bounds an actor that never answers.
+    auto reply
+      = ctx_.request(actor_, unbounded_call, call_atom_v, std::move(req));
+    return answer(cancel_on_drop(kj::mv(reply), std::move(control)), context);
   }
 
   kj::Promise<void> setup(SetupContext context) override {

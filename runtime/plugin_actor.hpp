@@ -11,6 +11,7 @@
 /// gives authors typed functions on top (see plugin_exports.hpp).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <caf/meta/type_name.hpp>
@@ -18,6 +19,7 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "runtime/call_control.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/value.hpp"
 
@@ -35,6 +37,9 @@ struct call_request {
   /// The caller's budget; zero means the callee's default. The deadline
   /// travels with the call so every hop can give up when the caller has.
   caf::timespan timeout{0};
+  /// Cancellation and progress (see call_control.hpp); null for calls that
+  /// did not come over the wire. Never serialized.
+  std::shared_ptr<call_control> control;
 };
 
 template <class Inspector>

@@ -26,6 +26,7 @@
 #include <caf/timespan.hpp>
 
 #include "runtime/api_op.hpp"
+#include "runtime/call_control.hpp"
 #include "runtime/future.hpp"
 #include "runtime/value.hpp"
 
@@ -177,10 +178,11 @@ private:
 };
 
 /// What an exported function may take as its first parameter: its call's
-/// view of the plugin.
+/// view of the plugin — the api, and the call's cancellation and progress.
 class context {
 public:
-  explicit context(joy::api& a) : api_(&a) {
+  explicit context(joy::api& a, std::shared_ptr<call_control> control = nullptr)
+    : api_(&a), control_(std::move(control)) {
     // nop
   }
 
@@ -188,8 +190,23 @@ public:
     return *api_;
   }
 
+  /// True once the caller gave up (deadline, Ctrl-C, its process gone). A
+  /// long function should check it and return early; safe to call while
+  /// the function blocks the actor.
+  bool cancelled() const noexcept {
+    return control_ && control_->cancelled();
+  }
+
+  /// Tells the caller how far the call is (0..1) and renews the caller's
+  /// deadline: a long call that reports progress does not time out.
+  void progress(double fraction, std::string message = {}) const {
+    if (control_)
+      control_->progress(fraction, std::move(message));
+  }
+
 private:
   joy::api* api_;
+  std::shared_ptr<call_control> control_;
 };
 
 } // namespace joy

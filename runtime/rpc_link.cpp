@@ -40,7 +40,7 @@ rpc_link::rpc_link(kj::Own<kj::AsyncCapabilityStream> stream,
   : stream_(kj::heap<validating_stream>(kj::mv(stream), limits)),
     network_(*stream_, limits.max_fds, side, reader_options(limits)),
     rpc_(make_rpc(network_, kj::mv(bootstrap))) {
-  // nop
+  rpc_.setFlowLimit(limits.flow_limit_words);
 }
 
 rpc_link::~rpc_link() noexcept(false) {

@@ -7,6 +7,7 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("joy::wire");
 
 using V = import "value.capnp";
+using P = import "plugin.capnp";
 
 interface Gate {
   hello @0 (version :UInt32, client :Text) -> (result :HelloResult);
@@ -32,8 +33,9 @@ interface Node {
   # `source` is a path on the node's machine: a plugin folder or file.
   plugins @2 () -> (result :PluginsResult);
   call @3 (plugin :Text, method :Text, args :List(V.Value), kwargs :List(V.Entry),
-           timeoutMs :UInt64) -> (result :V.Result);
-  # `timeoutMs` 0 means the node's default.
+           timeoutMs :UInt64, monitor :P.CallMonitor) -> (result :V.Result);
+  # `timeoutMs` 0 means the node's default. Dropping the call (the client
+  # going away) cancels it in the plugin; `monitor` hears its progress.
   startPlugin @4 (name :Text) -> (result :PluginResult);
   stopPlugin @5 (name :Text) -> (result :PluginResult);
   shutdown @6 () -> ();

@@ -15,12 +15,12 @@ interface Host {
 
 struct Welcome {
   union {
-    ok @0 :Session;
+    ok @0 :PluginSession;
     err @1 :V.Error;
   }
 }
 
-struct Session {
+struct PluginSession {
   api @0 :Api;
   identity @1 :PluginIdentity;
 }
@@ -33,15 +33,23 @@ struct PluginIdentity {
 
 interface Plugin {
   call @0 (service :Text, method :Text, args :List(V.Value), kwargs :List(V.Entry),
-           timeoutMs :UInt64) -> (result :V.Result);
+           timeoutMs :UInt64, monitor :CallMonitor) -> (result :V.Result);
   # `timeoutMs` is the caller's remaining budget (0 = none): the deadline
   # travels with the call so the callee can give up when the caller has.
+  # A caller that gives up cancels the call (Cap'n Proto's Finish); the
+  # callee sees it as its cancellation signal. `monitor` (optional) hears
+  # the callee's progress; each report renews the caller's budget.
   setup @1 () -> (result :V.Result);
   run @2 (ctx :V.Value) -> (result :V.Result);
   exit @3 () -> ();
   # Asks the plugin to finish; it exits when its connection closes.
   describe @4 () -> (result :V.Result);
   # The plugin's exported methods, as a Value.
+}
+
+interface CallMonitor {
+  # What the caller of a long call hears while it runs.
+  progress @0 (fraction :Float64, message :Text) -> ();
 }
 
 interface Api {

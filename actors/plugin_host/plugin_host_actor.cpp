@@ -122,10 +122,11 @@ void begin_start(self_ptr self) {
         auto host = caf::actor_cast<plugin_host_actor>(self);
         st.kj->post([id, host, proc, name = st.status.name,
                      node_id = st.cfg.node_id, api = st.cfg.api,
-                     timeout = to_kj(st.cfg.start_timeout)](kj_context& ctx) {
+                     timeout = to_kj(st.cfg.start_timeout),
+                     max = st.cfg.max_in_flight](kj_context& ctx) {
           ctx.adopt(id,
                     kj::heap<plugin_link>(ctx, id, host, proc, name, node_id,
-                                          api, timeout, stream_limits{}));
+                                          api, timeout, max, stream_limits{}));
         });
       },
       [self, attempt](caf::error& err) {

@@ -75,6 +75,8 @@ struct plugin_host_config {
   caf::timespan call_timeout = std::chrono::seconds{120};
   /// Calls waiting for a start beyond this fail with `overloaded`.
   std::size_t max_queued_calls = 1024;
+  /// Calls in flight in the plugin beyond this fail with `overloaded`.
+  std::size_t max_in_flight = 1024;
 };
 
 /// Spawns a host for one plugin; it starts the process on its first call

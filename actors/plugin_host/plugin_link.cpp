@@ -30,6 +30,45 @@ private:
   plugin_link& link_;
 };
 
+/// Waits until `*deadline`, which may move later while it waits.
+kj::Promise<void> wait_until(kj::Timer& timer,
+                             std::shared_ptr<kj::TimePoint> deadline) {
+  auto at = *deadline;
+  return timer.atTime(at).then([&timer, deadline, at]() -> kj::Promise<void> {
+    if (*deadline > at)
+      return wait_until(timer, deadline);
+    return kj::READY_NOW;
+  });
+}
+
+/// Hears a call's progress: renews the deadline, tells the caller.
+class call_monitor final : public wire::CallMonitor::Server {
+public:
+  call_monitor(kj::Timer& timer, std::shared_ptr<kj::TimePoint> deadline,
+               kj::Duration window, std::shared_ptr<call_control> upstream)
+    : timer_(timer),
+      deadline_(std::move(deadline)),
+      window_(window),
+      upstream_(std::move(upstream)) {
+    // nop
+  }
+
+  kj::Promise<void> progress(ProgressContext context) override {
+    *deadline_ = timer_.now() + window_;
+    if (upstream_) {
+      auto params = context.getParams();
+      upstream_->progress(params.getFraction(), params.getMessage());
+    }
+    return kj::READY_NOW;
+  }
+
+private:
+  kj::Timer& timer_;
+  std::shared_ptr<kj::TimePoint> deadline_;
+  kj::Duration window_;
+  std::shared_ptr<call_control> upstream_;
+};
+
 /// A person may take a while to answer a prompt; every other api call is
 /// quick. The plugin's own deadline is usually shorter.
 constexpr auto api_time = 60 * kj::MINUTES;
@@ -114,7 +153,8 @@ private:
 plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
                          launched_process proc, std::string name,
                          std::string node_id, api_handler api,
-                         kj::Duration start_timeout, stream_limits limits)
+                         kj::Duration start_timeout, std::size_t max_in_flight,
+                         stream_limits limits)
   : ctx_(ctx),
     id_(id),
     host_(std::move(host)),
@@ -122,6 +162,7 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
     name_(std::move(name)),
     node_id_(std::move(node_id)),
     api_(std::move(api)),
+    max_in_flight_(max_in_flight),
     tasks_(*this) {
   shared_ = std::make_shared<shared_state>();
   shared_->host = host_;
@@ -243,6 +284,14 @@ void plugin_link::call(call_request req, reply_handle rh,
       make_error(errc::unavailable, "plugin '" + name_ + "' is not running"));
     return;
   }
+  if (*in_flight_counter_ >= max_in_flight_) {
+    // Bounded: beyond this a busy plugin gets an error, not our memory.
+    rh.deliver(
+      make_error(errc::overloaded, "plugin '" + name_ + "' has "
+                                     + std::to_string(max_in_flight_)
+                                     + " calls in flight; try again later"));
+    return;
+  }
   auto request = plugin->callRequest();
   request.setService(req.service);
   request.setMethod(req.method);
@@ -260,6 +309,10 @@ void plugin_link::call(call_request req, reply_handle rh,
     return;
   }
   request.setTimeoutMs(static_cast<uint64_t>(timeout / kj::MILLISECONDS));
+  // The deadline moves each time the plugin reports progress.
+  auto deadline = std::make_shared<kj::TimePoint>(ctx_.timer().now() + timeout);
+  request.setMonitor(
+    kj::heap<call_monitor>(ctx_.timer(), deadline, timeout, req.control));
   auto name = name_;
   auto method = req.method;
   auto sent = request.send().then(
@@ -273,21 +326,40 @@ void plugin_link::call(call_request req, reply_handle rh,
         shared->report_down("the plugin's connection broke during a call");
       return error_from_exception(ex, "plugin '" + name + "'");
     });
-  // Dropping the losing branch cancels the call in the plugin.
-  auto expired = ctx_.timer().afterDelay(timeout).then(
-    [name, method, timeout]() -> caf::expected<value> {
-      return make_error(errc::timeout,
-                        name + "." + method + " did not return within "
-                          + std::to_string(timeout / kj::MILLISECONDS) + " ms");
-    });
+  // Dropping the losing branch cancels the call in the plugin: the
+  // deadline passing, or the caller giving up.
+  auto expired = wait_until(ctx_.timer(), deadline)
+                   .then([name, method, timeout]() -> caf::expected<value> {
+                     return make_error(
+                       errc::timeout,
+                       name + "." + method
+                         + " did not return or report progress "
+                           "within "
+                         + std::to_string(timeout / kj::MILLISECONDS) + " ms");
+                   });
+  auto race = sent.exclusiveJoin(kj::mv(expired));
+  if (req.control) {
+    auto cancelled = kj::newPromiseAndFulfiller<void>();
+    auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(
+      kj::mv(cancelled.fulfiller));
+    req.control->on_cancel([fulfiller] { (*fulfiller)->fulfill(); });
+    race = race.exclusiveJoin(
+      cancelled.promise.then([name, method]() -> caf::expected<value> {
+        return make_error(errc::cancelled,
+                          "the caller of " + name + "." + method + " gave up");
+      }));
+  }
+  ++*in_flight_counter_;
   ctx_.tasks().add(
-    sent.exclusiveJoin(kj::mv(expired))
-      .then([rh = std::move(rh)](caf::expected<value> res) mutable {
+    race
+      .then([rh = std::move(rh),
+             shared = shared_](caf::expected<value> res) mutable {
         if (res)
           rh.deliver_value(std::move(*res));
         else
           rh.deliver(std::move(res.error()));
-      }));
+      })
+      .attach(kj::defer([counter = in_flight_counter_] { --*counter; })));
 }
 
 void plugin_link::fail(std::string reason) {

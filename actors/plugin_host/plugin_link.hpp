@@ -39,7 +39,7 @@ public:
   plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
               launched_process proc, std::string name, std::string node_id,
               api_handler api, kj::Duration start_timeout,
-              stream_limits limits);
+              std::size_t max_in_flight, stream_limits limits);
 
   ~plugin_link() noexcept(false) override;
 
@@ -89,6 +89,10 @@ private:
   kj::Own<kj::UnixEventPort::FdObserver> exit_observer_;
   /// Why the link failed before the process ended, if it did.
   std::string failure_;
+  std::size_t max_in_flight_;
+  /// Calls sent and not yet answered (shared with their continuations).
+  std::shared_ptr<std::size_t> in_flight_counter_
+    = std::make_shared<std::size_t>(0);
   bool said_hello_ = false;
   bool ready_ = false;
   bool stopping_ = false;

@@ -179,6 +179,34 @@ int main(int argc, char** argv) {
                    {"event", "data"});
   demo.exports.add("seen", [seen]() { return joy::value{*seen}; });
 
+  // Sends n calls at once and counts how they ended, by error code.
+  demo.exports.add(
+    "flood",
+    [](joy::context& ctx, std::string plugin, std::string method,
+       joy::value_list args, int64_t n) {
+      auto outcomes = std::make_shared<joy::value_map>();
+      std::vector<joy::future<joy::value>> calls;
+      for (int64_t i = 0; i < n; ++i)
+        calls.push_back(
+          ctx.api()
+            .call(plugin, method, args)
+            .then([outcomes](joy::value) { return joy::value{"ok"}; })
+            .recover([](caf::error err) {
+              return joy::value{std::string{joy::to_string(joy::code_of(err))}};
+            }));
+      return joy::when_all(std::move(calls))
+        .then([](std::vector<joy::value> xs) {
+          joy::value_map counts;
+          for (auto& x : xs) {
+            auto& key = *x.as_string();
+            auto* have = counts.find(key);
+            counts.insert(key, joy::value{(have ? *have->as_int64() : 0) + 1});
+          }
+          return joy::value{std::move(counts)};
+        });
+    },
+    {"plugin", "method", "args", "n"});
+
   demo.exports.add("notify", [](joy::context& ctx, std::string text) {
     ctx.api().log("notifying: " + text);
     return ctx.api().alert(text);

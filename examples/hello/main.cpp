@@ -7,8 +7,11 @@
 //   joy call hello echo '"hi"'      # "hi"
 //   joy call hello add 2 3          # 5
 //   joy call hello slow 1.5 '"done"' # "done", after 1.5 s
+//   joy call hello slow 30 '"x"' --timeout 1   # gives up after 1 s, and so
+//                                              # does the plugin
 
 // --(doc-hello-begin)--
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -28,14 +31,52 @@ int main(int argc, char** argv) {
                       return sum;
                     },
                     {"a", "b"});
-  // Runs in the plugin's actor: other calls wait until it returns.
-  hello.exports.add("slow",
-                    [](double seconds, joy::value result) {
-                      std::this_thread::sleep_for(
-                        std::chrono::duration<double>{seconds});
-                      return result;
-                    },
-                    {"seconds", "result"});
+  // Runs in the plugin's actor: other calls wait until it returns. It
+  // reports progress (which keeps the caller's deadline alive) and stops
+  // early when the caller gives up (a deadline passed, Ctrl-C).
+  hello.exports.add(
+    "slow",
+    [](joy::context& ctx, double seconds,
+       joy::value result) -> caf::expected<joy::value> {
+      using clock = std::chrono::steady_clock;
+      auto start = clock::now();
+      auto total = std::chrono::duration<double>{seconds};
+      auto last_report = start;
+      for (;;) {
+        auto done = clock::now() - start;
+        if (done >= total)
+          return result;
+        if (ctx.cancelled())
+          return joy::make_error(joy::errc::cancelled,
+                                 "slow: the caller gave up");
+        if (clock::now() - last_report > std::chrono::milliseconds{200}) {
+          ctx.progress(done / total, "working");
+          last_report = clock::now();
+        }
+        std::this_thread::sleep_for(std::min<clock::duration>(
+          std::chrono::duration_cast<clock::duration>(total - done),
+          std::chrono::milliseconds{20}));
+      }
+    },
+    {"seconds", "result"});
+  // Sleeps without a word of progress, but stops as soon as the caller
+  // gives up.
+  hello.exports.add(
+    "nap",
+    [](joy::context& ctx, double seconds) -> caf::expected<bool> {
+      auto end
+        = std::chrono::steady_clock::now()
+          + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>{seconds});
+      while (std::chrono::steady_clock::now() < end) {
+        if (ctx.cancelled())
+          return joy::make_error(joy::errc::cancelled,
+                                 "nap: the caller gave up");
+        std::this_thread::sleep_for(std::chrono::milliseconds{10});
+      }
+      return true;
+    },
+    {"seconds"});
   return joy::run_plugin(argc, argv, std::move(hello));
 }
 // --(doc-hello-end)--

@@ -14,6 +14,7 @@
 
 #include <kj/async-unix.h>
 
+#include "runtime/call_control.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
 #include "runtime/rpc_link.hpp"
@@ -148,12 +149,17 @@ public:
     auto ms = params.getTimeoutMs();
     req.timeout = ms > 0 ? caf::timespan{std::chrono::milliseconds{ms}}
                          : cfg_.call_timeout;
-    // The plugin host enforces the deadline; this one only bounds a node
-    // actor that never answers.
-    auto bound = (req.timeout.count() * kj::NANOSECONDS) + 10 * kj::SECONDS;
+    // The client going away cancels the call down to the plugin; the
+    // client's monitor hears the plugin's progress.
+    auto monitor = params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0;
+    req.control = std::make_shared<call_control>(&ctx_.thread(), monitor);
+    auto control = req.control;
     std::string plugin = params.getPlugin();
-    return ctx_
-      .request(cfg_.node, bound, call_atom_v, std::move(plugin), std::move(req))
+    // The plugin host enforces the deadline (renewed by progress); this one
+    // only bounds a node actor that never answers.
+    auto answer = ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
+                               std::move(plugin), std::move(req));
+    return cancel_on_drop(kj::mv(answer), std::move(control))
       .then([this, context](caf::message msg) mutable {
         value_codec codec{ctx_};
         write_result(take<value>(msg), context.getResults().initResult(),

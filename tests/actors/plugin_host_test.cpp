@@ -48,7 +48,8 @@ struct host_fixture {
   plugin_host_actor host;
 
   explicit host_fixture(plugin def = test_plugin(), test::fake_behavior b = {},
-                        bool manual_clock = false) {
+                        bool manual_clock = false,
+                        std::size_t max_in_flight = 1024) {
     configure_actor_system(cfg, 2);
     sys = std::make_unique<caf::actor_system>(cfg);
     launcher = std::make_unique<test::fake_launcher>(*sys, std::move(def), b);
@@ -64,6 +65,7 @@ struct host_fixture {
     hc.node_id = "test-node";
     hc.start_timeout = 10s;
     hc.call_timeout = 30s;
+    hc.max_in_flight = max_in_flight;
     host = spawn_plugin_host(*sys, *kj, spawner, hc, plugin_observer{});
   }
 
@@ -287,4 +289,26 @@ TEST_CASE("stop runs the plugin's exit() and ends in stopped; stopping again "
   // A later call starts it anew.
   REQUIRE(f.call("echo", {value{3}}));
   CHECK(f.launcher->launches() == 2);
+}
+
+TEST_CASE("calls beyond the in-flight limit fail at once with overloaded",
+          "[actors][plugin_host]") {
+  host_fixture f{test_plugin(), {}, false, /*max_in_flight=*/8};
+  REQUIRE(f.call("echo", {value{1}}));
+  std::vector<std::future<caf::expected<value>>> hanging;
+  for (int i = 0; i < 8; ++i)
+    hanging.push_back(f.call_async("hang", {}));
+  REQUIRE(test::eventually([&] { return f.launcher->hanging_calls() == 8; }));
+  for (int i = 0; i < 5; ++i) {
+    auto res = f.call("echo", {value{i}});
+    REQUIRE_FALSE(res);
+    CHECK(code_of(res.error()) == errc::overloaded);
+  }
+  // When the plugin goes, the hanging calls end; the limit frees up.
+  f.launcher->kill_newest();
+  for (auto& h : hanging) {
+    REQUIRE(h.wait_for(10s) == std::future_status::ready);
+    CHECK_FALSE(h.get());
+  }
+  REQUIRE(f.call("echo", {value{1}}));
 }

@@ -174,3 +174,54 @@ TEST_CASE("calls to other plugins compose in parallel", "[nodes][api]") {
   demo_node node;
   CHECK(node.ok({"call", "demo", "both"}) == "[5,\"hi\"]\n");
 }
+
+TEST_CASE("a call that times out is cancelled in the plugin too",
+          "[nodes][api][cancel]") {
+  demo_node node;
+  auto r = node.joy({"call", "hello", "nap", "30", "--timeout", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("timeout"));
+  // hello runs one call at a time: a nap still running would hold this one.
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(node.ok({"call", "hello", "add", "1", "2"}) == "3\n");
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
+
+TEST_CASE("Ctrl-C on joy call cancels the call in the plugin",
+          "[nodes][api][cancel]") {
+  demo_node node;
+  CHECK(node.ok({"call", "hello", "add", "1", "1"}) == "2\n");
+  child call{{bin("joy"), "call", "hello", "nap", "30"}, node.env()};
+  // Give the call time to reach the plugin.
+  std::this_thread::sleep_for(500ms);
+  call.kill(SIGINT);
+  CHECK(call.wait(5s) >= 0);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(node.ok({"call", "hello", "add", "2", "2"}) == "4\n");
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
+
+TEST_CASE("a long call that reports progress outlives its timeout",
+          "[nodes][api][cancel]") {
+  demo_node node;
+  auto r = node.joy({"call", "hello", "slow", "2.5", "\"done\"", "--timeout",
+                     "1", "--progress"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "\"done\"\n");
+  CHECK_THAT(r.err, Catch::Contains("joy: progress"));
+}
+
+TEST_CASE("a flood of calls to a slow plugin is met with overloaded, not "
+          "unbounded memory",
+          "[nodes][api][overload]") {
+  demo_node node;
+  // 3000 calls at once to a plugin that serves one at a time: the node
+  // keeps 1024 in flight per plugin and refuses the rest.
+  auto counts = json::parse(node.ok(
+    {"call", "demo", "flood", "\"hello\"", "\"nap\"", "[0.001]", "3000"}));
+  CHECK(counts["ok"].get<int>() >= 1024);
+  CHECK(counts["overloaded"].get<int>() >= 1);
+  CHECK(counts["ok"].get<int>() + counts["overloaded"].get<int>() == 3000);
+  // The plugin and the node are fine afterwards.
+  CHECK(node.ok({"call", "hello", "add", "1", "2"}) == "3\n");
+}

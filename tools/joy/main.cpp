@@ -36,6 +36,7 @@
 #include "runtime/protocol.hpp"
 #include "runtime/value_json.hpp"
 #include "runtime/value_wire.hpp"
+#include "schema/plugin.capnp.h"
 #include "tools/joy/format.hpp"
 #include "tools/joy/node_client.hpp"
 #include "tools/joy/ui.hpp"
@@ -266,9 +267,21 @@ public:
 
 // -- call ---------------------------------------------------------------------
 
+/// Shows a call's progress on stderr.
+class progress_printer final : public joy::wire::CallMonitor::Server {
+public:
+  kj::Promise<void> progress(ProgressContext context) override {
+    auto params = context.getParams();
+    std::fprintf(stderr, "joy: progress %.0f%% %s\n",
+                 params.getFraction() * 100, params.getMessage().cStr());
+    return kj::READY_NOW;
+  }
+};
+
 int cmd_call(const std::string& home, const std::string& plugin,
              const std::string& method,
-             const std::vector<std::string>& raw_args, double timeout_s) {
+             const std::vector<std::string>& raw_args, double timeout_s,
+             bool show_progress) {
   joy::value_list args;
   for (std::size_t i = 0; i < raw_args.size(); ++i) {
     auto x = joy::from_json(raw_args[i]);
@@ -289,10 +302,11 @@ int cmd_call(const std::string& home, const std::string& plugin,
   req.initKwargs(0);
   auto timeout_ms = static_cast<uint64_t>(timeout_s * 1000);
   req.setTimeoutMs(timeout_ms);
-  // The node enforces the deadline; ours only covers a node that vanished.
-  auto wait_for
-    = timeout_ms > 0 ? std::chrono::milliseconds{timeout_ms} + 15s : 0ms;
-  auto resp = check(client->wait(req.send(), wait_for));
+  if (show_progress)
+    req.setMonitor(kj::heap<progress_printer>());
+  // The node enforces the deadline (which progress renews); the call ends
+  // here too if the node goes away.
+  auto resp = check(client->wait(req.send(), 0ms));
   // A function in the result can only be shown ({"_rtype":"method"}): the
   // CLI ends before anyone could call it.
   show_functions hooks;
@@ -367,8 +381,14 @@ int main(int argc, char** argv) {
   call->allow_extras();
   call->footer("ARGS: one JSON value each, e.g. 2, 2.5, '\"text\"', '[1,2]', "
                "'{\"_rtype\":\"memoryview\",\"_rvalue\":\"AAH/\"}'");
-  call->add_option("--timeout", timeout, "Give up after this many seconds")
+  call
+    ->add_option("--timeout", timeout,
+                 "Give up after this many seconds without a result or "
+                 "progress (the call is cancelled in the plugin)")
     ->check(CLI::PositiveNumber);
+  bool show_progress = false;
+  call->add_flag("--progress", show_progress,
+                 "Show the call's progress on stderr");
 
   try {
     app.parse(argc, argv);
@@ -406,7 +426,8 @@ int main(int argc, char** argv) {
     if (plugins->parsed())
       return cmd_plugins(home, plugins_json);
     if (call->parsed())
-      return cmd_call(home, plugin, method, call->remaining(), timeout);
+      return cmd_call(home, plugin, method, call->remaining(), timeout,
+                      show_progress);
   } catch (const command_error& e) {
     std::cerr << "joy: " << e.message << "\n";
     return e.exit_code;

@@ -1,0 +1,54 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "runtime/call_control.hpp"
+
+#include "runtime/kj_thread.hpp"
+#include "schema/plugin.capnp.h"
+
+namespace joy {
+
+call_control::call_control(kj_thread* kj, uint64_t monitor)
+  : kj_(kj), monitor_(monitor) {
+  // nop
+}
+
+call_control::~call_control() {
+  if (kj_ != nullptr && monitor_ != 0)
+    kj_->post([id = monitor_](kj_context& ctx) { ctx.release(id); });
+}
+
+void call_control::cancel() {
+  if (cancelled_.exchange(true, std::memory_order_acq_rel))
+    return;
+  if (on_cancel_) {
+    auto fn = std::move(on_cancel_);
+    on_cancel_ = nullptr;
+    fn();
+  }
+}
+
+void call_control::on_cancel(std::function<void()> fn) {
+  if (cancelled()) {
+    fn();
+    return;
+  }
+  on_cancel_ = std::move(fn);
+}
+
+void call_control::progress(double fraction, std::string message) const {
+  if (kj_ == nullptr || monitor_ == 0)
+    return;
+  kj_->post(
+    [id = monitor_, fraction, message = std::move(message)](kj_context& ctx) {
+      auto* cap = ctx.capability(id);
+      if (cap == nullptr)
+        return;
+      auto req = cap->castAs<wire::CallMonitor>().progressRequest();
+      req.setFraction(fraction);
+      req.setMessage(message);
+      ctx.tasks().add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+    });
+}
+
+} // namespace joy

@@ -1,0 +1,85 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// `call_control`: what travels with one call besides its arguments — the
+/// caller's cancellation and the callee's progress (DESIGN §5,
+/// "Cancellation").
+///
+/// It is made where a call enters a process from the wire (the node's
+/// control socket, a plugin's `Plugin.call`) and rides along in the
+/// `call_request`. The kj side cancels it when the caller gives up (the
+/// call is dropped: Ctrl-C, a deadline, a broken link); code that runs the
+/// call polls `cancelled()` — safe from any thread, so even a function that
+/// blocks its actor sees it — and reports `progress()`, which goes back to
+/// the caller's monitor and renews the caller's deadline.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <kj/async.h>
+
+namespace joy {
+
+class kj_thread;
+
+class call_control {
+public:
+  /// `monitor` is a capability kept on `kj` (0: nobody listens); it is
+  /// released when the control goes.
+  call_control(kj_thread* kj, uint64_t monitor);
+
+  call_control(const call_control&) = delete;
+  call_control& operator=(const call_control&) = delete;
+
+  ~call_control();
+
+  /// True once the caller gave up.
+  bool cancelled() const noexcept {
+    return cancelled_.load(std::memory_order_acquire);
+  }
+
+  /// Marks the call cancelled and runs the cancel hook; call on the kj
+  /// thread (where the caller's side of the call lives).
+  void cancel();
+
+  /// Runs `fn` on cancellation (on the kj thread), for the part of the call
+  /// that is itself on the wire; replaces an earlier hook.
+  void on_cancel(std::function<void()> fn);
+
+  /// Reports progress to the caller (any thread).
+  void progress(double fraction, std::string message) const;
+
+  uint64_t monitor() const noexcept {
+    return monitor_;
+  }
+
+private:
+  std::atomic<bool> cancelled_{false};
+  kj_thread* kj_;
+  uint64_t monitor_;
+  std::function<void()> on_cancel_;
+};
+
+/// `promise`, such that dropping it before it completes (the caller gave
+/// up) cancels `control`.
+template <class T>
+kj::Promise<T> cancel_on_drop(kj::Promise<T> promise,
+                              std::shared_ptr<call_control> control) {
+  auto done = std::make_shared<bool>(false);
+  return promise
+    .then([done](T x) {
+      *done = true;
+      return x;
+    })
+    .attach(kj::defer([done, control = std::move(control)] {
+      if (!*done)
+        control->cancel();
+    }));
+}
+
+} // namespace joy
