@@ -109,6 +109,8 @@ public:
   }
 
   void log(int level, std::string text) override {
+    // The plugin's own log (`joy logs`) has it, and the node's too.
+    joy::log_line(static_cast<log_level>(level), "api", text);
     if (self_ == nullptr || !node_.gateway)
       return;
     self_

@@ -42,6 +42,8 @@ CAF_ADD_ATOM(joy, joy, on_atom, "on")
 CAF_ADD_ATOM(joy, joy, off_atom, "off")
 CAF_ADD_ATOM(joy, joy, forget_atom, "forget")
 CAF_ADD_ATOM(joy, joy, config_atom, "config")
+CAF_ADD_ATOM(joy, joy, uninstall_atom, "uninstall")
+CAF_ADD_ATOM(joy, joy, rollback_atom, "rollback")
 
 // -- internal notifications -------------------------------------------------
 CAF_ADD_ATOM(joy, joy, ready_atom, "ready")

@@ -45,6 +45,10 @@ interface Node {
   # browser core exists): the core calls it with (op, plugin, args...) for
   # every UI call of a plugin (alert, prompt, confirm, show_*). The newest
   # attached handler wins; it is detached when its holder goes away.
+  uninstall @8 (name :Text) -> (result :PluginResult);
+  # Stops the plugin and forgets every version and setting of it.
+  rollback @9 (name :Text) -> (result :PluginResult);
+  # Runs the version installed before the active one.
 }
 
 struct Resources {
@@ -70,6 +74,13 @@ struct PluginInfo {
   # The validated manifest, as JSON.
   path @11 :Text;
   # Where the node keeps the installed copy.
+  calls @12 :UInt64;
+  errors @13 :UInt64;
+  # Calls finished since the node started, and how many of them failed.
+  p50Us @14 :UInt64;
+  # Median call latency (about 10 % precision).
+  memoryBytes @15 :UInt64;
+  # Resident memory of its process.
 }
 
 struct NodeStatus {

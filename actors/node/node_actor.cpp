@@ -18,6 +18,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/node/installer.hpp"
+#include "actors/node/log_rotation.hpp"
 #include "runtime/api_op.hpp"
 #include "runtime/log.hpp"
 #include "runtime/manifest.hpp"
@@ -59,10 +60,63 @@ install_worker spawn_install_worker(caf::actor_system& sys) {
     });
 }
 
+/// Rotates logs on its own thread, once.
+using rotate_worker
+  = caf::typed_actor<caf::replies_to<tick_atom, std::vector<std::string>,
+                                     uint64_t, int>::with<bool>>;
+
+rotate_worker spawn_rotate_worker(caf::actor_system& sys) {
+  return sys.spawn<caf::detached>(
+    [](rotate_worker::pointer self) -> rotate_worker::behavior_type {
+      return {
+        [self](tick_atom, const std::vector<std::string>& logs, uint64_t max,
+               int keep) -> bool {
+          self->quit();
+          for (auto& log : logs)
+            if (auto err = rotate_if_large(log, max, keep); !err)
+              joy::log(log_level::warning, "node", message_of(err.error()));
+          return true;
+        },
+      };
+    });
+}
+
+/// Deletes a plugin's files on its own thread, once.
+using remove_worker
+  = caf::typed_actor<caf::replies_to<remove_atom, std::string>::with<bool>>;
+
+remove_worker spawn_remove_worker(caf::actor_system& sys) {
+  return sys.spawn<caf::detached>(
+    [](remove_worker::pointer self) -> remove_worker::behavior_type {
+      return {
+        [self](remove_atom, const std::string& dir) -> caf::result<bool> {
+          self->quit();
+          std::error_code ec;
+          fs::remove_all(dir, ec);
+          if (ec)
+            return make_error(errc::io_error,
+                              "cannot delete " + dir + ": " + ec.message());
+          return true;
+        },
+      };
+    });
+}
+
 struct hosted {
   plugin_record record;
   plugin_host_actor host;
   plugin_status status;
+  std::shared_ptr<plugin_stats> stats = std::make_shared<plugin_stats>();
+
+  /// The plugin as status and listings show it, counters included.
+  plugin_info info() const {
+    plugin_info out{record, status};
+    out.status.calls = stats->calls();
+    out.status.errors = stats->errors();
+    out.status.p50_us = stats->p50_us();
+    out.status.memory_bytes = resident_bytes(status.pid);
+    return out;
+  }
 };
 
 struct pending_install {
@@ -144,6 +198,9 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
   hc.stop_grace = st.cfg.stop_grace;
   hc.call_timeout = st.cfg.call_timeout;
   hc.api = caf::actor_cast<api_handler>(self);
+  if (auto old = st.plugins.find(rec.name); old != st.plugins.end())
+    h.stats = old->second.stats; // counters outlive a new version
+  hc.stats = h.stats;
   auto observer = caf::actor_cast<plugin_observer>(self);
   h.host = spawn_plugin_host(self->system(), *st.kj, st.spawner, std::move(hc),
                              observer);
@@ -194,7 +251,7 @@ void finish_install(self_ptr self, pending_install job, plugin_record rec) {
               && cur.record.sha256 == stored.sha256) {
             // The same code again: keep the running instance.
             cur.record = stored;
-            job.promise.deliver(plugin_info{cur.record, cur.status});
+            job.promise.deliver(cur.info());
             next_install(self);
             return;
           }
@@ -205,7 +262,7 @@ void finish_install(self_ptr self, pending_install job, plugin_record rec) {
         }
         host_plugin(self, stored);
         auto& h = st.plugins[stored.name];
-        job.promise.deliver(plugin_info{h.record, h.status});
+        job.promise.deliver(h.info());
         next_install(self);
       },
       [self, job](caf::error& err) mutable {
@@ -262,7 +319,7 @@ caf::result<plugin_info> ask_host(self_ptr self, const std::string& name,
   if (!(*h)->host) {
     // Nothing runs it; stopping it is done already, starting it cannot be.
     if (std::is_same_v<Atom, stop_atom>)
-      return plugin_info{(*h)->record, (*h)->status};
+      return (*h)->info();
     return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
                                            + (*h)->status.last_error);
   }
@@ -562,6 +619,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     // first request arrives.
     for (auto& rec : installed)
       host_plugin(self, rec);
+    self->delayed_send(self, cfg.log_check, tick_atom_v);
     return {
       [self](status_atom) -> caf::result<node_status> {
         auto rp = self->make_response_promise<node_status>();
@@ -585,7 +643,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;
           for (auto& [name, h] : st.plugins)
-            s.plugins.push_back(plugin_info{h.record, h.status});
+            s.plugins.push_back(h.info());
           for (auto& svc : services)
             s.services.push_back(svc.id);
           return s;
@@ -611,7 +669,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
       [self](list_atom) -> std::vector<plugin_info> {
         std::vector<plugin_info> out;
         for (auto& [name, h] : self->state.plugins)
-          out.push_back(plugin_info{h.record, h.status});
+          out.push_back(h.info());
         return out;
       },
       [self](call_atom, const std::string& name,
@@ -633,6 +691,79 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
       },
       [self](stop_atom, const std::string& name) -> caf::result<plugin_info> {
         return ask_host(self, name, stop_atom_v, self->state.cfg.stop_grace);
+      },
+      [self](uninstall_atom,
+             const std::string& name) -> caf::result<plugin_info> {
+        auto h = find_plugin(self, name);
+        if (!h)
+          return std::move(h.error());
+        auto& st = self->state;
+        auto info = (*h)->info();
+        info.status.state = plugin_state::stopped;
+        info.status.pid = 0;
+        if ((*h)->host)
+          retire_host(self, (*h)->host);
+        st.plugins.erase(name);
+        caf::anon_send(st.core, forget_atom_v, name);
+        auto rp = self->make_response_promise<plugin_info>();
+        auto dir = (fs::path{st.cfg.plugins_dir} / name).string();
+        self->request(st.registry, registry_timeout, remove_atom_v, name)
+          .then(
+            [self, rp, info, dir](bool) mutable {
+              log(log_level::info, "node", "uninstalled ", info.record.name);
+              self
+                ->request(spawn_remove_worker(self->system()), install_timeout,
+                          remove_atom_v, dir)
+                .then([rp, info](bool) mutable { rp.deliver(info); },
+                      [rp](caf::error& err) mutable {
+                        rp.deliver(std::move(err));
+                      });
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](rollback_atom,
+             const std::string& name) -> caf::result<plugin_info> {
+        auto h = find_plugin(self, name);
+        if (!h)
+          return std::move(h.error());
+        auto rp = self->make_response_promise<plugin_info>();
+        self
+          ->request(self->state.registry, registry_timeout, rollback_atom_v,
+                    name)
+          .then(
+            [self, rp](plugin_record& rec) mutable {
+              auto& st = self->state;
+              log(log_level::info, "node", "rolled ", rec.name, " back to ",
+                  rec.version);
+              if (auto i = st.plugins.find(rec.name); i != st.plugins.end()) {
+                if (i->second.host)
+                  retire_host(self, i->second.host);
+                caf::anon_send(st.core, forget_atom_v, rec.name);
+              }
+              host_plugin(self, rec);
+              auto& now = st.plugins[rec.name];
+              rp.deliver(now.info());
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        std::vector<std::string> logs{st.cfg.logs_dir + "/joyd.log"};
+        for (auto& [name, h] : st.plugins)
+          logs.push_back(st.cfg.logs_dir + "/" + name + ".log");
+        self
+          ->request(spawn_rotate_worker(self->system()),
+                    std::chrono::seconds{60}, tick_atom_v, std::move(logs),
+                    st.cfg.log_max_bytes, st.cfg.log_keep)
+          .then(
+            [self](bool) {
+              self->delayed_send(self, self->state.cfg.log_check, tick_atom_v);
+            },
+            [self](caf::error&) {
+              self->delayed_send(self, self->state.cfg.log_check, tick_atom_v);
+            });
       },
       [self](shutdown_atom) -> caf::result<bool> {
         auto& st = self->state;

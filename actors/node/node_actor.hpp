@@ -45,10 +45,18 @@ using node_actor = caf::typed_actor<
   caf::replies_to<start_atom, std::string>::with<plugin_info>,
   /// Stops a plugin and replies once its process is gone.
   caf::replies_to<stop_atom, std::string>::with<plugin_info>,
+  /// Uninstalls a plugin: stops it, forgets every version and setting of it
+  /// and deletes its files. Errors: not_found.
+  caf::replies_to<uninstall_atom, std::string>::with<plugin_info>,
+  /// Goes back to the version installed before the active one and runs
+  /// it. Errors: not_found, failed_precondition (no earlier version).
+  caf::replies_to<rollback_atom, std::string>::with<plugin_info>,
   /// Stops every plugin; replies once all are gone.
   caf::replies_to<shutdown_atom>::with<bool>,
   /// From plugin hosts: a state change.
   caf::reacts_to<state_atom, plugin_status>,
+  /// Time to look after the logs (rotation); sent to itself.
+  caf::reacts_to<tick_atom>,
   /// One ImJoy api call of a plugin (see api_handler; ops in
   /// docs/plugins.md): UI calls, services and events go to the core,
   /// settings to the registry, calls to plugins.
@@ -74,6 +82,11 @@ struct node_config {
   caf::timespan start_timeout = std::chrono::seconds{10};
   caf::timespan stop_grace = std::chrono::seconds{5};
   caf::timespan call_timeout = std::chrono::seconds{120};
+  /// Logs (plugins', joyd's) larger than this are rotated, keeping
+  /// `log_keep` old copies; checked every `log_check`.
+  uint64_t log_max_bytes = uint64_t{10} << 20;
+  int log_keep = 3;
+  caf::timespan log_check = std::chrono::seconds{10};
 };
 
 /// Spawns the node actor with the `installed` plugins (the registry's

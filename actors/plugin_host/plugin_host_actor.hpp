@@ -19,6 +19,7 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/plugin_host/plugin_stats.hpp"
 #include "actors/plugin_host/plugin_status.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
@@ -77,6 +78,8 @@ struct plugin_host_config {
   std::size_t max_queued_calls = 1024;
   /// Calls in flight in the plugin beyond this fail with `overloaded`.
   std::size_t max_in_flight = 1024;
+  /// Where the plugin's calls are counted (may be null).
+  std::shared_ptr<plugin_stats> stats;
 };
 
 /// Spawns a host for one plugin; it starts the process on its first call

@@ -352,8 +352,12 @@ void plugin_link::call(call_request req, reply_handle rh,
   ++*in_flight_counter_;
   ctx_.tasks().add(
     race
-      .then([rh = std::move(rh),
-             shared = shared_](caf::expected<value> res) mutable {
+      .then([rh = std::move(rh), stats = stats_,
+             started = std::chrono::steady_clock::now()](
+              caf::expected<value> res) mutable {
+        if (stats)
+          stats->record(std::chrono::steady_clock::now() - started,
+                        static_cast<bool>(res));
         if (res)
           rh.deliver_value(std::move(*res));
         else

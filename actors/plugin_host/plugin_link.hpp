@@ -21,6 +21,7 @@
 #include <kj/async.h>
 
 #include "actors/plugin_host/plugin_host_actor.hpp"
+#include "actors/plugin_host/plugin_stats.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/message_stream.hpp"
@@ -53,6 +54,11 @@ public:
 
   /// SIGKILL now.
   void kill();
+
+  /// Counts every finished call in `stats` (may be null).
+  void count_calls_in(std::shared_ptr<plugin_stats> stats) {
+    stats_ = std::move(stats);
+  }
 
   // Called by the Host capability.
   kj::Promise<void>
@@ -90,6 +96,7 @@ private:
   /// Why the link failed before the process ended, if it did.
   std::string failure_;
   std::size_t max_in_flight_;
+  std::shared_ptr<plugin_stats> stats_;
   /// Calls sent and not yet answered (shared with their continuations).
   std::shared_ptr<std::size_t> in_flight_counter_
     = std::make_shared<std::size_t>(0);

@@ -40,6 +40,11 @@ struct plugin_status {
   uint64_t starts = 0;
   /// The methods its default service exports (known once it runs).
   std::vector<std::string> methods;
+  /// Counters since the node started (filled in by the node).
+  uint64_t calls = 0;
+  uint64_t errors = 0;
+  uint64_t p50_us = 0;
+  uint64_t memory_bytes = 0;
 };
 
 template <class Inspector>
@@ -50,7 +55,8 @@ typename Inspector::result_type inspect(Inspector& f, plugin_status& x) {
     return caf::none;
   });
   return f(caf::meta::type_name("joy::plugin_status"), x.name, state, x.pid,
-           x.last_error, x.starts, x.methods, load);
+           x.last_error, x.starts, x.methods, x.calls, x.errors, x.p50_us,
+           x.memory_bytes, load);
 }
 
 } // namespace joy

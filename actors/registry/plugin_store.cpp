@@ -3,6 +3,8 @@
 
 #include "actors/registry/plugin_store.hpp"
 
+#include <algorithm>
+
 #include <climits>
 #include <utility>
 
@@ -370,6 +372,39 @@ plugin_store::versions(const std::string& name) const {
   if (rows->empty())
     return make_error(errc::not_found, "no plugin named '" + name + "'");
   return rows;
+}
+
+caf::expected<plugin_record> plugin_store::rollback(const std::string& name) {
+  auto all = versions(name);
+  if (!all)
+    return all.error();
+  auto active = get(name);
+  if (!active)
+    return active.error();
+  // The newest version installed before the active one.
+  auto i = std::find_if(all->begin(), all->end(), [&](const plugin_record& r) {
+    return r.version == active->version;
+  });
+  if (i == all->end() || ++i == all->end())
+    return make_error(errc::failed_precondition,
+                      "plugin '" + name + "' has no earlier version than "
+                        + active->version + " to roll back to");
+  auto target = *i;
+  auto err = transaction(db_, [&] {
+    statement deactivate{db_, "UPDATE plugins SET active = 0 "
+                              "WHERE name = ?1 AND active = 1"};
+    deactivate.bind(1, name);
+    if (auto err = deactivate.run())
+      return err;
+    statement activate{db_, "UPDATE plugins SET active = 1 "
+                            "WHERE name = ?1 AND version = ?2"};
+    activate.bind(1, name);
+    activate.bind(2, target.version);
+    return activate.run();
+  });
+  if (err)
+    return err;
+  return target;
 }
 
 caf::expected<std::vector<plugin_record>> plugin_store::list() const {

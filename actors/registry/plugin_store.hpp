@@ -54,6 +54,11 @@ public:
   caf::expected<std::vector<plugin_record>>
   versions(const std::string& name) const;
 
+  /// Makes the newest version installed before the active one active, and
+  /// returns it. Errors: not_found, failed_precondition (no earlier
+  /// version).
+  caf::expected<plugin_record> rollback(const std::string& name);
+
   /// The active version of every plugin, by name.
   caf::expected<std::vector<plugin_record>> list() const;
 

@@ -49,6 +49,14 @@ registry_behavior(std::shared_ptr<plugin_store> store) {
         return err;
       return true;
     },
+    [store](list_atom, const std::string& name)
+      -> caf::result<std::vector<plugin_record>> {
+      return to_result(store->versions(name));
+    },
+    [store](rollback_atom,
+            const std::string& name) -> caf::result<plugin_record> {
+      return to_result(store->rollback(name));
+    },
     [store](config_atom, const std::string& plugin,
             const std::string& key) -> caf::result<std::string> {
       return to_result(store->config(plugin, key));

@@ -27,6 +27,11 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<get_atom, std::string>::with<plugin_record>,
   /// The active version of every plugin.
   caf::replies_to<list_atom>::with<std::vector<plugin_record>>,
+  /// Every version of a plugin, newest install first. Errors: not_found.
+  caf::replies_to<list_atom, std::string>::with<std::vector<plugin_record>>,
+  /// Makes the version before the active one active. Errors: not_found,
+  /// failed_precondition.
+  caf::replies_to<rollback_atom, std::string>::with<plugin_record>,
   /// Forgets a plugin. Errors: not_found.
   caf::replies_to<remove_atom, std::string>::with<bool>,
   /// Reads a node setting. Errors: not_found.

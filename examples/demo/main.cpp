@@ -15,6 +15,7 @@
 
 // --(doc-demo-begin)--
 #include <atomic>
+#include <cstdio>
 #include <memory>
 
 #include "runtime/plugin.hpp"
@@ -206,6 +207,18 @@ int main(int argc, char** argv) {
         });
     },
     {"plugin", "method", "args", "n"});
+
+  // Writes n lines to stderr (the plugin's log).
+  demo.exports.add("chatter",
+                   [](int64_t n) {
+                     for (int64_t i = 0; i < n; ++i)
+                       std::fprintf(stderr, "chatter line %lld of %lld\n",
+                                    static_cast<long long>(i + 1),
+                                    static_cast<long long>(n));
+                     std::fflush(stderr);
+                     return n;
+                   },
+                   {"n"});
 
   demo.exports.add("notify", [](joy::context& ctx, std::string text) {
     ctx.api().log("notifying: " + text);

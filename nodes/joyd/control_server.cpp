@@ -55,6 +55,10 @@ void write_info(const plugin_info& x, wire::PluginInfo::Builder out) {
   out.setLastError(x.status.last_error);
   out.setManifest(x.record.manifest);
   out.setPath(x.record.path);
+  out.setCalls(x.status.calls);
+  out.setErrors(x.status.errors);
+  out.setP50Us(x.status.p50_us);
+  out.setMemoryBytes(x.status.memory_bytes);
 }
 
 void write_status(const node_status& x, wire::NodeStatus::Builder out) {
@@ -197,6 +201,22 @@ public:
   kj::Promise<void> stopPlugin(StopPluginContext context) override {
     std::string name = context.getParams().getName();
     return ctx_.request(cfg_.node, quick, stop_atom_v, std::move(name))
+      .then([context](caf::message msg) mutable {
+        plugin_reply(take<plugin_info>(msg), context.getResults().initResult());
+      });
+  }
+
+  kj::Promise<void> uninstall(UninstallContext context) override {
+    std::string name = context.getParams().getName();
+    return ctx_.request(cfg_.node, slow, uninstall_atom_v, std::move(name))
+      .then([context](caf::message msg) mutable {
+        plugin_reply(take<plugin_info>(msg), context.getResults().initResult());
+      });
+  }
+
+  kj::Promise<void> rollback(RollbackContext context) override {
+    std::string name = context.getParams().getName();
+    return ctx_.request(cfg_.node, quick, rollback_atom_v, std::move(name))
       .then([context](caf::message msg) mutable {
         plugin_reply(take<plugin_info>(msg), context.getResults().initResult());
       });

@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   double call_timeout_s = 120;
   double stop_grace_s = 5;
   bool show_version = false;
+  uint64_t log_max_bytes = uint64_t{10} << 20;
+  double log_check_s = 10;
   app.add_option("--home", home,
                  "The node's home (default: $JOY_HOME or ~/.joy)");
   app
@@ -105,6 +107,10 @@ int main(int argc, char** argv) {
     .add_option("--stop-grace", stop_grace_s,
                 "Seconds a plugin gets to exit before it is killed")
     ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-max-bytes", log_max_bytes,
+                 "Rotate a log larger than this (plugins' and joyd's)");
+  app.add_option("--log-check", log_check_s, "Seconds between log checks")
+    ->check(CLI::PositiveNumber);
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (show_version) {
@@ -174,6 +180,9 @@ int main(int argc, char** argv) {
     std::chrono::duration<double>{call_timeout_s});
   ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{stop_grace_s});
+  ncfg.log_max_bytes = log_max_bytes;
+  ncfg.log_check = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>{log_check_s});
   auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg,
                               std::move(*installed));
 

@@ -53,6 +53,10 @@ json plugin_json(wire::PluginInfo::Reader x) {
   out["installed_at"] = iso(x.getInstalledAt());
   out["updated_at"] = iso(x.getUpdatedAt());
   out["last_error"] = x.getLastError().cStr();
+  out["calls"] = x.getCalls();
+  out["errors"] = x.getErrors();
+  out["p50_ms"] = static_cast<double>(x.getP50Us()) / 1000.0;
+  out["memory_bytes"] = x.getMemoryBytes();
   auto manifest = parse_json(x.getManifest().cStr());
   out["manifest"] = manifest ? *manifest : json::object();
   return out;
@@ -125,6 +129,15 @@ std::string status_text(wire::NodeStatus::Reader x) {
                                  p.getVersion().cStr(), p.getType().cStr(),
                                  p.getState().cStr()};
     row.push_back(p.getPid() > 0 ? "pid " + std::to_string(p.getPid()) : "");
+    row.push_back(std::to_string(p.getCalls()) + " calls");
+    if (p.getCalls() > 0) {
+      char p50[32];
+      std::snprintf(p50, sizeof(p50), "p50 %.2f ms",
+                    static_cast<double>(p.getP50Us()) / 1000.0);
+      row.push_back(p50);
+    }
+    if (p.getMemoryBytes() > 0)
+      row.push_back(format_bytes(p.getMemoryBytes()));
     std::string err = p.getLastError().cStr();
     if (!err.empty() && std::string{p.getState().cStr()} != "running")
       row.push_back(err);

@@ -10,6 +10,9 @@
 //                                resources, plugins and services
 //   joy install <folder>         validate, copy, register and start a plugin
 //   joy plugins [--json]         the installed plugins
+//   joy uninstall <plugin>       stop it, forget it, delete its files
+//   joy logs [-f] [-n N] <plugin>  its stdout, stderr and api.log lines
+//   joy rollback <plugin>        back to the version installed before
 //   joy call <plugin> <method> [json args...]
 //   joy ui                       show plugins' UI calls, answer their prompts
 //
@@ -265,6 +268,78 @@ public:
   }
 };
 
+/// Prints the last `lines` lines of a plugin's log; with `follow`, keeps
+/// printing what is written (across rotations) until interrupted.
+int cmd_logs(const std::string& home, const std::string& name,
+             std::size_t lines, bool follow) {
+  // The node must know the plugin (and be this machine's node).
+  auto client = connect(home);
+  auto resp = check(client->wait(client->node().pluginsRequest().send(), 30s));
+  auto result = resp.getResult();
+  if (result.isErr())
+    fail(joy::read_error(result.getErr()));
+  bool known = false;
+  for (auto p : result.getOk())
+    known = known || name == p.getName().cStr();
+  if (!known)
+    throw command_error{"error (not_found): no plugin named '" + name
+                        + "' is installed"};
+  client.reset();
+  auto path = home + "/logs/" + name + ".log";
+  std::ifstream in{path, std::ios::binary};
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);)
+    all.push_back(line);
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0;
+       i < all.size(); ++i)
+    std::cout << all[i] << "\n";
+  std::cout.flush();
+  if (!follow)
+    return 0;
+  // Follow by polling: cheap, and a truncation (rotation) is seen as the
+  // file getting shorter than what was read.
+  std::error_code ec;
+  auto offset = fs::exists(path, ec) ? fs::file_size(path, ec) : 0;
+  for (;;) {
+    std::this_thread::sleep_for(200ms);
+    auto size = fs::exists(path, ec) ? fs::file_size(path, ec) : 0;
+    if (size < offset)
+      offset = 0;
+    if (size == offset)
+      continue;
+    std::ifstream f{path, std::ios::binary};
+    f.seekg(static_cast<std::streamoff>(offset));
+    std::string chunk(size - offset, '\0');
+    f.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    chunk.resize(static_cast<std::size_t>(f.gcount()));
+    std::cout << chunk << std::flush;
+    offset += chunk.size();
+  }
+}
+
+/// uninstall and rollback: one name in, a plugin's info out.
+int cmd_plugin_op(const std::string& home, const std::string& what,
+                  const std::string& name) {
+  auto client = connect(home);
+  auto done = [&](auto resp) {
+    auto result = resp.getResult();
+    if (result.isErr())
+      fail(joy::read_error(result.getErr()));
+    auto p = result.getOk();
+    std::cout << what << " " << p.getName().cStr() << " "
+              << p.getVersion().cStr() << "\n";
+    return 0;
+  };
+  if (what == "uninstalled") {
+    auto req = client->node().uninstallRequest();
+    req.setName(name);
+    return done(check(client->wait(req.send(), 0ms)));
+  }
+  auto req = client->node().rollbackRequest();
+  req.setName(name);
+  return done(check(client->wait(req.send(), 60s)));
+}
+
 // -- call ---------------------------------------------------------------------
 
 /// Shows a call's progress on stderr.
@@ -345,6 +420,13 @@ int main(int argc, char** argv) {
     ->add_option("--stop-grace", stop_grace,
                  "Seconds a plugin gets to exit before it is killed")
     ->check(CLI::NonNegativeNumber);
+  std::string log_max_bytes;
+  std::string log_check;
+  start->add_option(
+    "--log-max-bytes", log_max_bytes,
+    "Rotate a log larger than this many bytes (default 10 MiB)");
+  start->add_option("--log-check", log_check,
+                    "Seconds between log checks (default 10)");
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
@@ -363,6 +445,27 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("ui", "Be the node's UI: show plugins' alerts and "
                            "answer their prompts here");
+
+  auto* uninstall = app.add_subcommand(
+    "uninstall", "Stop a plugin and remove it, every version and setting");
+  std::string uninstall_name;
+  uninstall->add_option("plugin", uninstall_name, "The plugin's name")
+    ->required();
+
+  auto* rollback = app.add_subcommand(
+    "rollback", "Run the version of a plugin installed before the current one");
+  std::string rollback_name;
+  rollback->add_option("plugin", rollback_name, "The plugin's name")
+    ->required();
+
+  auto* logs = app.add_subcommand("logs", "Show a plugin's log (its stdout, "
+                                          "stderr and api.log lines)");
+  std::string logs_name;
+  std::size_t logs_lines = 50;
+  bool logs_follow = false;
+  logs->add_option("plugin", logs_name, "The plugin's name")->required();
+  logs->add_option("-n,--lines", logs_lines, "How many of the last lines");
+  logs->add_flag("-f,--follow", logs_follow, "Keep printing what it writes");
 
   auto* plugins = app.add_subcommand("plugins", "List the installed plugins");
   bool plugins_json = false;
@@ -413,6 +516,10 @@ int main(int argc, char** argv) {
                      {"--call-timeout", std::to_string(call_timeout)});
       if (stop_grace >= 0)
         extra.insert(extra.end(), {"--stop-grace", std::to_string(stop_grace)});
+      if (!log_max_bytes.empty())
+        extra.insert(extra.end(), {"--log-max-bytes", log_max_bytes});
+      if (!log_check.empty())
+        extra.insert(extra.end(), {"--log-check", log_check});
       return cmd_start(home, foreground, extra);
     }
     if (app.got_subcommand("stop"))
@@ -423,6 +530,12 @@ int main(int argc, char** argv) {
       return cmd_status(home, status_json);
     if (install->parsed())
       return cmd_install(home, source, install_json);
+    if (logs->parsed())
+      return cmd_logs(home, logs_name, logs_lines, logs_follow);
+    if (uninstall->parsed())
+      return cmd_plugin_op(home, "uninstalled", uninstall_name);
+    if (rollback->parsed())
+      return cmd_plugin_op(home, "rolled back to", rollback_name);
     if (plugins->parsed())
       return cmd_plugins(home, plugins_json);
     if (call->parsed())
