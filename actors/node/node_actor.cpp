@@ -14,11 +14,13 @@
 #include <type_traits>
 
 #include <caf/actor_cast.hpp>
+#include <caf/detail/scope_guard.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/node/installer.hpp"
 #include "actors/node/log_rotation.hpp"
+#include "actors/node/plugin_source.hpp"
 #include "runtime/api_op.hpp"
 #include "runtime/log.hpp"
 #include "runtime/manifest.hpp"
@@ -31,27 +33,66 @@ namespace joy {
 
 namespace {
 
-/// Does the blocking part of an install (file I/O) on its own thread, once.
+/// Does the blocking part of an install (downloads, file I/O) on its own
+/// thread, once.
 using install_worker = caf::typed_actor<
-  caf::replies_to<install_atom, std::string, std::string>::with<plugin_record>>;
+  caf::replies_to<install_atom, std::string>::with<plugin_record>>;
 
-install_worker spawn_install_worker(caf::actor_system& sys) {
+caf::expected<plugin_record> install_from(const std::string& text,
+                                          const node_config& cfg) {
+  auto src = parse_plugin_source(text);
+  if (!src)
+    return std::move(src.error());
+  // Downloads go to a scratch folder swept before each remote install
+  // (installs run one at a time), so a crash leaves nothing for long.
+  fs::path scratch;
+  if (src->kind != plugin_source::folder) {
+    std::error_code ec;
+    fs::remove_all(cfg.downloads_dir, ec);
+    scratch = fs::path{cfg.downloads_dir} / "install";
+    fs::create_directories(scratch, ec);
+    if (ec)
+      return make_error(errc::io_error, "cannot create " + scratch.string()
+                                          + ": " + ec.message());
+  }
+  auto cleanup = caf::detail::make_scope_guard([&] {
+    std::error_code ignored;
+    if (!scratch.empty())
+      fs::remove_all(scratch, ignored);
+  });
+  auto folder
+    = materialize(*src, scratch, remote_config{cfg.manifest_base, {}});
+  if (!folder)
+    return std::move(folder.error());
+  auto manifest = load_plugin_folder(*folder);
+  if (!manifest)
+    return std::move(manifest.error());
+  if (manifest->type != "native")
+    return make_error(errc::unimplemented,
+                      "plugin '" + manifest->name + "' is of type '"
+                        + manifest->type
+                        + "', which this node cannot run yet (it runs native "
+                          "plugins)");
+  if (src->kind == plugin_source::manifest_ref && manifest->name != src->name)
+    return make_error(errc::invalid_argument, "the manifest entry '" + src->name
+                                                + "' points at a plugin named '"
+                                                + manifest->name + "'");
+  auto rec = install_plugin_folder(*folder, cfg.plugins_dir);
+  if (!rec)
+    return std::move(rec.error());
+  rec->source = text;
+  return std::move(*rec);
+}
+
+install_worker spawn_install_worker(caf::actor_system& sys,
+                                    const node_config& cfg) {
   return sys.spawn<caf::detached>(
-    [](install_worker::pointer self) -> install_worker::behavior_type {
+    [cfg](install_worker::pointer self) -> install_worker::behavior_type {
       return {
-        [self](install_atom, const std::string& source,
-               const std::string& plugins_dir) -> caf::result<plugin_record> {
+        [self, cfg](install_atom,
+                    const std::string& source) -> caf::result<plugin_record> {
           self->quit();
-          auto manifest = load_plugin_folder(source);
-          if (!manifest)
-            return std::move(manifest.error());
-          if (manifest->type != "native")
-            return make_error(errc::unimplemented,
-                              "plugin '" + manifest->name + "' is of type '"
-                                + manifest->type
-                                + "', which this node cannot run yet (it "
-                                  "runs native plugins)");
-          auto rec = install_plugin_folder(source, plugins_dir);
+          auto rec = install_from(source, cfg);
           if (!rec)
             return std::move(rec.error());
           return std::move(*rec);
@@ -280,10 +321,8 @@ void next_install(self_ptr self) {
   st.installing = true;
   auto job = std::move(st.installs.front());
   st.installs.pop_front();
-  auto worker = spawn_install_worker(self->system());
-  self
-    ->request(worker, install_timeout, install_atom_v, job.source,
-              st.cfg.plugins_dir)
+  auto worker = spawn_install_worker(self->system(), st.cfg);
+  self->request(worker, install_timeout, install_atom_v, job.source)
     .then(
       [self, job](plugin_record& rec) mutable {
         finish_install(self, std::move(job), std::move(rec));

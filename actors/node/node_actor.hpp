@@ -77,6 +77,10 @@ struct node_config {
   std::string plugins_dir;
   /// Where plugin logs go: `<home>/logs`.
   std::string logs_dir;
+  /// Scratch space for plugins being downloaded: `<home>/downloads`.
+  std::string downloads_dir;
+  /// Manifest references `user/repo:Name` are read under it.
+  std::string manifest_base = "https://raw.githubusercontent.com";
   bool head = true;
   /// Defaults handed to every plugin host.
   caf::timespan start_timeout = std::chrono::seconds{10};

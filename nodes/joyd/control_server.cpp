@@ -14,6 +14,7 @@
 
 #include <kj/async-unix.h>
 
+#include "actors/node/plugin_source.hpp"
 #include "runtime/call_control.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
@@ -107,11 +108,10 @@ public:
 
   kj::Promise<void> install(InstallContext context) override {
     std::string source = context.getParams().getSource();
-    if (source.empty() || source[0] != '/') {
-      write_error(errc::invalid_argument,
-                  "install needs an absolute path on the node's machine, got '"
-                    + source + "'",
-                  {}, context.getResults().initResult().initErr());
+    // Relative paths would resolve against joyd's directory, not the
+    // caller's: refuse them here, before anything else happens.
+    if (auto src = parse_plugin_source(source); !src) {
+      write_error(src.error(), context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
     return ctx_.request(cfg_.node, slow, install_atom_v, std::move(source))

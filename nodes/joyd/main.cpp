@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
   bool show_version = false;
   uint64_t log_max_bytes = uint64_t{10} << 20;
   double log_check_s = 10;
+  std::string manifest_base = joy::node_config{}.manifest_base;
   app.add_option("--home", home,
                  "The node's home (default: $JOY_HOME or ~/.joy)");
   app
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
                  "Rotate a log larger than this (plugins' and joyd's)");
   app.add_option("--log-check", log_check_s, "Seconds between log checks")
     ->check(CLI::PositiveNumber);
+  app.add_option("--manifest-base", manifest_base,
+                 "Where user/repo:Name references are read (default: "
+                 "GitHub's raw content)");
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (show_version) {
@@ -176,6 +180,8 @@ int main(int argc, char** argv) {
   ncfg.address = socket;
   ncfg.plugins_dir = home + "/plugins";
   ncfg.logs_dir = home + "/logs";
+  ncfg.downloads_dir = home + "/downloads";
+  ncfg.manifest_base = manifest_base;
   ncfg.call_timeout = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{call_timeout_s});
   ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(

@@ -95,8 +95,8 @@ int spawn(const std::vector<std::string>& argv_in,
   if (err_fd >= 0)
     posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
   pid_t pid = -1;
-  auto rc
-    = ::posix_spawn(&pid, c_argv[0], &fa, nullptr, c_argv.data(), c_env.data());
+  auto rc = ::posix_spawnp(&pid, c_argv[0], &fa, nullptr, c_argv.data(),
+                           c_env.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0)
     throw std::runtime_error("cannot start " + argv_in[0] + ": "

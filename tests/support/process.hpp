@@ -25,7 +25,8 @@ struct run_result {
   std::string err;
 };
 
-/// Runs `argv` to completion with `env` added to the environment; kills it
+/// Runs `argv` (argv[0] looked up on PATH) to completion with `env` added to
+/// the environment; kills it
 /// after `timeout`.
 run_result run(const std::vector<std::string>& argv,
                const std::map<std::string, std::string>& env = {},

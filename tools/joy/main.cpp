@@ -8,7 +8,8 @@
 //   joy stop                     stop it, and every plugin with it
 //   joy status [--json]          node id, version, address, uptime,
 //                                resources, plugins and services
-//   joy install <folder>         validate, copy, register and start a plugin
+//   joy install <source>         a folder, a .tar.gz URL or user/repo:Name@tag:
+//                                validate, copy, register and start it
 //   joy plugins [--json]         the installed plugins
 //   joy uninstall <plugin>       stop it, forget it, delete its files
 //   joy logs [-f] [-n N] <plugin>  its stdout, stderr and api.log lines
@@ -229,13 +230,18 @@ int cmd_plugins(const std::string& home, bool as_json) {
 
 int cmd_install(const std::string& home, const std::string& source,
                 bool as_json) {
+  // A local folder wins; otherwise the node reads URLs and manifest
+  // references itself (and says what it cannot parse).
   std::error_code ec;
   auto path = fs::absolute(source, ec).lexically_normal();
-  if (ec || !fs::exists(path))
+  auto remote = source.find("://") != std::string::npos
+                || (source.find(':') != std::string::npos
+                    && source.find('/') != std::string::npos);
+  if (!remote && (ec || !fs::exists(path)))
     throw command_error{"error (not_found): " + source + " does not exist"};
   auto client = connect(home);
   auto req = client->node().installRequest();
-  req.setSource(path.string());
+  req.setSource(!remote || fs::exists(path) ? path.string() : source);
   auto resp = check(client->wait(req.send(), 0ms));
   auto result = resp.getResult();
   if (result.isErr())
@@ -427,6 +433,10 @@ int main(int argc, char** argv) {
     "Rotate a log larger than this many bytes (default 10 MiB)");
   start->add_option("--log-check", log_check,
                     "Seconds between log checks (default 10)");
+  std::string manifest_base;
+  start->add_option("--manifest-base", manifest_base,
+                    "Where user/repo:Name references are read (default: "
+                    "https://raw.githubusercontent.com)");
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
@@ -435,11 +445,14 @@ int main(int argc, char** argv) {
   bool status_json = false;
   status->add_flag("--json", status_json, "Print JSON");
 
-  auto* install
-    = app.add_subcommand("install", "Install a plugin folder and start it");
+  auto* install = app.add_subcommand(
+    "install", "Install a plugin (folder, URL or user/repo:Name) and start it");
   std::string source;
   bool install_json = false;
-  install->add_option("source", source, "A plugin folder (with plugin.json)")
+  install
+    ->add_option("source", source,
+                 "A plugin folder (with plugin.json), an http(s) URL of "
+                 "its .tar.gz, or user/repo[@ref]:Name[@tag]")
     ->required();
   install->add_flag("--json", install_json, "Print JSON");
 
@@ -520,6 +533,8 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--log-max-bytes", log_max_bytes});
       if (!log_check.empty())
         extra.insert(extra.end(), {"--log-check", log_check});
+      if (!manifest_base.empty())
+        extra.insert(extra.end(), {"--manifest-base", manifest_base});
       return cmd_start(home, foreground, extra);
     }
     if (app.got_subcommand("stop"))

@@ -1,0 +1,76 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// Where a plugin to install comes from, and turning that into a local
+/// folder the installer can validate and copy. Three spellings:
+///
+/// - an absolute folder path on the node's machine;
+/// - an http(s) URL of a gzipped tarball holding the plugin folder (at its
+///   top or inside its one top-level folder, as GitHub's archives are);
+/// - an ImJoy manifest reference `user/repo[@ref]:Name[@tag]`: the node
+///   reads `<manifest base>/<user>/<repo>/<ref>/manifest.imjoy.json`
+///   (the base defaults to raw.githubusercontent.com; `ref` is the tag
+///   when given, else `HEAD`), finds the plugin called `Name` in its
+///   `plugins` list and installs the archive its `uri` names, resolved
+///   against the manifest's `uri_root` or the manifest itself.
+///
+/// Blocking (network and tar): call from a detached actor.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "actors/node/fetch.hpp"
+
+namespace joy {
+
+struct plugin_source {
+  enum kind_t { folder, archive_url, manifest_ref };
+  kind_t kind = folder;
+  /// As the user wrote it; the registry keeps it as the record's source.
+  std::string text;
+  /// For manifest references.
+  std::string user;
+  std::string repo;
+  std::string ref;
+  std::string name;
+};
+
+/// Classifies `text`. Errors: invalid_argument, naming the three forms.
+caf::expected<plugin_source> parse_plugin_source(const std::string& text);
+
+/// Where remote sources are read from.
+struct remote_config {
+  /// Manifest references resolve under it.
+  std::string manifest_base = "https://raw.githubusercontent.com";
+  fetch_limits limits;
+};
+
+/// The URL of the manifest a reference reads.
+std::string manifest_url(const plugin_source& src, const std::string& base);
+
+/// Picks the archive URL for plugin `name` out of the manifest text that was
+/// read from `url`. Errors: invalid_argument (not a manifest, no `uri`),
+/// not_found (no such plugin; the message lists the ones there are),
+/// unimplemented (a web plugin, `.imjoy.html`, which needs a browser core).
+caf::expected<std::string> pick_from_manifest(const std::string& manifest_text,
+                                              const std::string& url,
+                                              const std::string& name);
+
+/// Unpacks the gzipped tarball `archive` into the empty folder `into` (GNU
+/// tar; owners and setuid bits are never restored, members outside `into`
+/// are refused by tar) and returns the plugin folder inside it.
+caf::expected<std::filesystem::path>
+unpack_plugin_archive(const std::filesystem::path& archive,
+                      const std::filesystem::path& into);
+
+/// The local folder holding `src`: the folder itself, or the plugin
+/// downloaded and unpacked into the empty folder `scratch`.
+caf::expected<std::filesystem::path>
+materialize(const plugin_source& src, const std::filesystem::path& scratch,
+            const remote_config& cfg);
+
+} // namespace joy
