@@ -62,6 +62,7 @@
 #include <kj/timer.h>
 
 #include "runtime/errc.hpp"
+#include "runtime/large_data.hpp"
 #include "runtime/reply_handle.hpp"
 
 namespace joy {
@@ -128,6 +129,17 @@ public:
   /// How many capabilities are kept (tests check for leaks with it).
   std::size_t kept() const noexcept {
     return capabilities_.size();
+  }
+
+  // -- large data -------------------------------------------------------------
+
+  /// How this thread's codecs move large binary data (large_data.hpp).
+  const large_data_policy& large_data() const noexcept {
+    return large_data_;
+  }
+
+  void set_large_data(large_data_policy policy) {
+    large_data_ = std::move(policy);
   }
 
   // -- CAF -> kj requests --------------------------------------------------
@@ -214,6 +226,7 @@ private:
     pending_;
   std::map<uint64_t, kj::Own<kj_resource>> resources_;
   std::unordered_map<uint64_t, capnp::Capability::Client> capabilities_;
+  large_data_policy large_data_;
   std::vector<request_handler> request_handlers_;
   std::vector<std::function<void()>> stop_hooks_;
 };

@@ -63,6 +63,12 @@ public:
     return *api_;
   }
 
+  caf::expected<writable_buffer> allocate(std::size_t bytes) override {
+    if (node_.pool)
+      return node_.pool->allocate(bytes);
+    return writable_buffer::on_heap(bytes);
+  }
+
   future<value> request(api_op op, value_list args, value_map kwargs,
                         caf::timespan timeout) override {
     if (self_ == nullptr || !node_.gateway)
@@ -230,7 +236,7 @@ constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
 
 /// Writes a CAF response message (a value or an error) into a Result.
 void write_response(const caf::message& msg, wire::Result::Builder out,
-                    function_hooks* hooks) {
+                    wire_hooks* hooks) {
   if (msg.match_elements<value>()) {
     write_result(msg.get_as<value>(0), out, hooks);
   } else if (msg.match_elements<caf::error>()) {
@@ -269,12 +275,20 @@ public:
     // its context, and reports progress to the node's monitor.
     auto monitor = params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0;
     req.control = std::make_shared<call_control>(&ctx_.thread(), monitor);
-    auto control = req.control;
-    // The node enforces the deadline (renewed by progress); this only
-    // bounds an actor that never answers.
-    auto reply
-      = ctx_.request(actor_, unbounded_call, call_atom_v, std::move(req));
-    return answer(cancel_on_drop(kj::mv(reply), std::move(control)), context);
+    // Streamed arguments arrive before the function runs.
+    return codec.settle().then([this, context, req = std::move(req)](
+                                 caf::error err) mutable -> kj::Promise<void> {
+      if (err) {
+        write_error(err, context.getResults().initResult().initErr());
+        return kj::READY_NOW;
+      }
+      auto control = req.control;
+      // The node enforces the deadline (renewed by progress); this only
+      // bounds an actor that never answers.
+      auto reply
+        = ctx_.request(actor_, unbounded_call, call_atom_v, std::move(req));
+      return answer(cancel_on_drop(kj::mv(reply), std::move(control)), context);
+    });
   }
 
   kj::Promise<void> setup(SetupContext context) override {
@@ -290,9 +304,16 @@ public:
       write_error(ctx.error(), context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
-    return answer(
-      ctx_.request(actor_, unbounded_call, run_atom_v, std::move(*ctx)),
-      context);
+    return codec.settle().then([this, context, ctx = std::move(*ctx)](
+                                 caf::error err) mutable -> kj::Promise<void> {
+      if (err) {
+        write_error(err, context.getResults().initResult().initErr());
+        return kj::READY_NOW;
+      }
+      return answer(
+        ctx_.request(actor_, unbounded_call, run_atom_v, std::move(ctx)),
+        context);
+    });
   }
 
   kj::Promise<void> describe(DescribeContext context) override {
@@ -380,7 +401,7 @@ void serve_api(kj_context& ctx, uint64_t link) {
           .then(
             [&ctx](capnp::Response<wire::Api::RequestResults> resp) {
               value_codec codec{ctx};
-              return read_result(resp.getResult(), &codec);
+              return codec.finish(read_result(resp.getResult(), &codec));
             },
             [](kj::Exception&& ex) -> caf::expected<value> {
               return error_from_exception(ex, "the node");
@@ -430,7 +451,9 @@ void connect_to_node(kj_context& ctx, uint64_t id, int fd,
   auto stream = ctx.low_level().wrapUnixSocketFd(
     fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
           | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-  auto link = rpc_link::connect(kj::mv(stream), stream_limits{});
+  stream_limits limits;
+  limits.max_fds = max_fds_per_message;
+  auto link = rpc_link::connect(kj::mv(stream), limits);
   auto host = link->bootstrap_as<wire::Host>();
   auto disconnected = link->on_disconnect();
   auto res = kj::heap<node_link>(kj::mv(link));
@@ -479,13 +502,19 @@ int run_plugin(int, char** argv, plugin def) {
   caf::actor_system sys{cfg};
   exit_signal done;
   int code = 0;
+  // Large data goes through shared memory unless the node says stream.
+  large_data_policy large;
+  const char* mode = std::getenv(std::string{large_data_env}.c_str());
+  if (mode == nullptr || std::string_view{mode} != "stream")
+    large.pool = shm_pool::make();
   {
     kj_thread kj{sys};
     auto link_id = kj.next_id();
     auto actor
       = spawn_plugin_actor(sys, std::make_shared<const plugin>(std::move(def)),
-                           plugin_node{kj.gateway(), link_id});
-    kj.post([&done, actor, name, link_id](kj_context& ctx) {
+                           plugin_node{kj.gateway(), link_id, large.pool});
+    kj.post([&done, actor, name, link_id, large](kj_context& ctx) {
+      ctx.set_large_data(large);
       serve_remote_functions(ctx);
       connect_to_node(ctx, link_id, plugin_fd, make_plugin_server(ctx, actor),
                       name, protocol_version, [&done](int c) { done.set(c); });

@@ -79,6 +79,8 @@ struct plugin {
 struct plugin_node {
   caf::actor gateway;
   uint64_t link = 0;
+  /// Where `context::allocate` takes shared memory from; null: the heap.
+  std::shared_ptr<shm_pool> pool;
 };
 
 /// Spawns the plugin's actor in `sys` (also usable in-process, e.g. in

@@ -13,7 +13,19 @@ api_backend::~api_backend() {
   // nop
 }
 
+caf::expected<writable_buffer> api_backend::allocate(std::size_t bytes) {
+  return writable_buffer::on_heap(bytes);
+}
+
 } // namespace detail
+
+caf::expected<writable_buffer> api::allocate(std::size_t bytes) {
+  return backend_->allocate(bytes);
+}
+
+caf::expected<writable_buffer> context::allocate(std::size_t bytes) {
+  return api_->allocate(bytes);
+}
 
 namespace {
 

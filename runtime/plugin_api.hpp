@@ -28,6 +28,7 @@
 #include "runtime/api_op.hpp"
 #include "runtime/call_control.hpp"
 #include "runtime/future.hpp"
+#include "runtime/shared_memory.hpp"
 #include "runtime/value.hpp"
 
 namespace joy {
@@ -61,6 +62,9 @@ public:
 
   /// Writes a line to the plugin's log on its node.
   virtual void log(int level, std::string text) = 0;
+
+  /// Memory for large data; heap memory unless overridden.
+  virtual caf::expected<writable_buffer> allocate(std::size_t bytes);
 
   virtual api& owner_api() = 0;
 };
@@ -102,6 +106,9 @@ public:
     : backend_(std::move(backend)) {
     // nop
   }
+
+  /// Memory for large data (see `context::allocate`).
+  caf::expected<writable_buffer> allocate(std::size_t bytes);
 
   // -- UI (routed by the core to the UI provider) --------------------------
 
@@ -189,6 +196,12 @@ public:
   joy::api& api() noexcept {
     return *api_;
   }
+
+  /// Memory for a large argument or result: a block of the plugin's
+  /// shared-memory pool where its node allows it (else the heap), so that
+  /// sending it to a plugin on this host copies nothing. Fill it, then
+  /// `freeze()` it into the value's buffer.
+  caf::expected<writable_buffer> allocate(std::size_t bytes);
 
   /// True once the caller gave up (deadline, Ctrl-C, its process gone). A
   /// long function should check it and return early; safe to call while

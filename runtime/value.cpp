@@ -90,11 +90,27 @@ buffer buffer::adopt(std::shared_ptr<const void> owner, const std::byte* data,
   return result;
 }
 
+buffer_origin::~buffer_origin() {
+  // nop
+}
+
+buffer buffer::in(std::shared_ptr<const buffer_origin> origin,
+                  const std::byte* data, std::size_t size) noexcept {
+  buffer result;
+  if (data != nullptr)
+    result.data_ = std::shared_ptr<const std::byte>(origin, data);
+  result.size_ = size;
+  result.origin_ = std::move(origin);
+  return result;
+}
+
 bool operator==(const buffer& x, const buffer& y) noexcept {
   if (x.size_ != y.size_)
     return false;
   if (x.size_ == 0 || x.data_ == y.data_)
-    return true;
+    return x.size_ == 0 || x.data_ != nullptr || x.origin_ == y.origin_;
+  if (!x.readable() || !y.readable())
+    return false;
   return std::memcmp(x.data(), y.data(), x.size_) == 0;
 }
 

@@ -81,6 +81,15 @@ std::size_t itemsize(dtype x) noexcept;
 
 // -- buffer -------------------------------------------------------------------
 
+/// Where a buffer's bytes live when the wire needs to know: a block of this
+/// process's shared-memory pool, a block mapped from another process, or
+/// bytes that stayed in another process (a node relays them without
+/// mapping). See shared_memory.hpp and value_codec.hpp.
+class buffer_origin {
+public:
+  virtual ~buffer_origin();
+};
+
 /// Immutable bytes shared by every copy. The memory is heap memory, a mapped
 /// shared-memory block or a foreign array (numpy): whatever `owner` keeps
 /// alive.
@@ -99,8 +108,25 @@ public:
   static buffer adopt(std::shared_ptr<const void> owner, const std::byte* data,
                       std::size_t size) noexcept;
 
+  /// Refers to `size` bytes at `data` inside `origin`, which keeps them
+  /// alive. `data` is null when the bytes are not in this process.
+  static buffer in(std::shared_ptr<const buffer_origin> origin,
+                   const std::byte* data, std::size_t size) noexcept;
+
+  /// Null only for bytes that are not in this process (see `readable`).
   const std::byte* data() const noexcept {
     return data_.get();
+  }
+
+  /// False for bytes that stayed in another process: a relaying node holds
+  /// them as a capability and passes them on, but cannot read them.
+  bool readable() const noexcept {
+    return size_ == 0 || data_ != nullptr;
+  }
+
+  /// The origin given to `in`, if any.
+  const std::shared_ptr<const buffer_origin>& origin() const noexcept {
+    return origin_;
   }
 
   std::size_t size() const noexcept {
@@ -124,6 +150,7 @@ public:
 private:
   std::shared_ptr<const std::byte> data_;
   std::size_t size_ = 0;
+  std::shared_ptr<const buffer_origin> origin_;
 };
 
 // -- ndarray, timestamp, function, error --------------------------------------

@@ -3,7 +3,13 @@
 
 #include "runtime/value_codec.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include <kj/debug.h>
+
 #include "runtime/function.hpp"
+#include "runtime/shared_memory.hpp"
 
 namespace joy {
 
@@ -32,9 +38,23 @@ public:
                   context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
+    return codec.settle().then(
+      [this, context, args = std::move(*args), kwargs = std::move(*kwargs)](
+        caf::error err) mutable -> kj::Promise<void> {
+        if (err) {
+          write_error(err, context.getResults().initResult().initErr());
+          return kj::READY_NOW;
+        }
+        return invoke(kj::mv(context), std::move(args), std::move(kwargs));
+      });
+  }
+
+private:
+  kj::Promise<void> invoke(CallContext context, value_list args,
+                           value_map kwargs) {
     return ctx_
-      .request(f_.impl->target(), unbounded, invoke_atom_v, f_,
-               std::move(*args), std::move(*kwargs))
+      .request(f_.impl->target(), unbounded, invoke_atom_v, f_, std::move(args),
+               std::move(kwargs))
       .then([this, context](caf::message msg) mutable {
         value_codec codec{ctx_};
         auto out = context.getResults().initResult();
@@ -48,10 +68,170 @@ public:
       });
   }
 
-private:
   kj_context& ctx_;
   function_ref f_;
 };
+
+// -- large data ---------------------------------------------------------------
+
+/// Releases a kept capability on its kj thread when the last holder of
+/// the bytes lets go.
+class kept_capability {
+public:
+  kept_capability(kj_thread& kj, uint64_t id) : kj_(&kj), id_(id) {
+    // nop
+  }
+
+  kept_capability(const kept_capability&) = delete;
+  kept_capability& operator=(const kept_capability&) = delete;
+
+  ~kept_capability() {
+    kj_->post([id = id_](kj_context& ctx) { ctx.release(id); });
+  }
+
+  kj_thread& thread() const noexcept {
+    return *kj_;
+  }
+
+  uint64_t id() const noexcept {
+    return id_;
+  }
+
+private:
+  kj_thread* kj_;
+  uint64_t id_;
+};
+
+/// Bytes a node passes on without reading: their capability, kept.
+class relayed_bytes final : public buffer_origin {
+public:
+  enum class arm { shm, stream };
+
+  relayed_bytes(arm how, kj_thread& kj, uint64_t id, uint64_t offset)
+    : how(how), cap(kj, id), offset(offset) {
+    // nop
+  }
+
+  arm how;
+  kept_capability cap;
+  uint64_t offset;
+};
+
+/// A block another process sent, mapped here. Holding its capability keeps
+/// the sender from reusing the block while the bytes are in use.
+class mapped_block final : public shm_origin {
+public:
+  mapped_block(std::shared_ptr<const shm_block> block, kj_thread& kj,
+               uint64_t id)
+    : block_(std::move(block)), cap_(kj, id) {
+    // nop
+  }
+
+  const shm_block& block() const noexcept override {
+    return *block_;
+  }
+
+private:
+  std::shared_ptr<const shm_block> block_;
+  kept_capability cap_;
+};
+
+/// Serves a block: its memfd travels with the capability.
+class shm_server final : public wire::SharedMemory::Server {
+public:
+  explicit shm_server(std::shared_ptr<const shm_origin> origin)
+    : origin_(std::move(origin)) {
+    // nop
+  }
+
+  kj::Maybe<int> getFd() override {
+    return origin_->block().fd();
+  }
+
+  kj::Promise<void> size(SizeContext context) override {
+    context.getResults().setSize(origin_->block().size());
+    return kj::READY_NOW;
+  }
+
+private:
+  std::shared_ptr<const shm_origin> origin_;
+};
+
+/// Writes `bytes` into `sink` in chunks. Cap'n Proto's streaming calls keep
+/// a window of chunks in flight, so the pipe stays full without buffering
+/// the whole.
+kj::Promise<void> pump(buffer bytes, std::size_t chunk, std::size_t offset,
+                       wire::ByteSink::Client sink) {
+  if (offset >= bytes.size())
+    return sink.doneRequest().send().ignoreResult();
+  auto n = std::min(chunk, bytes.size() - offset);
+  auto req
+    = sink.writeRequest(capnp::MessageSize{n / sizeof(capnp::word) + 16, 0});
+  req.setChunk(capnp::Data::Reader{
+    reinterpret_cast<const kj::byte*>(bytes.data()) + offset, n});
+  auto sent = req.send();
+  return sent.then([bytes = std::move(bytes), chunk, offset, n,
+                    sink = kj::mv(sink)]() mutable {
+    return pump(std::move(bytes), chunk, offset + n, kj::mv(sink));
+  });
+}
+
+/// Serves bytes as a stream, to any number of readers.
+class byte_source final : public wire::ByteSource::Server {
+public:
+  byte_source(buffer bytes, std::size_t chunk)
+    : bytes_(std::move(bytes)), chunk_(std::max<std::size_t>(chunk, 4096)) {
+    // nop
+  }
+
+  kj::Promise<void> pipeTo(PipeToContext context) override {
+    context.allowCancellation();
+    return pump(bytes_, chunk_, 0, context.getParams().getSink());
+  }
+
+private:
+  buffer bytes_;
+  std::size_t chunk_;
+};
+
+/// Where a stream lands: memory of the declared size, filled in order.
+struct sink_state {
+  std::byte* dst = nullptr;
+  uint64_t size = 0;
+  uint64_t written = 0;
+  bool done = false;
+};
+
+class byte_sink final : public wire::ByteSink::Server {
+public:
+  explicit byte_sink(std::shared_ptr<sink_state> st) : st_(std::move(st)) {
+    // nop
+  }
+
+  kj::Promise<void> write(WriteContext context) override {
+    auto chunk = context.getParams().getChunk();
+    KJ_REQUIRE(!st_->done, "stream written after done()");
+    KJ_REQUIRE(chunk.size() <= st_->size - st_->written,
+               "stream longer than the size it declared");
+    std::memcpy(st_->dst + st_->written, chunk.begin(), chunk.size());
+    st_->written += chunk.size();
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> done(DoneContext) override {
+    st_->done = true;
+    return kj::READY_NOW;
+  }
+
+private:
+  std::shared_ptr<sink_state> st_;
+};
+
+caf::error not_here(const buffer& b) {
+  return make_error(errc::disconnected,
+                    std::to_string(b.size())
+                      + " bytes of binary data are no longer reachable");
+}
 
 } // namespace
 
@@ -70,6 +250,141 @@ caf::error error_from_exception(const kj::Exception& ex,
       return make_error(errc::plugin_error,
                         what + " failed: " + ex.getDescription().cStr());
   }
+}
+
+caf::error value_codec::write_binary(const buffer& b,
+                                     wire::Binary::Builder out) {
+  auto& policy = ctx_.large_data();
+  auto& origin = b.origin();
+  if (auto* relay = dynamic_cast<const relayed_bytes*>(origin.get())) {
+    auto* cap = &relay->cap.thread() == &ctx_.thread()
+                  ? ctx_.capability(relay->cap.id())
+                  : nullptr;
+    if (cap == nullptr)
+      return not_here(b);
+    if (relay->how == relayed_bytes::arm::stream) {
+      auto st = out.initStream();
+      st.setSize(b.size());
+      st.setSource(cap->castAs<wire::ByteSource>());
+      return caf::none;
+    }
+    if (!fd_passing_)
+      return wire_hooks::write_binary(b, out); // its clear error
+    auto shm = out.initShm();
+    shm.setBlock(cap->castAs<wire::SharedMemory>());
+    shm.setOffset(relay->offset);
+    shm.setSize(b.size());
+    return caf::none;
+  }
+  if (b.empty() || !b.readable())
+    return wire_hooks::write_binary(b, out);
+  auto shared = std::dynamic_pointer_cast<const shm_origin>(origin);
+  if (!shared && b.size() > max_inline_bytes && fd_passing_ && policy.pool) {
+    // One copy into shared memory beats streaming it.
+    auto copy = policy.pool->copy_of(b);
+    if (!copy)
+      return copy.error();
+    return write_binary(*copy, out);
+  }
+  if (shared && fd_passing_ && b.size() >= policy.shm_min_bytes) {
+    auto& block = shared->block();
+    auto shm = out.initShm();
+    shm.setBlock(kj::heap<shm_server>(std::move(shared)));
+    shm.setOffset(static_cast<uint64_t>(b.data() - block.data()));
+    shm.setSize(b.size());
+    return caf::none;
+  }
+  if (b.size() <= max_inline_bytes)
+    return wire_hooks::write_binary(b, out);
+  auto st = out.initStream();
+  st.setSize(b.size());
+  st.setSource(kj::heap<byte_source>(b, policy.chunk_bytes));
+  return caf::none;
+}
+
+caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
+  auto& policy = ctx_.large_data();
+  switch (in.which()) {
+    case wire::Binary::INLINE:
+      return wire_hooks::read_binary(in);
+    case wire::Binary::SHM: {
+      auto shm = in.getShm();
+      if (!fd_passing_)
+        return wire_hooks::read_binary(in);
+      auto size = shm.getSize();
+      auto offset = shm.getOffset();
+      if (size == 0)
+        return buffer{};
+      if (policy.relay) {
+        auto id = ctx_.keep(shm.getBlock());
+        return buffer::in(std::make_shared<relayed_bytes>(
+                            relayed_bytes::arm::shm, ctx_.thread(), id, offset),
+                          nullptr, size);
+      }
+      auto hook = capnp::ClientHook::from(shm.getBlock());
+      KJ_IF_MAYBE (fd, hook->getFd()) {
+        auto block = shm_block::map(*fd, offset, size);
+        if (!block)
+          return std::move(block.error());
+        auto* data = (*block)->data() + offset;
+        auto id = ctx_.keep(capnp::Capability::Client{kj::mv(hook)});
+        return buffer::in(
+          std::make_shared<mapped_block>(std::move(*block), ctx_.thread(), id),
+          data, size);
+      }
+      return make_error(errc::protocol_error,
+                        "a shared-memory block arrived without its file "
+                        "descriptor (more blocks in one message than the "
+                        "link passes fds?)");
+    }
+    case wire::Binary::STREAM: {
+      auto st = in.getStream();
+      auto size = st.getSize();
+      if (size == 0)
+        return buffer{};
+      if (policy.relay) {
+        auto id = ctx_.keep(st.getSource());
+        return buffer::in(std::make_shared<relayed_bytes>(
+                            relayed_bytes::arm::stream, ctx_.thread(), id, 0),
+                          nullptr, size);
+      }
+      if (size > policy.max_stream_bytes)
+        return make_error(errc::too_large,
+                          "a stream of " + std::to_string(size)
+                            + " bytes exceeds this process's limit of "
+                            + std::to_string(policy.max_stream_bytes));
+      // Into shared memory where there is a pool: sending it on is free.
+      auto dst = policy.pool ? policy.pool->allocate(size)
+                             : writable_buffer::on_heap(size);
+      if (!dst)
+        return std::move(dst.error());
+      auto state = std::make_shared<sink_state>();
+      state->dst = dst->data();
+      state->size = size;
+      auto req = st.getSource().pipeToRequest();
+      req.setSink(kj::heap<byte_sink>(state));
+      pending_.push_back(req.send().then([state](auto&&) {
+        KJ_REQUIRE(state->done && state->written == state->size,
+                   "stream ended early", state->written, state->size);
+      }));
+      return std::move(*dst).freeze();
+    }
+  }
+  return make_error(errc::protocol_error, "unknown binary arm");
+}
+
+kj::Promise<caf::error> value_codec::settle() {
+  if (pending_.empty())
+    return caf::error{};
+  auto all = kj::heapArrayBuilder<kj::Promise<void>>(pending_.size());
+  for (auto& p : pending_)
+    all.add(kj::mv(p));
+  pending_.clear();
+  return kj::joinPromises(all.finish())
+    .then([] { return caf::error{}; },
+          [](kj::Exception&& ex) {
+            return error_from_exception(ex, "a stream of binary data");
+          });
 }
 
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
@@ -143,7 +458,7 @@ void serve_remote_functions(kj_context& ctx) {
         .then(
           [&ctx](capnp::Response<wire::Callable::CallResults> resp) {
             value_codec codec{ctx};
-            return read_result(resp.getResult(), &codec);
+            return codec.finish(read_result(resp.getResult(), &codec));
           },
           [name](kj::Exception&& ex) -> caf::expected<value> {
             return error_from_exception(ex, "function '" + name + "'");

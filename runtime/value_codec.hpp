@@ -2,29 +2,44 @@
 // SPDX-License-Identifier: MIT
 
 /// @file
-/// `value_codec`: the function arm of the value model, for the connections
-/// of one kj thread. A function read from the wire becomes a
-/// `remote_function` whose capability the kj context keeps; a function
-/// written to the wire goes as its capability — the same one for a remote
-/// function (Cap'n Proto then proxies calls through this process), a new
-/// `Callable` server for a local one, whose calls run in the function's
-/// owner.
+/// `value_codec`: the capability arms of the value model, for the
+/// connections of one kj thread.
+///
+/// Functions: a function read from the wire becomes a `remote_function`
+/// whose capability the kj context keeps; a function written to the wire
+/// goes as its capability — the same one for a remote function (Cap'n Proto
+/// then proxies calls through this process), a new `Callable` server for a
+/// local one, whose calls run in the function's owner.
+///
+/// Large binary data, as the thread's `large_data_policy` says: by the shm
+/// arm (a `SharedMemory` capability whose server hands over the block's
+/// memfd), by the stream arm (a `ByteSource` the receiver pipes into a sink
+/// of its own), or relayed untouched by a node.
+///
+/// Streamed bytes arrive after the message that announces them: a reader
+/// must wait for `settle()` (or use `finish`) before it lets the value out.
 ///
 /// ```
 /// value_codec codec{ctx};
 /// write_value(x, builder, &codec);
 /// auto y = read_value(reader, &codec);
+/// return codec.finish(std::move(y)).then(...);
 /// ```
 #pragma once
+
+#include <vector>
 
 #include "runtime/kj_thread.hpp"
 #include "runtime/value_wire.hpp"
 
 namespace joy {
 
-class value_codec final : public function_hooks {
+class value_codec final : public wire_hooks {
 public:
-  explicit value_codec(kj_context& ctx) : ctx_(ctx) {
+  /// `fd_passing`: whether the connection carries file descriptors (plugin
+  /// links do; the CLI's does not), which the shm arm needs.
+  explicit value_codec(kj_context& ctx, bool fd_passing = true)
+    : ctx_(ctx), fd_passing_(fd_passing) {
     // nop
   }
 
@@ -33,8 +48,31 @@ public:
 
   caf::expected<function_ref> read_function(wire::Function::Reader in) override;
 
+  caf::error write_binary(const buffer& b, wire::Binary::Builder out) override;
+
+  caf::expected<buffer> read_binary(wire::Binary::Reader in) override;
+
+  /// Resolves when every stream this codec started reading has arrived
+  /// whole: with no error, or with the first failure. Never throws.
+  kj::Promise<caf::error> settle();
+
+  /// `x` once the streams inside it arrived (or the streams' error).
+  template <class T>
+  kj::Promise<caf::expected<T>> finish(caf::expected<T> x) {
+    if (!x || pending_.empty())
+      return kj::Promise<caf::expected<T>>{std::move(x)};
+    return settle().then(
+      [x = std::move(x)](caf::error err) mutable -> caf::expected<T> {
+        if (err)
+          return err;
+        return std::move(x);
+      });
+  }
+
 private:
   kj_context& ctx_;
+  bool fd_passing_;
+  std::vector<kj::Promise<void>> pending_;
 };
 
 /// The capability of a function value, as `write_function` would send it.

@@ -23,6 +23,14 @@ std::string base64(const buffer& data) {
   return std::string{text.cStr(), text.size()};
 }
 
+caf::error not_readable(const buffer& b, const std::string& path) {
+  return make_error(errc::too_large,
+                    std::to_string(b.size()) + " bytes of binary data at "
+                      + path
+                      + " stayed in a plugin's shared memory or stream; "
+                        "JSON carries only bytes in this process");
+}
+
 caf::expected<buffer> unbase64(const json& doc, std::string_view what) {
   if (!doc.is_string())
     return make_error(errc::invalid_argument,
@@ -95,6 +103,8 @@ private:
         return caf::none;
       }
       case value::kind::bytes:
+        if (!x.as_bytes()->readable())
+          return not_readable(*x.as_bytes(), path);
         out = json::object();
         out["_rtype"] = "memoryview";
         out["_rvalue"] = base64(*x.as_bytes());
@@ -145,6 +155,8 @@ private:
         out["_rdtype"] = std::string{to_string(a.type)};
         if (!a.typed_array)
           out["_rshape"] = a.shape;
+        if (!a.data.readable())
+          return not_readable(a.data, path);
         out["_rvalue"] = base64(a.data);
         return caf::none;
       }

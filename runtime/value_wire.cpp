@@ -20,49 +20,31 @@ caf::error too_deep() {
                                        + " levels");
 }
 
-caf::error too_big_inline(std::size_t size) {
-  return make_error(
-    errc::too_large,
-    "binary data of " + std::to_string(size)
-      + " bytes exceeds the inline limit of " + std::to_string(max_inline_bytes)
-      + " bytes; large data travels through the shared-memory (shm) or "
-        "stream arm, which this build does not provide yet");
-}
-
 capnp::Data::Reader data_of(const buffer& b) {
   return {reinterpret_cast<const kj::byte*>(b.data()), b.size()};
 }
 
-caf::error write_binary(const buffer& b, wire::Binary::Builder out) {
-  if (b.size() > max_inline_bytes)
-    return too_big_inline(b.size());
-  out.setInline(data_of(b));
-  return caf::none;
+caf::error write_binary(const buffer& b, wire::Binary::Builder out,
+                        wire_hooks* hooks) {
+  if (hooks != nullptr)
+    return hooks->write_binary(b, out);
+  wire_hooks plain;
+  return plain.write_binary(b, out);
 }
 
-caf::expected<buffer> read_binary(wire::Binary::Reader in) {
-  switch (in.which()) {
-    case wire::Binary::INLINE: {
-      auto data = in.getInline();
-      if (data.size() > max_inline_bytes)
-        return too_big_inline(data.size());
-      return buffer::copy_of(data.begin(), data.size());
-    }
-    case wire::Binary::SHM:
-    case wire::Binary::STREAM:
-      return make_error(errc::unimplemented,
-                        "shared-memory and streamed binary data are not "
-                        "supported by this build yet");
-  }
-  return make_error(errc::protocol_error, "unknown binary arm");
+caf::expected<buffer> read_binary(wire::Binary::Reader in, wire_hooks* hooks) {
+  if (hooks != nullptr)
+    return hooks->read_binary(in);
+  wire_hooks plain;
+  return plain.read_binary(in);
 }
 
 caf::error write_impl(const value& x, wire::Value::Builder out,
-                      std::size_t level, function_hooks* hooks);
+                      std::size_t level, wire_hooks* hooks);
 
 caf::error write_list_impl(const value_list& xs,
                            capnp::List<wire::Value>::Builder out,
-                           std::size_t level, function_hooks* hooks) {
+                           std::size_t level, wire_hooks* hooks) {
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (auto err
         = write_impl(xs[i], out[static_cast<unsigned>(i)], level, hooks))
@@ -72,7 +54,7 @@ caf::error write_list_impl(const value_list& xs,
 
 caf::error write_map_impl(const value_map& xs,
                           capnp::List<wire::Entry>::Builder out,
-                          std::size_t level, function_hooks* hooks) {
+                          std::size_t level, wire_hooks* hooks) {
   unsigned i = 0;
   for (auto& [k, v] : xs) {
     auto entry = out[i++];
@@ -85,7 +67,7 @@ caf::error write_map_impl(const value_map& xs,
 }
 
 caf::error write_impl(const value& x, wire::Value::Builder out,
-                      std::size_t level, function_hooks* hooks) {
+                      std::size_t level, wire_hooks* hooks) {
   switch (x.type()) {
     case value::kind::null:
       out.setNull();
@@ -108,7 +90,7 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
       return caf::none;
     }
     case value::kind::bytes:
-      return write_binary(*x.as_bytes(), out.initBytes());
+      return write_binary(*x.as_bytes(), out.initBytes(), hooks);
     case value::kind::list: {
       if (level >= max_value_depth)
         return too_deep();
@@ -133,7 +115,7 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
       for (unsigned i = 0; i < a.shape.size(); ++i)
         shape.set(i, a.shape[i]);
       nd.setTypedArray(a.typed_array);
-      return write_binary(a.data, nd.initData());
+      return write_binary(a.data, nd.initData(), hooks);
     }
     case value::kind::timestamp:
       out.setTimestamp(x.as_timestamp()->ns);
@@ -154,11 +136,10 @@ caf::error write_impl(const value& x, wire::Value::Builder out,
 }
 
 caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
-                               function_hooks* hooks);
+                               wire_hooks* hooks);
 
 caf::expected<value_list> read_list_impl(capnp::List<wire::Value>::Reader in,
-                                         std::size_t level,
-                                         function_hooks* hooks) {
+                                         std::size_t level, wire_hooks* hooks) {
   value_list xs;
   xs.reserve(in.size());
   for (auto item : in) {
@@ -171,8 +152,7 @@ caf::expected<value_list> read_list_impl(capnp::List<wire::Value>::Reader in,
 }
 
 caf::expected<value_map> read_map_impl(capnp::List<wire::Entry>::Reader in,
-                                       std::size_t level,
-                                       function_hooks* hooks) {
+                                       std::size_t level, wire_hooks* hooks) {
   value_map xs;
   xs.reserve(in.size());
   // Small maps check duplicates by scanning; large ones with a hash set, so
@@ -195,7 +175,7 @@ caf::expected<value_map> read_map_impl(capnp::List<wire::Entry>::Reader in,
 }
 
 caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
-                               function_hooks* hooks) {
+                               wire_hooks* hooks) {
   switch (in.which()) {
     case wire::Value::NULL_:
       return value{};
@@ -212,7 +192,7 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
       return value{std::string{s.begin(), s.size()}};
     }
     case wire::Value::BYTES: {
-      auto b = read_binary(in.getBytes());
+      auto b = read_binary(in.getBytes(), hooks);
       if (!b)
         return b.error();
       return value{std::move(*b)};
@@ -246,7 +226,7 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
       for (auto dim : shape)
         a.shape.push_back(dim);
       a.typed_array = nd.getTypedArray();
-      auto data = read_binary(nd.getData());
+      auto data = read_binary(nd.getData(), hooks);
       if (!data)
         return data.error();
       a.data = std::move(*data);
@@ -284,12 +264,80 @@ caf::expected<value> read_impl(wire::Value::Reader in, std::size_t level,
 
 } // namespace
 
-function_hooks::~function_hooks() {
+wire_hooks::~wire_hooks() {
   // nop
 }
 
+caf::error wire_hooks::write_function(const function_ref& f,
+                                      wire::Function::Builder) {
+  return make_error(errc::invalid_argument,
+                    "function '" + f.name
+                      + "' cannot travel on this connection");
+}
+
+caf::expected<function_ref> wire_hooks::read_function(wire::Function::Reader) {
+  return make_error(errc::protocol_error,
+                    "a function value arrived on a connection that cannot "
+                    "carry functions");
+}
+
+caf::error wire_hooks::write_binary(const buffer& b,
+                                    wire::Binary::Builder out) {
+  if (!b.readable())
+    return make_error(errc::too_large,
+                      std::to_string(b.size())
+                        + " bytes of binary data are in a plugin's shared "
+                          "memory (shm) or stream, and this connection "
+                          "carries at most "
+                        + std::to_string(max_inline_bytes)
+                        + " bytes inline: pass large arrays between "
+                          "plugins, or return a smaller result");
+  if (b.size() > max_inline_bytes)
+    return make_error(
+      errc::too_large,
+      "binary data of " + std::to_string(b.size())
+        + " bytes exceeds the inline limit of "
+        + std::to_string(max_inline_bytes)
+        + " bytes; large data travels by the shared-memory (shm) or stream "
+          "arm, which only plugin connections carry (allocate it with "
+          "joy::context::allocate, or let the SDK move it)");
+  out.setInline(data_of(b));
+  return caf::none;
+}
+
+caf::expected<buffer> wire_hooks::read_binary(wire::Binary::Reader in) {
+  switch (in.which()) {
+    case wire::Binary::INLINE: {
+      auto data = in.getInline();
+      if (data.size() > max_inline_bytes)
+        return make_error(errc::too_large,
+                          "inline binary data of " + std::to_string(data.size())
+                            + " bytes exceeds the limit of "
+                            + std::to_string(max_inline_bytes)
+                            + " bytes; larger data travels by the shm or "
+                              "stream arm");
+      return buffer::copy_of(data.begin(), data.size());
+    }
+    case wire::Binary::SHM:
+      return make_error(errc::too_large,
+                        std::to_string(in.getShm().getSize())
+                          + " bytes of binary data arrived in shared memory, "
+                            "which this connection cannot receive (at most "
+                          + std::to_string(max_inline_bytes)
+                          + " bytes travel inline)");
+    case wire::Binary::STREAM:
+      return make_error(errc::too_large,
+                        std::to_string(in.getStream().getSize())
+                          + " bytes of binary data arrived as a stream, "
+                            "which this connection cannot receive (at most "
+                          + std::to_string(max_inline_bytes)
+                          + " bytes travel inline)");
+  }
+  return make_error(errc::protocol_error, "unknown binary arm");
+}
+
 caf::error write_value(const value& x, wire::Value::Builder out,
-                       function_hooks* hooks) {
+                       wire_hooks* hooks) {
   return write_impl(x, out, 0, hooks);
 }
 
@@ -309,28 +357,28 @@ auto guarded(F&& f) -> decltype(f()) {
 
 } // namespace
 
-caf::expected<value> read_value(wire::Value::Reader in, function_hooks* hooks) {
+caf::expected<value> read_value(wire::Value::Reader in, wire_hooks* hooks) {
   return guarded([&] { return read_impl(in, 0, hooks); });
 }
 
 caf::error write_list(const value_list& xs,
                       capnp::List<wire::Value>::Builder out,
-                      function_hooks* hooks) {
+                      wire_hooks* hooks) {
   return write_list_impl(xs, out, 1, hooks);
 }
 
 caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in,
-                                    function_hooks* hooks) {
+                                    wire_hooks* hooks) {
   return guarded([&] { return read_list_impl(in, 1, hooks); });
 }
 
 caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out,
-                     function_hooks* hooks) {
+                     wire_hooks* hooks) {
   return write_map_impl(xs, out, 1, hooks);
 }
 
 caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in,
-                                  function_hooks* hooks) {
+                                  wire_hooks* hooks) {
   return guarded([&] { return read_map_impl(in, 1, hooks); });
 }
 
@@ -354,7 +402,7 @@ caf::error read_error(wire::Error::Reader in) {
 }
 
 void write_result(const caf::expected<value>& x, wire::Result::Builder out,
-                  function_hooks* hooks) {
+                  wire_hooks* hooks) {
   if (!x) {
     write_error(x.error(), out.initErr());
     return;
@@ -363,8 +411,7 @@ void write_result(const caf::expected<value>& x, wire::Result::Builder out,
     write_error(err, out.initErr());
 }
 
-caf::expected<value> read_result(wire::Result::Reader in,
-                                 function_hooks* hooks) {
+caf::expected<value> read_result(wire::Result::Reader in, wire_hooks* hooks) {
   return guarded([&]() -> caf::expected<value> {
     switch (in.which()) {
       case wire::Result::OK:

@@ -18,43 +18,48 @@
 
 namespace joy {
 
-/// How function values cross the wire: they are capabilities, so only a
-/// live connection on the kj thread can carry them (see value_codec.hpp).
-/// Without hooks, function values are refused with a clear error.
-class function_hooks {
+/// What plain Cap'n Proto cannot carry alone: function values and large
+/// binary data are capabilities, so only a live connection on the kj thread
+/// can carry them (see value_codec.hpp). Without hooks, function values are
+/// refused and binary data travels inline only, each with a clear error.
+class wire_hooks {
 public:
-  virtual ~function_hooks();
+  virtual ~wire_hooks();
 
   virtual caf::error write_function(const function_ref& f,
-                                    wire::Function::Builder out)
-    = 0;
+                                    wire::Function::Builder out);
 
-  virtual caf::expected<function_ref> read_function(wire::Function::Reader in)
-    = 0;
+  virtual caf::expected<function_ref> read_function(wire::Function::Reader in);
+
+  /// Writes bytes by the inline arm, refusing more than `max_inline_bytes`
+  /// with an error that points to the shm and stream arms.
+  virtual caf::error write_binary(const buffer& b, wire::Binary::Builder out);
+
+  /// Reads the inline arm; the shm and stream arms get a clear error.
+  virtual caf::expected<buffer> read_binary(wire::Binary::Reader in);
 };
 
-/// Writes `x` into `out`. Bytes over `max_inline_bytes` are refused with a
-/// clear error pointing to the shm and stream arms.
+/// Writes `x` into `out`; binary data goes through `hooks->write_binary`.
 caf::error write_value(const value& x, wire::Value::Builder out,
-                       function_hooks* hooks = nullptr);
+                       wire_hooks* hooks = nullptr);
 
 /// Reads and validates a value.
 caf::expected<value> read_value(wire::Value::Reader in,
-                                function_hooks* hooks = nullptr);
+                                wire_hooks* hooks = nullptr);
 
 /// Initialises `out` (an uninitialised list field) with `xs`.
 caf::error write_list(const value_list& xs,
                       capnp::List<wire::Value>::Builder out,
-                      function_hooks* hooks = nullptr);
+                      wire_hooks* hooks = nullptr);
 
 caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in,
-                                    function_hooks* hooks = nullptr);
+                                    wire_hooks* hooks = nullptr);
 
 caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out,
-                     function_hooks* hooks = nullptr);
+                     wire_hooks* hooks = nullptr);
 
 caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in,
-                                  function_hooks* hooks = nullptr);
+                                  wire_hooks* hooks = nullptr);
 
 /// Writes an error value with its trace (callers strip traces at trust
 /// boundaries before they get here).
@@ -69,10 +74,10 @@ caf::error read_error(wire::Error::Reader in);
 
 /// Writes `ok` or `err` into a Result.
 void write_result(const caf::expected<value>& x, wire::Result::Builder out,
-                  function_hooks* hooks = nullptr);
+                  wire_hooks* hooks = nullptr);
 
 /// Reads a Result: the value, or its error.
 caf::expected<value> read_result(wire::Result::Reader in,
-                                 function_hooks* hooks = nullptr);
+                                 wire_hooks* hooks = nullptr);
 
 } // namespace joy

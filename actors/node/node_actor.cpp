@@ -212,7 +212,8 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
               {"HOME", rec.path},
               {"LANG", "C.UTF-8"},
-              {std::string{plugin_name_env}, rec.name}};
+              {std::string{plugin_name_env}, rec.name},
+              {std::string{large_data_env}, cfg.large_data}};
   if (const char* level = std::getenv("JOY_LOG"))
     spec.env.emplace_back("JOY_LOG", level);
   return spec;

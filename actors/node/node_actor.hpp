@@ -81,6 +81,9 @@ struct node_config {
   std::string downloads_dir;
   /// Manifest references `user/repo:Name` are read under it.
   std::string manifest_base = "https://raw.githubusercontent.com";
+  /// How plugins send large data to each other: "shm" or "stream"
+  /// (passed to them as JOY_LARGE_DATA; see runtime/large_data.hpp).
+  std::string large_data = "shm";
   bool head = true;
   /// Defaults handed to every plugin host.
   caf::timespan start_timeout = std::chrono::seconds{10};

@@ -11,6 +11,7 @@
 
 #include "actors/plugin_host/plugin_link.hpp"
 #include "runtime/log.hpp"
+#include "runtime/protocol.hpp"
 #include "runtime/reply_handle.hpp"
 
 namespace joy {
@@ -124,9 +125,10 @@ void begin_start(self_ptr self) {
           [id, host, proc, name = st.status.name, node_id = st.cfg.node_id,
            api = st.cfg.api, timeout = to_kj(st.cfg.start_timeout),
            max = st.cfg.max_in_flight, stats = st.cfg.stats](kj_context& ctx) {
-            auto link
-              = kj::heap<plugin_link>(ctx, id, host, proc, name, node_id, api,
-                                      timeout, max, stream_limits{});
+            stream_limits limits;
+            limits.max_fds = max_fds_per_message; // the shm arm
+            auto link = kj::heap<plugin_link>(
+              ctx, id, host, proc, name, node_id, api, timeout, max, limits);
             link->count_calls_in(stats);
             ctx.adopt(id, kj::mv(link));
           });

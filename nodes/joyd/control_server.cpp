@@ -140,7 +140,7 @@ public:
     auto params = context.getParams();
     call_request req;
     req.method = params.getMethod();
-    value_codec codec{ctx_};
+    value_codec codec{ctx_, false}; // the CLI passes no fds
     auto args = read_list(params.getArgs(), &codec);
     auto kwargs = read_map(params.getKwargs(), &codec);
     if (!args || !kwargs) {
@@ -165,14 +165,14 @@ public:
                                std::move(plugin), std::move(req));
     return cancel_on_drop(kj::mv(answer), std::move(control))
       .then([this, context](caf::message msg) mutable {
-        value_codec codec{ctx_};
+        value_codec codec{ctx_, false}; // the CLI passes no fds
         write_result(take<value>(msg), context.getResults().initResult(),
                      &codec);
       });
   }
 
   kj::Promise<void> attachUi(AttachUiContext context) override {
-    value_codec codec{ctx_};
+    value_codec codec{ctx_, false}; // the CLI passes no fds
     auto out = context.getResults().initResult();
     auto handler = codec.read_function(context.getParams().getHandler());
     if (!handler) {

@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
   uint64_t log_max_bytes = uint64_t{10} << 20;
   double log_check_s = 10;
   std::string manifest_base = joy::node_config{}.manifest_base;
+  std::string large_data = joy::node_config{}.large_data;
   app.add_option("--home", home,
                  "The node's home (default: $JOY_HOME or ~/.joy)");
   app
@@ -115,6 +116,11 @@ int main(int argc, char** argv) {
   app.add_option("--manifest-base", manifest_base,
                  "Where user/repo:Name references are read (default: "
                  "GitHub's raw content)");
+  app
+    .add_option("--large-data", large_data,
+                "How plugins on this node send large arrays to each other: "
+                "shm (shared memory, default) or stream (chunked copies)")
+    ->check(CLI::IsMember({"shm", "stream"}));
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (show_version) {
@@ -169,6 +175,12 @@ int main(int argc, char** argv) {
   joy::configure_actor_system(cfg, 2);
   caf::actor_system sys{cfg};
   joy::kj_thread kj{sys};
+  // The node relays plugins' large data without mapping or copying it.
+  kj.post([](joy::kj_context& ctx) {
+    joy::large_data_policy relay;
+    relay.relay = true;
+    ctx.set_large_data(relay);
+  });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));
   auto spawner = joy::spawn_spawner(
@@ -182,6 +194,7 @@ int main(int argc, char** argv) {
   ncfg.logs_dir = home + "/logs";
   ncfg.downloads_dir = home + "/downloads";
   ncfg.manifest_base = manifest_base;
+  ncfg.large_data = large_data;
   ncfg.call_timeout = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{call_timeout_s});
   ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(

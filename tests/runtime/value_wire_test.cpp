@@ -478,12 +478,15 @@ TEST_CASE("inline bytes beyond max_inline_bytes are too_large",
   }
 }
 
-TEST_CASE("shared-memory and streamed binary arms are unimplemented",
+TEST_CASE("without a plugin connection the shm and stream arms are refused "
+          "clearly",
           "[runtime][wire]") {
   SECTION("shm bytes") {
     capnp::MallocMessageBuilder msg;
     msg.initRoot<wire::Value>().initBytes().initShm().setSize(4);
-    CHECK(joy::code_of(read_error_of(msg)) == errc::unimplemented);
+    auto err = read_error_of(msg);
+    CHECK(joy::code_of(err) == errc::too_large);
+    CHECK_THAT(joy::message_of(err), Contains("shared memory"));
   }
   SECTION("streamed ndarray data") {
     capnp::MallocMessageBuilder msg;
@@ -491,7 +494,9 @@ TEST_CASE("shared-memory and streamed binary arms are unimplemented",
     nd.setDtype(wire::DType::UINT8);
     nd.initShape(1).set(0, 4);
     nd.initData().initStream().setSize(4);
-    CHECK(joy::code_of(read_error_of(msg)) == errc::unimplemented);
+    auto err = read_error_of(msg);
+    CHECK(joy::code_of(err) == errc::too_large);
+    CHECK_THAT(joy::message_of(err), Contains("stream"));
   }
 }
 

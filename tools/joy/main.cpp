@@ -260,7 +260,7 @@ int cmd_install(const std::string& home, const std::string& source,
 }
 
 /// Reads function values as names only.
-class show_functions final : public joy::function_hooks {
+class show_functions final : public joy::wire_hooks {
 public:
   caf::error write_function(const joy::function_ref& f,
                             joy::wire::Function::Builder) override {
@@ -437,6 +437,12 @@ int main(int argc, char** argv) {
   start->add_option("--manifest-base", manifest_base,
                     "Where user/repo:Name references are read (default: "
                     "https://raw.githubusercontent.com)");
+  std::string large_data;
+  start
+    ->add_option("--large-data", large_data,
+                 "How plugins send large arrays to each other: shm (shared "
+                 "memory, default) or stream (chunked copies)")
+    ->check(CLI::IsMember({"shm", "stream"}));
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
@@ -535,6 +541,8 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--log-check", log_check});
       if (!manifest_base.empty())
         extra.insert(extra.end(), {"--manifest-base", manifest_base});
+      if (!large_data.empty())
+        extra.insert(extra.end(), {"--large-data", large_data});
       return cmd_start(home, foreground, extra);
     }
     if (app.got_subcommand("stop"))

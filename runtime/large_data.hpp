@@ -1,0 +1,41 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+/// @file
+/// How one process moves binary data too large to travel inline (DESIGN
+/// §3). Set once per kj thread (`kj_context::set_large_data`); the codecs
+/// of that thread follow it (value_codec.hpp).
+///
+/// * A plugin with a pool sends large bytes by the **shm arm**: bytes already
+///   in a pool block go as that block, zero-copy; large heap bytes are copied
+///   into one first. It maps blocks it receives.
+/// * A plugin without a pool (its node runs `--large-data=stream`, or the
+///   data must leave the host) sends them by the **stream arm**: the
+///   receiver pulls them in chunks into memory of its own.
+/// * A node **relays**: it passes shm blocks and streams on as the
+///   capabilities they are, never mapping or buffering the bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace joy {
+
+class shm_pool;
+
+struct large_data_policy {
+  /// Pass large bytes on without reading them (a node).
+  bool relay = false;
+  /// Where large bytes go before they are sent; null: the stream arm.
+  std::shared_ptr<shm_pool> pool;
+  /// Bytes that already sit in shared memory go by the shm arm from this
+  /// size on (smaller ones are cheaper inline than an fd).
+  std::size_t shm_min_bytes = std::size_t{64} << 10;
+  /// Largest stream a receiver accepts (it allocates the declared size).
+  uint64_t max_stream_bytes = uint64_t{16} << 30;
+  /// Bytes per chunk of the stream arm.
+  std::size_t chunk_bytes = std::size_t{1} << 20;
+};
+
+} // namespace joy

@@ -1,0 +1,105 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// Large ndarrays between real plugin processes through a real node: 1 GiB by
+// the shm arm (the node passes the block on without mapping it) and by the
+// stream arm, with every byte checked against a seeded pattern.
+
+#include <catch2/catch.hpp>
+
+#include "tests/nodes/node_fixture.hpp"
+
+using namespace joy::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::string gib = std::to_string(uint64_t{1} << 30);
+
+/// A node with `arrays` and `arrays-2` installed.
+class arrays_node : public node_fixture {
+public:
+  explicit arrays_node(std::vector<std::string> start_args = {}) {
+    std::vector<std::string> args{"start"};
+    args.insert(args.end(), start_args.begin(), start_args.end());
+    ok(args);
+    ok({"install", example("arrays")});
+    ok({"install", copy_example("arrays", "arrays-2")});
+  }
+
+  int pid_of(const std::string& name) {
+    return plugin(name)["pid"].get<int>();
+  }
+
+  /// How many mappings of Joy's shared-memory blocks `pid` has.
+  static int shm_mappings(int pid) {
+    auto maps = read_file("/proc/" + std::to_string(pid) + "/maps");
+    int n = 0;
+    for (std::size_t i = 0; (i = maps.find("joy-shm", i)) != std::string::npos;
+         ++i)
+      ++n;
+    return n;
+  }
+};
+
+} // namespace
+
+TEST_CASE("a 1 GiB ndarray goes plugin to plugin through shared memory "
+          "intact",
+          "[nodes][large]") {
+  arrays_node node;
+  CHECK(node.ok({"call", "arrays", "send", "\"arrays-2\"", gib, "7"})
+        == "true\n");
+  CHECK(node.ok({"call", "arrays", "round_trip", "\"arrays-2\"", gib, "8"})
+        == "true\n");
+  // Heap memory is moved into shared memory by the SDK.
+  CHECK(
+    node.ok({"call", "arrays", "send_heap", "\"arrays-2\"", "100000003", "9"})
+    == "true\n");
+  // Sizes around the inline limit and the pattern's word size.
+  for (auto n : {"16777215", "16777216", "16777217", "65537", "1"})
+    CHECK(node.ok({"call", "arrays", "send", "\"arrays-2\"", n, "3"})
+          == "true\n");
+}
+
+TEST_CASE("the node passes shared memory on without mapping it",
+          "[nodes][large]") {
+  arrays_node node;
+  CHECK(
+    node.ok({"call", "arrays", "send_to_keep", "\"arrays-2\"", "67108864", "5"})
+    == "true\n");
+  // arrays-2 holds the array: it maps the block, the node never does.
+  CHECK(arrays_node::shm_mappings(node.pid_of("arrays-2")) >= 1);
+  CHECK(arrays_node::shm_mappings(node.daemon_pid()) == 0);
+  CHECK(node.ok({"call", "arrays-2", "drop"}) == "1\n");
+}
+
+TEST_CASE("with --large-data stream a 1 GiB ndarray arrives whole in chunks",
+          "[nodes][large]") {
+  arrays_node node{{"--large-data", "stream"}};
+  CHECK(node.ok({"call", "arrays", "send", "\"arrays-2\"", gib, "11"})
+        == "true\n");
+  auto quarter = std::to_string(uint64_t{1} << 28);
+  CHECK(node.ok({"call", "arrays", "round_trip", "\"arrays-2\"", quarter, "12"})
+        == "true\n");
+  CHECK(node.ok(
+          {"call", "arrays", "send_to_keep", "\"arrays-2\"", "33554433", "13"})
+        == "true\n");
+  // Nothing went through shared memory.
+  CHECK(arrays_node::shm_mappings(node.pid_of("arrays-2")) == 0);
+}
+
+TEST_CASE("large data the CLI cannot carry is refused with a clear error",
+          "[nodes][large]") {
+  arrays_node node;
+  auto r = node.joy({"call", "arrays", "make", "20000000", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Contains("too_large"));
+  CHECK_THAT(r.err, Contains("shared memory"));
+  // Under the inline limit it prints.
+  auto small = node.ok({"call", "arrays", "make", "3", "1"});
+  CHECK_THAT(small, Contains("\"_rtype\":\"ndarray\""));
+  // The plugin is still fine.
+  CHECK(node.ok({"call", "arrays", "send", "\"arrays-2\"", "1000", "2"})
+        == "true\n");
+}
