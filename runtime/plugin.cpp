@@ -35,7 +35,6 @@ namespace {
 
 /// The SDK's plugin actor: the plugin interface plus running its own
 /// function values.
-using sdk_actor = plugin_actor::extend_with<function_owner>;
 
 /// Writes a line to the plugin's log on its node (one-way).
 using log_atom = caf::atom_constant<caf::atom("log")>;
@@ -61,6 +60,10 @@ public:
 
   api& owner_api() override {
     return *api_;
+  }
+
+  sdk_actor::pointer self() override {
+    return self_;
   }
 
   caf::expected<writable_buffer> allocate(std::size_t bytes) override {

@@ -20,6 +20,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "runtime/call_control.hpp"
+#include "runtime/function.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/value.hpp"
 
@@ -61,5 +62,9 @@ using plugin_actor = caf::typed_actor<
   caf::replies_to<describe_atom>::with<value>,
   /// Asks the plugin to finish; it runs its `exit()` and stops.
   caf::reacts_to<exit_atom>>;
+
+/// The actor of a plugin process made with the SDK: a plugin that also runs
+/// the function values it hands out.
+using sdk_actor = plugin_actor::extend_with<function_owner>;
 
 } // namespace joy

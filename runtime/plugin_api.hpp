@@ -28,6 +28,7 @@
 #include "runtime/api_op.hpp"
 #include "runtime/call_control.hpp"
 #include "runtime/future.hpp"
+#include "runtime/plugin_actor.hpp"
 #include "runtime/shared_memory.hpp"
 #include "runtime/value.hpp"
 
@@ -65,6 +66,12 @@ public:
 
   /// Memory for large data; heap memory unless overridden.
   virtual caf::expected<writable_buffer> allocate(std::size_t bytes);
+
+  /// The plugin's actor, for requests to actors of the plugin's own (typed
+  /// actor plugins, actor_exports.hpp); null outside a plugin process.
+  virtual sdk_actor::pointer self() {
+    return nullptr;
+  }
 
   virtual api& owner_api() = 0;
 };
@@ -109,6 +116,11 @@ public:
 
   /// Memory for large data (see `context::allocate`).
   caf::expected<writable_buffer> allocate(std::size_t bytes);
+
+  /// The plugin's actor (see `detail::api_backend::self`).
+  sdk_actor::pointer self() {
+    return backend_->self();
+  }
 
   // -- UI (routed by the core to the UI provider) --------------------------
 
