@@ -5,7 +5,10 @@
 function(joy_add_library name)
   cmake_parse_arguments(arg "" "" "SRCS;DEPS" ${ARGN})
   add_library(${name} STATIC ${arg_SRCS})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  # Installed (the SDK), headers live under include/joy: "runtime/plugin.hpp".
+  target_include_directories(${name} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:include/joy>)
   target_link_libraries(${name} PUBLIC ${arg_DEPS})
 endfunction()
 

@@ -42,6 +42,7 @@
 #include "runtime/value_wire.hpp"
 #include "schema/plugin.capnp.h"
 #include "tools/joy/format.hpp"
+#include "tools/joy/new_plugin.hpp"
 #include "tools/joy/node_client.hpp"
 #include "tools/joy/ui.hpp"
 
@@ -486,6 +487,19 @@ int main(int argc, char** argv) {
   logs->add_option("-n,--lines", logs_lines, "How many of the last lines");
   logs->add_flag("-f,--follow", logs_follow, "Keep printing what it writes");
 
+  auto* make = app.add_subcommand("new", "Create something new");
+  auto* new_plugin = make->add_subcommand(
+    "plugin", "Write a plugin folder that builds outside this repository "
+              "with find_package(Joy)");
+  make->require_subcommand(1);
+  std::string new_name;
+  std::string new_dir;
+  bool new_actor = false;
+  new_plugin->add_option("name", new_name, "The plugin's name")->required();
+  new_plugin->add_option("--dir", new_dir, "Where (default: ./NAME)");
+  new_plugin->add_flag("--actor", new_actor,
+                       "Write it as a typed actor instead of functions");
+
   auto* plugins = app.add_subcommand("plugins", "List the installed plugins");
   bool plugins_json = false;
   plugins->add_flag("--json", plugins_json, "Print JSON");
@@ -561,6 +575,8 @@ int main(int argc, char** argv) {
       return cmd_plugin_op(home, "rolled back to", rollback_name);
     if (plugins->parsed())
       return cmd_plugins(home, plugins_json);
+    if (new_plugin->parsed())
+      return joy::cli::cmd_new_plugin(new_name, new_dir, new_actor);
     if (call->parsed())
       return cmd_call(home, plugin, method, call->remaining(), timeout,
                       show_progress);

@@ -1,0 +1,40 @@
+# Installs Joy: programs, the plugin SDK (static libraries joy_schema,
+# joy_runtime, joy_plugin and their headers) and the CMake package that
+# plugins outside this repository use:
+#
+#   cmake --install build --prefix ~/.local
+#   cmake -S my-plugin -B my-plugin/build -DCMAKE_PREFIX_PATH=~/.local
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(JOY_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Joy)
+
+install(TARGETS joy joyd joy-exec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+set_target_properties(joy_schema PROPERTIES EXPORT_NAME schema)
+set_target_properties(joy_runtime PROPERTIES EXPORT_NAME runtime)
+set_target_properties(joy_plugin PROPERTIES EXPORT_NAME plugin)
+install(TARGETS joy_schema joy_runtime joy_plugin
+  EXPORT JoyTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/joy/runtime
+  FILES_MATCHING PATTERN "*.hpp")
+install(FILES ${JOY_SCHEMA_HEADERS}
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/joy/schema)
+
+install(EXPORT JoyTargets NAMESPACE Joy:: DESTINATION ${JOY_CMAKE_DIR})
+configure_package_config_file(
+  ${PROJECT_SOURCE_DIR}/cmake/sdk/JoyConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/sdk/JoyConfig.cmake
+  INSTALL_DESTINATION ${JOY_CMAKE_DIR})
+write_basic_package_version_file(
+  ${PROJECT_BINARY_DIR}/sdk/JoyConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES
+  ${PROJECT_BINARY_DIR}/sdk/JoyConfig.cmake
+  ${PROJECT_BINARY_DIR}/sdk/JoyConfigVersion.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/sdk/JoyPlugin.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/FindCAF.cmake
+  DESTINATION ${JOY_CMAKE_DIR})
