@@ -23,12 +23,15 @@
 namespace joy {
 
 class shm_pool;
+class shm_mapping_cache;
 
 struct large_data_policy {
   /// Pass large bytes on without reading them (a node).
   bool relay = false;
   /// Where large bytes go before they are sent; null: the stream arm.
   std::shared_ptr<shm_pool> pool;
+  /// Blocks received lately stay mapped here; null: map every time.
+  std::shared_ptr<shm_mapping_cache> mappings;
   /// Bytes that already sit in shared memory go by the shm arm from this
   /// size on (smaller ones are cheaper inline than an fd).
   std::size_t shm_min_bytes = std::size_t{64} << 10;

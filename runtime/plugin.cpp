@@ -507,6 +507,7 @@ int run_plugin(int, char** argv, plugin def) {
   int code = 0;
   // Large data goes through shared memory unless the node says stream.
   large_data_policy large;
+  large.mappings = std::make_shared<shm_mapping_cache>();
   const char* mode = std::getenv(std::string{large_data_env}.c_str());
   if (mode == nullptr || std::string_view{mode} != "stream")
     large.pool = shm_pool::make();

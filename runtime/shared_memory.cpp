@@ -98,6 +98,55 @@ shm_block::~shm_block() {
   ::close(fd_);
 }
 
+// -- shm_mapping_cache --------------------------------------------------------
+
+caf::expected<std::shared_ptr<const shm_block>>
+shm_mapping_cache::map(int fd, uint64_t offset, uint64_t size) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    return make_error(errc::protocol_error,
+                      "a shared-memory block arrived that cannot be sized");
+  auto dev = static_cast<uint64_t>(st.st_dev);
+  auto ino = static_cast<uint64_t>(st.st_ino);
+  std::vector<std::shared_ptr<const shm_block>> evicted; // unmapped unlocked
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto i = entries_.begin(); i != entries_.end(); ++i) {
+    if (i->dev != dev || i->ino != ino)
+      continue;
+    // Sealed against growing and shrinking: the size we mapped still holds.
+    auto total = static_cast<uint64_t>(i->block->size());
+    if (offset > total || size > total - offset)
+      return make_error(errc::protocol_error,
+                        "a shared-memory slice of " + std::to_string(size)
+                          + " bytes at offset " + std::to_string(offset)
+                          + " lies outside its block of "
+                          + std::to_string(total) + " bytes");
+    auto hit = std::move(*i);
+    entries_.erase(i);
+    entries_.push_back(std::move(hit));
+    return entries_.back().block;
+  }
+  auto block = shm_block::map(fd, offset, size);
+  if (!block)
+    return block;
+  entries_.push_back(entry{dev, ino, *block});
+  std::size_t bytes = 0;
+  for (auto& e : entries_)
+    bytes += e.block->size();
+  while (entries_.size() > 1
+         && (entries_.size() > max_blocks_ || bytes > max_bytes_)) {
+    bytes -= entries_.front().block->size();
+    evicted.push_back(std::move(entries_.front().block));
+    entries_.erase(entries_.begin());
+  }
+  return block;
+}
+
+std::size_t shm_mapping_cache::size() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return entries_.size();
+}
+
 // -- writable_buffer ----------------------------------------------------------
 
 caf::expected<writable_buffer> writable_buffer::on_heap(std::size_t size) {

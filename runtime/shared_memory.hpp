@@ -79,6 +79,37 @@ private:
   std::size_t size_;
 };
 
+/// The blocks a process received lately, kept mapped: senders reuse their
+/// pool's blocks, so the next array usually arrives in a block mapped
+/// already, which saves mapping and unmapping it (for 1 GiB, more time than
+/// copying it). Bounded by blocks and bytes; the oldest go first. Thread-safe.
+class shm_mapping_cache {
+public:
+  explicit shm_mapping_cache(std::size_t max_bytes = std::size_t{2} << 30,
+                             std::size_t max_blocks = 8)
+    : max_bytes_(max_bytes), max_blocks_(max_blocks) {
+    // nop
+  }
+
+  /// As `shm_block::map`, from the cache when `fd` is a block seen before.
+  caf::expected<std::shared_ptr<const shm_block>> map(int fd, uint64_t offset,
+                                                      uint64_t size);
+
+  std::size_t size() const;
+
+private:
+  struct entry {
+    uint64_t dev;
+    uint64_t ino;
+    std::shared_ptr<const shm_block> block;
+  };
+
+  std::size_t max_bytes_;
+  std::size_t max_blocks_;
+  mutable std::mutex mtx_;
+  std::vector<entry> entries_; // most recently used last
+};
+
 /// A buffer origin inside a shared-memory block: the wire sends such bytes
 /// by the shm arm. `block()` is mapped in this process.
 class shm_origin : public buffer_origin {

@@ -323,7 +323,8 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
       }
       auto hook = capnp::ClientHook::from(shm.getBlock());
       KJ_IF_MAYBE (fd, hook->getFd()) {
-        auto block = shm_block::map(*fd, offset, size);
+        auto block = policy.mappings ? policy.mappings->map(*fd, offset, size)
+                                     : shm_block::map(*fd, offset, size);
         if (!block)
           return std::move(block.error());
         auto* data = (*block)->data() + offset;

@@ -149,3 +149,28 @@ TEST_CASE("heap writable buffers freeze into plain buffers", "[runtime][shm]") {
   CHECK(b.origin() == nullptr);
   CHECK(b.readable());
 }
+
+TEST_CASE("a block received again maps from the cache, within its bounds",
+          "[runtime][shm]") {
+  shm_mapping_cache cache{4 * mib, 2};
+  auto a = shm_block::create(2 * mib);
+  auto b = shm_block::create(2 * mib);
+  auto c = shm_block::create(2 * mib);
+  REQUIRE((a && b && c));
+  auto first = cache.map((*a)->fd(), 0, 100);
+  REQUIRE(first);
+  // Another fd of the same memfd (as each message brings) hits the cache.
+  int again = ::dup((*a)->fd());
+  auto second = cache.map(again, 10, 100);
+  ::close(again);
+  REQUIRE(second);
+  CHECK(first->get() == second->get());
+  // A cached block still refuses slices outside it.
+  CHECK(!cache.map((*a)->fd(), 2 * mib - 1, 2));
+  REQUIRE(cache.map((*b)->fd(), 0, 1));
+  REQUIRE(cache.map((*c)->fd(), 0, 1));
+  CHECK(cache.size() == 2); // a went first
+  auto third = cache.map((*a)->fd(), 0, 100);
+  REQUIRE(third);
+  CHECK(third->get() != first->get());
+}

@@ -32,46 +32,6 @@ using raw_adder = caf::typed_actor<
 
 constexpr auto timeout = caf::infinite;
 
-struct run_state {
-  std::size_t total = 0;
-  std::size_t issued = 0;
-  std::size_t done = 0;
-  std::promise<void> finished;
-};
-
-/// Drives `issue(self, i, on_done)` with `in_flight` outstanding requests
-/// until `total` completed; returns calls per second.
-template <class Issue>
-double drive(caf::actor_system& sys, std::size_t total, std::size_t in_flight,
-             Issue issue) {
-  auto st = std::make_shared<run_state>();
-  st->total = total;
-  auto finished = st->finished.get_future();
-  auto t0 = std::chrono::steady_clock::now();
-  sys.spawn([st, in_flight, issue](caf::event_based_actor* self) {
-    auto next = std::make_shared<std::function<void()>>();
-    *next = [self, st, issue, next] {
-      if (st->issued >= st->total)
-        return;
-      auto i = st->issued++;
-      issue(self, static_cast<int64_t>(i), [self, st, next] {
-        if (++st->done == st->total) {
-          st->finished.set_value();
-          self->quit();
-          return;
-        }
-        (*next)();
-      });
-    };
-    for (std::size_t k = 0; k < in_flight; ++k)
-      (*next)();
-  });
-  finished.wait();
-  auto dt
-    = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
-  return static_cast<double>(total) / dt.count();
-}
-
 } // namespace
 
 std::vector<row> run_b1(const options& opts) {
@@ -104,16 +64,16 @@ std::vector<row> run_b1(const options& opts) {
   };
   // Warm up both, then alternate short rounds so that machine noise hits
   // both alike; report the medians.
-  drive(sys, opts.calls / 10, 1, issue_ours);
-  drive(sys, opts.calls / 10, 1, issue_raw);
+  drive_pipelined(sys, 1, opts.calls / 10, issue_ours);
+  drive_pipelined(sys, 1, opts.calls / 10, issue_raw);
   constexpr int rounds = 7;
   std::vector<double> ours_seq, raw_seq, ours_par, raw_par;
   auto per_round = std::max<std::size_t>(opts.calls / rounds, 1000);
   for (int round = 0; round < rounds; ++round) {
-    ours_seq.push_back(drive(sys, per_round, 1, issue_ours));
-    raw_seq.push_back(drive(sys, per_round, 1, issue_raw));
-    ours_par.push_back(drive(sys, per_round, 100, issue_ours));
-    raw_par.push_back(drive(sys, per_round, 100, issue_raw));
+    ours_seq.push_back(drive_pipelined(sys, 1, per_round, issue_ours));
+    raw_seq.push_back(drive_pipelined(sys, 1, per_round, issue_raw));
+    ours_par.push_back(drive_pipelined(sys, 100, per_round, issue_ours));
+    raw_par.push_back(drive_pipelined(sys, 100, per_round, issue_raw));
   }
   auto median = [](std::vector<double> xs) {
     std::sort(xs.begin(), xs.end());

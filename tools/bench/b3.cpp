@@ -46,50 +46,11 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-/// Starts this binary in a server mode with its end of a socketpair on
-/// fd 3; returns our end.
-struct server_child {
-  pid_t pid = -1;
-  unique_fd socket;
-
-  server_child(const std::string& self, const char* mode) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      throw std::runtime_error("socketpair failed");
-    socket.reset(sv[0]);
-    unique_fd theirs{sv[1]};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, theirs.get(), plugin_fd);
-    std::string path = self;
-    std::string arg = mode;
-    char* argv[] = {path.data(), arg.data(), nullptr};
-    if (::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ) != 0)
-      throw std::runtime_error("cannot start " + self);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-
-  ~server_child() {
-    socket.reset();
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-};
-
 /// Raw Cap'n Proto: the same Plugin.call, client and server each a plain kj
 /// loop, no actors, no validation.
 latencies raw_capnp(const options& opts, const std::string& self) {
-  server_child child{self, "--serve-capnp"};
-  auto io = kj::setupAsyncIo();
-  auto stream = io.lowLevelProvider->wrapSocketFd(
-    child.socket.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-  capnp::TwoPartyVatNetwork network{*stream,
-                                    capnp::rpc::twoparty::Side::CLIENT};
-  auto rpc = capnp::makeRpcClient(network);
-  capnp::MallocMessageBuilder vat_msg;
-  auto vat = vat_msg.initRoot<capnp::rpc::twoparty::VatId>();
-  vat.setSide(capnp::rpc::twoparty::Side::SERVER);
-  auto plugin = rpc.bootstrap(vat).castAs<wire::Plugin>();
+  raw_client client{self};
+  auto& plugin = client.plugin();
   latencies lat;
   auto one = [&](int64_t i) {
     auto req = plugin.callRequest();
@@ -97,7 +58,7 @@ latencies raw_capnp(const options& opts, const std::string& self) {
     auto args = req.initArgs(2);
     args[0].setInt64(i);
     args[1].setInt64(1);
-    auto resp = req.send().wait(io.waitScope);
+    auto resp = req.send().wait(client.wait_scope());
     if (resp.getResult().getOk().getInt64() != i + 1)
       throw std::runtime_error("raw capnp: wrong sum");
   };
@@ -176,6 +137,26 @@ latencies drive_latency(caf::actor_system& sys, std::size_t warmup,
 
 } // namespace
 
+plugin_host_actor start_hello(caf::actor_system& sys, kj_thread& kj,
+                              const spawner_actor& spawner, const options& opts,
+                              std::size_t max_in_flight) {
+  plugin_host_config hc;
+  hc.launch.name = "hello";
+  hc.launch.executable = opts.examples_dir + "/hello/hello";
+  hc.launch.work_dir = opts.examples_dir + "/hello";
+  hc.node_id = "bench";
+  hc.max_in_flight = max_in_flight;
+  auto host = spawn_plugin_host(sys, kj, spawner, hc, plugin_observer{});
+  caf::scoped_actor self{sys};
+  self->request(host, std::chrono::seconds{10}, start_atom_v)
+    .receive([](plugin_status&) {},
+             [](caf::error& err) {
+               throw std::runtime_error("cannot start hello: "
+                                        + message_of(err));
+             });
+  return host;
+}
+
 std::vector<row> run_b3(const options& opts) {
   auto self_path = opts.bin_dir + "/joy-bench";
   std::vector<row> rows;
@@ -187,21 +168,7 @@ std::vector<row> run_b3(const options& opts) {
     // -- ours: actor -> plugin host -> kj -> plugin process -> back -----------
     auto spawner
       = spawn_spawner(sys, make_exec_launcher(opts.bin_dir + "/joy-exec"));
-    plugin_host_config hc;
-    hc.launch.name = "hello";
-    hc.launch.executable = opts.examples_dir + "/hello/hello";
-    hc.launch.work_dir = opts.examples_dir + "/hello";
-    hc.node_id = "bench";
-    auto host = spawn_plugin_host(sys, kj, spawner, hc, plugin_observer{});
-    {
-      caf::scoped_actor self{sys};
-      self->request(host, std::chrono::seconds{10}, start_atom_v)
-        .receive([](plugin_status&) {},
-                 [](caf::error& err) {
-                   throw std::runtime_error("cannot start hello: "
-                                            + message_of(err));
-                 });
-    }
+    auto host = start_hello(sys, kj, spawner, opts);
     auto issue = [host](caf::event_based_actor* self, int64_t i, auto done) {
       call_request req;
       req.method = "add";
@@ -278,36 +245,8 @@ std::vector<row> run_b3(const options& opts) {
                   [done](caf::error&) mutable { done(); });
         };
     // Throughput with 100 in flight.
-    struct counter {
-      std::size_t issued = 0, done = 0, total = 0;
-      std::promise<void> finished;
-    };
     auto run_par = [&](std::size_t total) {
-      auto st = std::make_shared<counter>();
-      st->total = total;
-      auto fut = st->finished.get_future();
-      auto t0 = clock::now();
-      sys.spawn([st, seam_issue](caf::event_based_actor* self) {
-        auto next = std::make_shared<std::function<void()>>();
-        *next = [self, st, seam_issue, next] {
-          if (st->issued >= st->total)
-            return;
-          seam_issue(self, static_cast<int64_t>(st->issued++),
-                     [self, st, next] {
-                       if (++st->done == st->total) {
-                         st->finished.set_value();
-                         self->quit();
-                         return;
-                       }
-                       (*next)();
-                     });
-        };
-        for (int k = 0; k < 100; ++k)
-          (*next)();
-      });
-      fut.wait();
-      return static_cast<double>(total)
-             / std::chrono::duration<double>(clock::now() - t0).count();
+      return drive_pipelined(sys, 100, total, seam_issue);
     };
     run_par(opts.calls / 10);
     double seam_rate = 0;

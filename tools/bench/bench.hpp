@@ -11,8 +11,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/plugin_host/plugin_host_actor.hpp"
+#include "actors/plugin_host/spawner_actor.hpp"
+#include "runtime/kj_thread.hpp"
+#include "runtime/unique_fd.hpp"
+#include "schema/plugin.capnp.h"
 
 namespace joy::bench {
 
@@ -51,6 +65,44 @@ struct latencies {
   }
 };
 
+/// Keeps `in_flight` requests going from one actor until `total` of them
+/// completed; returns completions per second. `issue(self, i, done)` sends
+/// request i and calls `done()` once it completed, however.
+template <class Issue>
+double drive_pipelined(caf::actor_system& sys, std::size_t in_flight,
+                       std::size_t total, Issue issue) {
+  struct state {
+    std::size_t issued = 0, done = 0, total = 0;
+    std::promise<void> finished;
+  };
+  auto st = std::make_shared<state>();
+  st->total = total;
+  auto fut = st->finished.get_future();
+  auto t0 = std::chrono::steady_clock::now();
+  sys.spawn([st, issue, in_flight](caf::event_based_actor* self) {
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [self, st, issue, next] {
+      if (st->issued >= st->total)
+        return;
+      issue(self, static_cast<int64_t>(st->issued++), [self, st, next] {
+        if (++st->done == st->total) {
+          st->finished.set_value();
+          self->quit();
+          *next = nullptr; // breaks the cycle
+          return;
+        }
+        (*next)();
+      });
+    };
+    for (std::size_t k = 0; k < in_flight; ++k)
+      (*next)();
+  });
+  fut.wait();
+  return static_cast<double>(total)
+         / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+             .count();
+}
+
 struct options {
   /// Round trips per latency measurement.
   std::size_t samples = 20000;
@@ -63,6 +115,12 @@ struct options {
   std::size_t workers = 2;
 };
 
+/// examples/hello started in a real plugin process under a plugin host (as
+/// joyd runs plugins); throws when it does not start.
+plugin_host_actor start_hello(caf::actor_system& sys, kj_thread& kj,
+                              const spawner_actor& spawner, const options& opts,
+                              std::size_t max_in_flight = 1024);
+
 /// B1: in-process request/response to a plugin-interface actor with
 /// joy::value arguments vs a raw CAF typed actor with two int64s.
 std::vector<row> run_b1(const options& opts);
@@ -71,6 +129,41 @@ std::vector<row> run_b1(const options& opts);
 /// thread vs a raw Cap'n Proto round trip between two processes vs a raw
 /// unix socket ping-pong; plus the seam's hand-off rate vs executeSync.
 std::vector<row> run_b3(const options& opts);
+
+/// B4: calls/s with 100 in flight on one plugin connection (actor ->
+/// hello.add) vs raw Cap'n Proto with 100 in flight.
+std::vector<row> run_b4(const options& opts);
+
+/// B5, B7a and callbacks, measured inside plugins on a real node that
+/// joy-bench starts in a temp home: get_service(x).f() vs one call, a
+/// callback round trip vs a plain call, and same-host ndarrays plugin to
+/// plugin vs memcpy.
+std::vector<row> run_node_benches(const options& opts);
+
+/// This binary started in a server mode with its end of a socketpair on
+/// fd 3; the destructor closes ours and reaps it.
+struct server_child {
+  pid_t pid = -1;
+  unique_fd socket;
+
+  server_child(const std::string& self, const char* mode);
+  ~server_child();
+};
+
+/// The raw Cap'n Proto baseline's client: a plain kj loop connected to a
+/// `--serve-capnp` child, no actors, no validation.
+class raw_client {
+public:
+  explicit raw_client(const std::string& self);
+  ~raw_client();
+
+  kj::WaitScope& wait_scope();
+  wire::Plugin::Client& plugin();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 /// Child modes (the bench re-executes itself with the socket on fd 3).
 int serve_capnp();

@@ -4,7 +4,12 @@
 // The baselines' server processes: joy-bench re-executed with its end of a
 // socketpair on fd 3.
 
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <stdexcept>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
@@ -12,6 +17,8 @@
 #include "runtime/protocol.hpp"
 #include "schema/plugin.capnp.h"
 #include "tools/bench/bench.hpp"
+
+extern char** environ;
 
 namespace joy::bench {
 
@@ -29,6 +36,75 @@ public:
 };
 
 } // namespace
+
+server_child::server_child(const std::string& self, const char* mode) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw std::runtime_error("socketpair failed");
+  socket.reset(sv[0]);
+  unique_fd theirs{sv[1]};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, theirs.get(), plugin_fd);
+  std::string path = self;
+  std::string arg = mode;
+  char* argv[] = {path.data(), arg.data(), nullptr};
+  int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0)
+    throw std::runtime_error("cannot start " + self);
+}
+
+server_child::~server_child() {
+  socket.reset();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+struct raw_client::impl {
+  server_child child;
+  kj::AsyncIoContext io;
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  wire::Plugin::Client plugin;
+
+  explicit impl(const std::string& self)
+    : child(self, "--serve-capnp"),
+      io(kj::setupAsyncIo()),
+      stream(io.lowLevelProvider->wrapSocketFd(
+        child.socket.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP)),
+      network(*stream, capnp::rpc::twoparty::Side::CLIENT),
+      rpc(capnp::makeRpcClient(network)),
+      plugin(bootstrap(rpc)) {
+    // nop
+  }
+
+  static wire::Plugin::Client
+  bootstrap(capnp::RpcSystem<capnp::rpc::twoparty::VatId>& rpc) {
+    capnp::MallocMessageBuilder vat_msg;
+    auto vat = vat_msg.initRoot<capnp::rpc::twoparty::VatId>();
+    vat.setSide(capnp::rpc::twoparty::Side::SERVER);
+    return rpc.bootstrap(vat).castAs<wire::Plugin>();
+  }
+};
+
+raw_client::raw_client(const std::string& self)
+  : impl_(std::make_unique<impl>(self)) {
+  // nop
+}
+
+raw_client::~raw_client() {
+  // nop
+}
+
+kj::WaitScope& raw_client::wait_scope() {
+  return impl_->io.waitScope;
+}
+
+wire::Plugin::Client& raw_client::plugin() {
+  return impl_->plugin;
+}
 
 int serve_capnp() {
   auto io = kj::setupAsyncIo();

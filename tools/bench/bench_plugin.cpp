@@ -1,0 +1,192 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// joy-bench-plugin: the plugin side of joy-bench's node benchmarks. Two
+// copies run on a node joy-bench starts; one measures calls to the other
+// from inside the plugin, where a plugin author's calls start, and returns
+// the figures.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/plugin.hpp"
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// p50 and p99 of `ns`, in microseconds.
+joy::value summary(std::vector<int64_t> ns) {
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    return static_cast<double>(ns[static_cast<std::size_t>(
+             q * static_cast<double>(ns.size() - 1))])
+           / 1000.0;
+  };
+  return joy::value{joy::value_map{{"p50", joy::value{at(0.5)}},
+                                   {"p99", joy::value{at(0.99)}}}};
+}
+
+/// Runs `step(i)` n times one after the other (each once the previous one
+/// answered), timing each; resolves to the latencies in ns.
+joy::future<std::vector<int64_t>>
+timed_loop(int64_t n, std::function<joy::future<joy::value>(int64_t)> step) {
+  struct state {
+    int64_t i = 0;
+    int64_t n = 0;
+    std::vector<int64_t> ns;
+    joy::promise<std::vector<int64_t>> done;
+    std::function<joy::future<joy::value>(int64_t)> step;
+  };
+  auto st = std::make_shared<state>();
+  st->n = n;
+  st->step = std::move(step);
+  st->ns.reserve(static_cast<std::size_t>(n));
+  auto next = std::make_shared<std::function<void()>>();
+  *next = [st, next] {
+    if (st->i == st->n) {
+      st->done.set_value(std::move(st->ns));
+      *next = nullptr; // breaks the cycle
+      return;
+    }
+    auto t0 = clock::now();
+    st->step(st->i++).on_complete([st, next, t0](caf::expected<joy::value> r) {
+      if (!r) {
+        st->done.set_error(std::move(r.error()));
+        *next = nullptr;
+        return;
+      }
+      st->ns.push_back(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0)
+          .count());
+      (*next)();
+    });
+  };
+  auto fut = st->done.get_future();
+  (*next)();
+  return fut;
+}
+
+double gbps(uint64_t bytes, clock::duration d) {
+  return static_cast<double>(bytes) / 1e9
+         / std::chrono::duration<double>(d).count();
+}
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs[xs.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const char* name = std::getenv("JOY_PLUGIN_NAME");
+  joy::plugin p{name != nullptr ? name : "bench"};
+
+  p.exports.add("echo", [](joy::value x) { return x; }, {"x"});
+
+  // A service whose member is a function value living in this plugin.
+  p.exports.add("offer", [](joy::context& ctx) {
+    joy::value_map svc;
+    svc.insert("name", joy::value{"bench-svc"});
+    svc.insert("f", joy::value{ctx.api().callback(
+                      "f", [](joy::value x) { return x; }, {"x"})});
+    return ctx.api().register_service(std::move(svc));
+  });
+
+  // Reads every byte, as a consumer of the array would.
+  p.exports.add("touch",
+                [](joy::ndarray a) {
+                  // Four independent sums: memory bound, not add-latency bound.
+                  uint64_t s[4] = {0, 0, 0, 0};
+                  auto* d = a.data.data();
+                  std::size_t n = a.data.size() / 32;
+                  for (std::size_t i = 0; i < n; ++i) {
+                    uint64_t w[4];
+                    std::memcpy(w, d + 32 * i, 32);
+                    for (int k = 0; k < 4; ++k)
+                      s[k] += w[k];
+                  }
+                  return s[0] + s[1] + s[2] + s[3];
+                },
+                {"array"});
+
+  // Plain calls, calls of a service's function value, and get_service then
+  // a call, n each, in µs.
+  p.exports.add(
+    "measure",
+    [](joy::context& ctx, std::string other, std::string service_id,
+       int64_t n) -> joy::future<joy::value> {
+      auto& api = ctx.api();
+      auto out = std::make_shared<joy::value_map>();
+      return timed_loop(n,
+                        [&api, other](int64_t i) {
+                          return api.call(other, "echo", {joy::value{i}});
+                        })
+        .then([&api, service_id, out](std::vector<int64_t> plain) {
+          out->insert("plain", summary(std::move(plain)));
+          return api.get_service(service_id);
+        })
+        .then([&api, service_id, out, n](joy::service svc) {
+          auto s = std::make_shared<joy::service>(std::move(svc));
+          return timed_loop(
+                   n, [s](int64_t i) { return s->call("f", {joy::value{i}}); })
+            .then([&api, service_id, out, n](std::vector<int64_t> cb) {
+              out->insert("callback", summary(std::move(cb)));
+              return timed_loop(n, [&api, service_id](int64_t i) {
+                return api.get_service(service_id).then([i](joy::service s) {
+                  return s.call("f", {joy::value{i}});
+                });
+              });
+            });
+        })
+        .then([out](std::vector<int64_t> both) {
+          out->insert("get_service_call", summary(std::move(both)));
+          return joy::value{std::move(*out)};
+        });
+    },
+    {"other", "service_id", "n"});
+
+  // An ndarray of `bytes` to `other`, which reads all of it, vs memcpy of
+  // the same bytes here; GB/s, medians of `reps`.
+  p.exports.add(
+    "measure_arrays",
+    [](joy::context& ctx, std::string other, uint64_t bytes,
+       int64_t reps) -> joy::future<joy::value> {
+      auto out = ctx.allocate(bytes);
+      if (!out)
+        return out.error();
+      std::memset(out->data(), 1, bytes);
+      joy::ndarray a{joy::dtype::uint8, {bytes}, std::move(*out).freeze()};
+      // memcpy into memory that is already faulted in, as the pool's is.
+      std::vector<std::byte> dst(bytes, std::byte{0});
+      std::vector<double> copy;
+      for (int64_t r = 0; r < reps; ++r) {
+        auto t0 = clock::now();
+        std::memcpy(dst.data(), a.data.data(), bytes);
+        copy.push_back(gbps(bytes, clock::now() - t0));
+      }
+      auto& api = ctx.api();
+      auto arg = std::make_shared<joy::ndarray>(std::move(a));
+      return timed_loop(reps,
+                        [&api, other, arg](int64_t) {
+                          return api.call(other, "touch", {joy::value{*arg}});
+                        })
+        .then([bytes, copy](std::vector<int64_t> ns) {
+          std::vector<double> ours;
+          for (auto x : ns)
+            ours.push_back(gbps(bytes, std::chrono::nanoseconds{x}));
+          return joy::value{
+            joy::value_map{{"ours", joy::value{median(ours)}},
+                           {"memcpy", joy::value{median(copy)}}}};
+        });
+    },
+    {"other", "bytes", "reps"});
+
+  return joy::run_plugin(argc, argv, std::move(p));
+}
