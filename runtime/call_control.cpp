@@ -13,6 +13,11 @@ call_control::call_control(kj_thread* kj, uint64_t monitor)
   // nop
 }
 
+call_control::call_control(kj_thread* kj, reporter report)
+  : kj_(kj), monitor_(0), report_(std::move(report)) {
+  // nop
+}
+
 call_control::~call_control() {
   if (kj_ != nullptr && monitor_ != 0)
     kj_->post([id = monitor_](kj_context& ctx) { ctx.release(id); });
@@ -37,7 +42,16 @@ void call_control::on_cancel(std::function<void()> fn) {
 }
 
 void call_control::progress(double fraction, std::string message) const {
-  if (kj_ == nullptr || monitor_ == 0)
+  if (kj_ == nullptr)
+    return;
+  if (report_) {
+    kj_->post([report = report_, fraction,
+               message = std::move(message)](kj_context& ctx) mutable {
+      report(ctx, fraction, std::move(message));
+    });
+    return;
+  }
+  if (monitor_ == 0)
     return;
   kj_->post(
     [id = monitor_, fraction, message = std::move(message)](kj_context& ctx) {

@@ -26,12 +26,17 @@
 namespace joy {
 
 class kj_thread;
+class kj_context;
 
 class call_control {
 public:
   /// `monitor` is a capability kept on `kj` (0: nobody listens); it is
   /// released when the control goes.
   call_control(kj_thread* kj, uint64_t monitor);
+
+  /// Progress goes to `report`, run on `kj`'s thread.
+  using reporter = std::function<void(kj_context&, double, std::string)>;
+  call_control(kj_thread* kj, reporter report);
 
   call_control(const call_control&) = delete;
   call_control& operator=(const call_control&) = delete;
@@ -62,6 +67,7 @@ private:
   std::atomic<bool> cancelled_{false};
   kj_thread* kj_;
   uint64_t monitor_;
+  reporter report_;
   std::function<void()> on_cancel_;
 };
 

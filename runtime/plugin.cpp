@@ -250,10 +250,21 @@ void write_response(const caf::message& msg, wire::Result::Builder out,
   }
 }
 
+/// The connection to the node, kept on the kj thread.
+class node_link final : public kj_resource {
+public:
+  explicit node_link(kj::Own<rpc_link> link) : link(kj::mv(link)) {
+    // nop
+  }
+
+  kj::Own<rpc_link> link;
+  kj::Maybe<wire::Api::Client> api;
+};
+
 class plugin_server final : public wire::Plugin::Server {
 public:
-  plugin_server(kj_context& ctx, plugin_actor actor)
-    : ctx_(ctx), actor_(std::move(actor)) {
+  plugin_server(kj_context& ctx, plugin_actor actor, uint64_t link)
+    : ctx_(ctx), actor_(std::move(actor)), link_(link) {
     // nop
   }
 
@@ -276,8 +287,14 @@ public:
     req.timeout = std::chrono::milliseconds{params.getTimeoutMs()};
     // The node cancels by dropping the call; the function sees it through
     // its context, and reports progress to the node's monitor.
-    auto monitor = params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0;
-    req.control = std::make_shared<call_control>(&ctx_.thread(), monitor);
+    auto call_id = params.getCallId();
+    if (params.hasMonitor() || call_id == 0 || link_ == 0)
+      req.control = std::make_shared<call_control>(
+        &ctx_.thread(),
+        params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0);
+    else
+      req.control = std::make_shared<call_control>(
+        &ctx_.thread(), progress_to_node(link_, call_id));
     // Streamed arguments arrive before the function runs.
     return codec.settle().then([this, context, req = std::move(req)](
                                  caf::error err) mutable -> kj::Promise<void> {
@@ -330,6 +347,23 @@ public:
   }
 
 private:
+  /// Reports progress of the node's call `id` over the node link's Api.
+  static call_control::reporter progress_to_node(uint64_t link, uint64_t id) {
+    return [link, id](kj_context& ctx, double fraction, std::string message) {
+      auto* state = ctx.find_as<node_link>(link);
+      if (state == nullptr)
+        return;
+      KJ_IF_MAYBE (api, state->api) {
+        auto req = api->callProgressRequest();
+        req.setCallId(id);
+        req.setFraction(fraction);
+        req.setMessage(message);
+        ctx.tasks().add(
+          req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+      }
+    };
+  }
+
   template <class Context>
   kj::Promise<void> answer(kj::Promise<caf::message> reply, Context context) {
     return reply.then([this, context](caf::message msg) mutable {
@@ -340,17 +374,7 @@ private:
 
   kj_context& ctx_;
   plugin_actor actor_;
-};
-
-/// The connection to the node, kept on the kj thread.
-class node_link final : public kj_resource {
-public:
-  explicit node_link(kj::Own<rpc_link> link) : link(kj::mv(link)) {
-    // nop
-  }
-
-  kj::Own<rpc_link> link;
-  kj::Maybe<wire::Api::Client> api;
+  uint64_t link_;
 };
 
 /// Forwards the plugin actor's api requests for `link` to the node.
@@ -443,9 +467,9 @@ plugin_actor spawn_plugin_actor(caf::actor_system& sys,
     sys.spawn(plugin_behavior, std::move(def), std::move(backend)));
 }
 
-kj::Own<wire::Plugin::Server> make_plugin_server(kj_context& ctx,
-                                                 plugin_actor actor) {
-  return kj::heap<plugin_server>(ctx, std::move(actor));
+kj::Own<wire::Plugin::Server>
+make_plugin_server(kj_context& ctx, plugin_actor actor, uint64_t link) {
+  return kj::heap<plugin_server>(ctx, std::move(actor), link);
 }
 
 void connect_to_node(kj_context& ctx, uint64_t id, int fd,
@@ -520,8 +544,9 @@ int run_plugin(int, char** argv, plugin def) {
     kj.post([&done, actor, name, link_id, large](kj_context& ctx) {
       ctx.set_large_data(large);
       serve_remote_functions(ctx);
-      connect_to_node(ctx, link_id, plugin_fd, make_plugin_server(ctx, actor),
-                      name, protocol_version, [&done](int c) { done.set(c); });
+      connect_to_node(ctx, link_id, plugin_fd,
+                      make_plugin_server(ctx, actor, link_id), name,
+                      protocol_version, [&done](int c) { done.set(c); });
     });
     code = done.wait();
     // The node is gone or said goodbye: run exit() in the actor and finish.

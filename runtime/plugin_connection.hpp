@@ -21,8 +21,10 @@ namespace joy {
 
 /// The `Plugin` capability of a plugin actor: each call becomes a request to
 /// `actor` (through the companion); dropping a call drops the request.
-kj::Own<wire::Plugin::Server> make_plugin_server(kj_context& ctx,
-                                                 plugin_actor actor);
+/// `link` is the node link (from connect_to_node) that carries progress of
+/// the node's calls; 0: progress goes only to calls' own monitors.
+kj::Own<wire::Plugin::Server>
+make_plugin_server(kj_context& ctx, plugin_actor actor, uint64_t link = 0);
 
 /// Connects to the node over the unix socket `fd` (taken over), says
 /// `hello(version, plugin, name)` and keeps the link as resource `id`.

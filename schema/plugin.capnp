@@ -33,12 +33,16 @@ struct PluginIdentity {
 
 interface Plugin {
   call @0 (service :Text, method :Text, args :List(V.Value), kwargs :List(V.Entry),
-           timeoutMs :UInt64, monitor :CallMonitor) -> (result :V.Result);
+           timeoutMs :UInt64, monitor :CallMonitor, callId :UInt64)
+       -> (result :V.Result);
   # `timeoutMs` is the caller's remaining budget (0 = none): the deadline
   # travels with the call so the callee can give up when the caller has.
   # A caller that gives up cancels the call (Cap'n Proto's Finish); the
-  # callee sees it as its cancellation signal. `monitor` (optional) hears
-  # the callee's progress; each report renews the caller's budget.
+  # callee sees it as its cancellation signal. The callee's progress goes to
+  # `monitor` if there is one, else, for a node's call (`callId` not 0), to
+  # `Api.callProgress`; each report renews the caller's budget. The node
+  # uses the id: a capability per call costs an export, an import and a
+  # Release message on every call.
   setup @1 () -> (result :V.Result);
   run @2 (ctx :V.Value) -> (result :V.Result);
   exit @3 () -> ();
@@ -59,6 +63,8 @@ interface Api {
   request @1 (op :ApiOp, args :List(V.Value), kwargs :List(V.Entry)) -> (result :V.Result);
   # One ImJoy api call; `args` are the call's positional arguments in the
   # order docs/plugins.md gives for each op.
+  callProgress @2 (callId :UInt64, fraction :Float64, message :Text) -> ();
+  # Progress of the node's call `callId` to this plugin (see Plugin.call).
 }
 
 enum ApiOp {

@@ -41,34 +41,6 @@ kj::Promise<void> wait_until(kj::Timer& timer,
   });
 }
 
-/// Hears a call's progress: renews the deadline, tells the caller.
-class call_monitor final : public wire::CallMonitor::Server {
-public:
-  call_monitor(kj::Timer& timer, std::shared_ptr<kj::TimePoint> deadline,
-               kj::Duration window, std::shared_ptr<call_control> upstream)
-    : timer_(timer),
-      deadline_(std::move(deadline)),
-      window_(window),
-      upstream_(std::move(upstream)) {
-    // nop
-  }
-
-  kj::Promise<void> progress(ProgressContext context) override {
-    *deadline_ = timer_.now() + window_;
-    if (upstream_) {
-      auto params = context.getParams();
-      upstream_->progress(params.getFraction(), params.getMessage());
-    }
-    return kj::READY_NOW;
-  }
-
-private:
-  kj::Timer& timer_;
-  std::shared_ptr<kj::TimePoint> deadline_;
-  kj::Duration window_;
-  std::shared_ptr<call_control> upstream_;
-};
-
 /// A person may take a while to answer a prompt; every other api call is
 /// quick. The plugin's own deadline is usually shorter.
 constexpr auto api_time = 60 * kj::MINUTES;
@@ -77,9 +49,27 @@ constexpr auto api_time = 60 * kj::MINUTES;
 /// every request knows its caller.
 class api_server final : public wire::Api::Server {
 public:
-  api_server(kj_context& ctx, std::string name, api_handler api)
-    : ctx_(ctx), name_(std::move(name)), api_(std::move(api)) {
+  api_server(kj_context& ctx, std::string name, api_handler api,
+             std::shared_ptr<plugin_link::progress_table> progress)
+    : ctx_(ctx),
+      name_(std::move(name)),
+      api_(std::move(api)),
+      progress_(std::move(progress)) {
     // nop
+  }
+
+  /// Progress of a call to this plugin: renews its deadline, tells its
+  /// caller. Reports for calls that already ended are dropped.
+  kj::Promise<void> callProgress(CallProgressContext context) override {
+    auto params = context.getParams();
+    auto i = progress_->find(params.getCallId());
+    if (i == progress_->end())
+      return kj::READY_NOW;
+    auto& call = i->second;
+    *call.deadline = ctx_.timer().now() + call.window;
+    if (call.upstream)
+      call.upstream->progress(params.getFraction(), params.getMessage());
+    return kj::READY_NOW;
   }
 
   kj::Promise<void> log(LogContext context) override {
@@ -146,6 +136,7 @@ private:
   kj_context& ctx_;
   std::string name_;
   api_handler api_;
+  std::shared_ptr<plugin_link::progress_table> progress_;
 };
 
 } // namespace
@@ -227,7 +218,7 @@ kj::Promise<void> plugin_link::hello(
   auto plugin = params.getPlugin();
   plugin_ = plugin;
   auto ok = result.initOk();
-  ok.setApi(kj::heap<api_server>(ctx_, name_, api_));
+  ok.setApi(kj::heap<api_server>(ctx_, name_, api_, progress_));
   auto identity = ok.initIdentity();
   identity.setPlugin(name_);
   identity.setNode(node_id_);
@@ -311,8 +302,9 @@ void plugin_link::call(call_request req, reply_handle rh,
   request.setTimeoutMs(static_cast<uint64_t>(timeout / kj::MILLISECONDS));
   // The deadline moves each time the plugin reports progress.
   auto deadline = std::make_shared<kj::TimePoint>(ctx_.timer().now() + timeout);
-  request.setMonitor(
-    kj::heap<call_monitor>(ctx_.timer(), deadline, timeout, req.control));
+  auto call_id = ++last_call_id_;
+  request.setCallId(call_id);
+  progress_->emplace(call_id, call_progress{deadline, timeout, req.control});
   auto name = name_;
   auto method = req.method;
   auto sent = request.send().then(
@@ -350,20 +342,24 @@ void plugin_link::call(call_request req, reply_handle rh,
       }));
   }
   ++*in_flight_counter_;
-  ctx_.tasks().add(
-    race
-      .then([rh = std::move(rh), stats = stats_,
-             started = std::chrono::steady_clock::now()](
-              caf::expected<value> res) mutable {
-        if (stats)
-          stats->record(std::chrono::steady_clock::now() - started,
-                        static_cast<bool>(res));
-        if (res)
-          rh.deliver_value(std::move(*res));
-        else
-          rh.deliver(std::move(res.error()));
-      })
-      .attach(kj::defer([counter = in_flight_counter_] { --*counter; })));
+  ctx_.tasks().add(race
+                     .then([rh = std::move(rh), stats = stats_,
+                            started = std::chrono::steady_clock::now()](
+                             caf::expected<value> res) mutable {
+                       if (stats)
+                         stats->record(std::chrono::steady_clock::now()
+                                         - started,
+                                       static_cast<bool>(res));
+                       if (res)
+                         rh.deliver_value(std::move(*res));
+                       else
+                         rh.deliver(std::move(res.error()));
+                     })
+                     .attach(kj::defer([counter = in_flight_counter_,
+                                        progress = progress_, call_id] {
+                       --*counter;
+                       progress->erase(call_id);
+                     })));
 }
 
 void plugin_link::fail(std::string reason) {

@@ -65,6 +65,16 @@ public:
   hello(capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults>
           context);
 
+  /// A call in flight that may report progress (Api.callProgress): each
+  /// report moves its deadline and tells its caller.
+  struct call_progress {
+    std::shared_ptr<kj::TimePoint> deadline;
+    kj::Duration window;
+    std::shared_ptr<call_control> upstream;
+  };
+
+  using progress_table = std::unordered_map<uint64_t, call_progress>;
+
   /// What the link and its calls in flight share.
   struct shared_state {
     plugin_host_actor host;
@@ -100,6 +110,10 @@ private:
   /// Calls sent and not yet answered (shared with their continuations).
   std::shared_ptr<std::size_t> in_flight_counter_
     = std::make_shared<std::size_t>(0);
+  /// Calls in flight by id, for their progress reports.
+  std::shared_ptr<progress_table> progress_
+    = std::make_shared<progress_table>();
+  uint64_t last_call_id_ = 0;
   bool said_hello_ = false;
   bool ready_ = false;
   bool stopping_ = false;
