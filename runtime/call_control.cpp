@@ -8,19 +8,9 @@
 
 namespace joy {
 
-call_control::call_control(kj_thread* kj, uint64_t monitor)
-  : kj_(kj), monitor_(monitor) {
-  // nop
-}
-
 call_control::call_control(kj_thread* kj, reporter report)
-  : kj_(kj), monitor_(0), report_(std::move(report)) {
+  : kj_(kj), report_(std::move(report)) {
   // nop
-}
-
-call_control::~call_control() {
-  if (kj_ != nullptr && monitor_ != 0)
-    kj_->post([id = monitor_](kj_context& ctx) { ctx.release(id); });
 }
 
 void call_control::cancel() {
@@ -42,27 +32,27 @@ void call_control::on_cancel(std::function<void()> fn) {
 }
 
 void call_control::progress(double fraction, std::string message) const {
-  if (kj_ == nullptr)
+  if (kj_ == nullptr || !report_)
     return;
-  if (report_) {
-    kj_->post([report = report_, fraction,
-               message = std::move(message)](kj_context& ctx) mutable {
-      report(ctx, fraction, std::move(message));
-    });
-    return;
-  }
-  if (monitor_ == 0)
-    return;
-  kj_->post(
-    [id = monitor_, fraction, message = std::move(message)](kj_context& ctx) {
-      auto* cap = ctx.capability(id);
-      if (cap == nullptr)
-        return;
-      auto req = cap->castAs<wire::CallMonitor>().progressRequest();
-      req.setFraction(fraction);
-      req.setMessage(message);
-      ctx.tasks().add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
-    });
+  kj_->post([report = report_, fraction,
+             message = std::move(message)](kj_context& ctx) mutable {
+    report(ctx, fraction, std::move(message));
+  });
+}
+
+call_control::reporter report_to_monitor(kj_context& ctx,
+                                         capnp::Capability::Client monitor) {
+  auto kept = std::make_shared<kept_capability>(ctx.thread(),
+                                                ctx.keep(kj::mv(monitor)));
+  return [kept](kj_context& ctx, double fraction, std::string message) {
+    auto* cap = ctx.capability(kept->id());
+    if (cap == nullptr)
+      return;
+    auto req = cap->castAs<wire::CallMonitor>().progressRequest();
+    req.setFraction(fraction);
+    req.setMessage(message);
+    ctx.tasks().add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+  };
 }
 
 } // namespace joy

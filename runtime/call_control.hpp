@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include <capnp/capability.h>
 #include <kj/async.h>
 
 namespace joy {
@@ -30,18 +31,14 @@ class kj_context;
 
 class call_control {
 public:
-  /// `monitor` is a capability kept on `kj` (0: nobody listens); it is
-  /// released when the control goes.
-  call_control(kj_thread* kj, uint64_t monitor);
-
-  /// Progress goes to `report`, run on `kj`'s thread.
+  /// Where progress goes, run on the kj thread.
   using reporter = std::function<void(kj_context&, double, std::string)>;
+
+  /// Progress goes to `report` (null: nobody listens), run on `kj`'s thread.
   call_control(kj_thread* kj, reporter report);
 
   call_control(const call_control&) = delete;
   call_control& operator=(const call_control&) = delete;
-
-  ~call_control();
 
   /// True once the caller gave up.
   bool cancelled() const noexcept {
@@ -59,17 +56,17 @@ public:
   /// Reports progress to the caller (any thread).
   void progress(double fraction, std::string message) const;
 
-  uint64_t monitor() const noexcept {
-    return monitor_;
-  }
-
 private:
   std::atomic<bool> cancelled_{false};
   kj_thread* kj_;
-  uint64_t monitor_;
   reporter report_;
   std::function<void()> on_cancel_;
 };
+
+/// Reports to a caller's `CallMonitor` capability, kept on `ctx`'s thread
+/// until the last copy of the reporter goes. Call on that thread.
+call_control::reporter report_to_monitor(kj_context& ctx,
+                                         capnp::Capability::Client monitor);
 
 /// `promise`, such that dropping it before it completes (the caller gave
 /// up) cancels `control`.

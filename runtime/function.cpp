@@ -25,16 +25,12 @@ void local_function::invoke(value_list args, value_map kwargs,
 }
 
 remote_function::remote_function(kj_thread& kj, uint64_t capability)
-  : kj_(&kj), capability_(capability) {
+  : cap_(kj, capability) {
   // nop
 }
 
-remote_function::~remote_function() {
-  kj_->post([id = capability_](kj_context& ctx) { ctx.release(id); });
-}
-
 caf::actor remote_function::target() const {
-  return kj_->gateway();
+  return cap_.thread().gateway();
 }
 
 function_ref make_function(caf::actor owner, std::string name,

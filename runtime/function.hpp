@@ -27,13 +27,12 @@
 #include <caf/result.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "runtime/kj_thread.hpp"
 #include "runtime/reply_handle.hpp"
 #include "runtime/type_ids.hpp"
 #include "runtime/value.hpp"
 
 namespace joy {
-
-class kj_thread;
 
 /// What every owner of local functions serves: runs one of them.
 using function_owner = caf::typed_actor<
@@ -66,22 +65,19 @@ class remote_function final : public function_impl {
 public:
   remote_function(kj_thread& kj, uint64_t capability);
 
-  /// Releases the capability, on the kj thread.
-  ~remote_function() override;
-
   caf::actor target() const override;
 
   kj_thread& thread() const noexcept {
-    return *kj_;
+    return cap_.thread();
   }
 
   uint64_t capability() const noexcept {
-    return capability_;
+    return cap_.id();
   }
 
 private:
-  kj_thread* kj_;
-  uint64_t capability_;
+  /// Released, on the kj thread, when the last copy of the value goes.
+  kept_capability cap_;
 };
 
 /// Makes a function value whose body runs in `owner`.

@@ -351,4 +351,8 @@ void kj_thread::stop() {
   thread_.join();
 }
 
+kept_capability::~kept_capability() {
+  kj_->post([id = id_](kj_context& ctx) { ctx.release(id); });
+}
+
 } // namespace joy

@@ -335,4 +335,31 @@ private:
   kj::Own<kj::PromiseFulfiller<void>> stop_fulfiller_;
 };
 
+/// Holds a capability kept on a kj thread (`kj_context::keep`) for as long
+/// as it lives, from any thread: the release is posted to that thread. What
+/// remote function values and bytes left in another process hold.
+class kept_capability {
+public:
+  kept_capability(kj_thread& kj, uint64_t id) : kj_(&kj), id_(id) {
+    // nop
+  }
+
+  kept_capability(const kept_capability&) = delete;
+  kept_capability& operator=(const kept_capability&) = delete;
+
+  ~kept_capability();
+
+  kj_thread& thread() const noexcept {
+    return *kj_;
+  }
+
+  uint64_t id() const noexcept {
+    return id_;
+  }
+
+private:
+  kj_thread* kj_;
+  uint64_t id_;
+};
+
 } // namespace joy

@@ -237,19 +237,6 @@ sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
 /// so this only bounds a request that nobody answers.
 constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
 
-/// Writes a CAF response message (a value or an error) into a Result.
-void write_response(const caf::message& msg, wire::Result::Builder out,
-                    wire_hooks* hooks) {
-  if (msg.match_elements<value>()) {
-    write_result(msg.get_as<value>(0), out, hooks);
-  } else if (msg.match_elements<caf::error>()) {
-    write_error(msg.get_as<caf::error>(0), out.initErr());
-  } else {
-    write_error(errc::internal, "unexpected response from the plugin actor", {},
-                out.initErr());
-  }
-}
-
 /// The connection to the node, kept on the kj thread.
 class node_link final : public kj_resource {
 public:
@@ -275,26 +262,24 @@ public:
     call_request req;
     req.service = params.getService();
     req.method = params.getMethod();
-    auto args = read_list(params.getArgs(), &codec);
-    auto kwargs = read_map(params.getKwargs(), &codec);
-    if (!args || !kwargs) {
-      write_error(!args ? args.error() : kwargs.error(),
-                  context.getResults().initResult().initErr());
+    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    if (!in) {
+      write_error(in.error(), context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
-    req.args = std::move(*args);
-    req.kwargs = std::move(*kwargs);
+    req.args = std::move(in->args);
+    req.kwargs = std::move(in->kwargs);
     req.timeout = std::chrono::milliseconds{params.getTimeoutMs()};
     // The node cancels by dropping the call; the function sees it through
     // its context, and reports progress to the node's monitor.
     auto call_id = params.getCallId();
-    if (params.hasMonitor() || call_id == 0 || link_ == 0)
-      req.control = std::make_shared<call_control>(
-        &ctx_.thread(),
-        params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0);
-    else
-      req.control = std::make_shared<call_control>(
-        &ctx_.thread(), progress_to_node(link_, call_id));
+    call_control::reporter report;
+    if (params.hasMonitor())
+      report = report_to_monitor(ctx_, params.getMonitor());
+    else if (call_id != 0 && link_ != 0)
+      report = progress_to_node(link_, call_id);
+    req.control
+      = std::make_shared<call_control>(&ctx_.thread(), std::move(report));
     // Streamed arguments arrive before the function runs.
     return codec.settle().then([this, context, req = std::move(req)](
                                  caf::error err) mutable -> kj::Promise<void> {
@@ -368,7 +353,8 @@ private:
   kj::Promise<void> answer(kj::Promise<caf::message> reply, Context context) {
     return reply.then([this, context](caf::message msg) mutable {
       value_codec codec{ctx_};
-      write_response(msg, context.getResults().initResult(), &codec);
+      write_response(msg, context.getResults().initResult(), &codec,
+                     "the plugin actor");
     });
   }
 

@@ -224,18 +224,19 @@ caf::expected<writable_buffer> shm_pool::allocate(std::size_t size) {
       ++stats_.blocks_reused;
     }
   }
-  if (!block) {
+  bool made_here = !block;
+  if (made_here) {
+    // Outside the lock: making and pre-faulting a block takes a while.
     auto rounded
       = (size + opts_.granularity - 1) / opts_.granularity * opts_.granularity;
     auto made = shm_block::create(rounded);
     if (!made)
       return std::move(made.error());
     block = std::move(*made);
-    std::lock_guard<std::mutex> guard{mtx_};
-    ++stats_.blocks_made;
   }
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    stats_.blocks_made += made_here ? 1 : 0;
     ++stats_.blocks_in_use;
   }
   writable_buffer result;

@@ -31,76 +31,31 @@ public:
     context.allowCancellation();
     value_codec codec{ctx_};
     auto params = context.getParams();
-    auto args = read_list(params.getArgs(), &codec);
-    auto kwargs = read_map(params.getKwargs(), &codec);
-    if (!args || !kwargs) {
-      write_error(!args ? args.error() : kwargs.error(),
-                  context.getResults().initResult().initErr());
-      return kj::READY_NOW;
-    }
-    return codec.settle().then(
-      [this, context, args = std::move(*args), kwargs = std::move(*kwargs)](
-        caf::error err) mutable -> kj::Promise<void> {
-        if (err) {
-          write_error(err, context.getResults().initResult().initErr());
+    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    return codec.finish(std::move(in))
+      .then([this, context](
+              caf::expected<arguments> in) mutable -> kj::Promise<void> {
+        if (!in) {
+          write_error(in.error(), context.getResults().initResult().initErr());
           return kj::READY_NOW;
         }
-        return invoke(kj::mv(context), std::move(args), std::move(kwargs));
+        return ctx_
+          .request(f_.impl->target(), unbounded, invoke_atom_v, f_,
+                   std::move(in->args), std::move(in->kwargs))
+          .then([this, context](caf::message msg) mutable {
+            value_codec codec{ctx_};
+            write_response(msg, context.getResults().initResult(), &codec,
+                           "a function");
+          });
       });
   }
 
 private:
-  kj::Promise<void> invoke(CallContext context, value_list args,
-                           value_map kwargs) {
-    return ctx_
-      .request(f_.impl->target(), unbounded, invoke_atom_v, f_, std::move(args),
-               std::move(kwargs))
-      .then([this, context](caf::message msg) mutable {
-        value_codec codec{ctx_};
-        auto out = context.getResults().initResult();
-        if (msg.match_elements<value>())
-          write_result(msg.get_as<value>(0), out, &codec);
-        else if (msg.match_elements<caf::error>())
-          write_error(msg.get_as<caf::error>(0), out.initErr());
-        else
-          write_error(errc::internal, "unexpected answer from a function", {},
-                      out.initErr());
-      });
-  }
-
   kj_context& ctx_;
   function_ref f_;
 };
 
 // -- large data ---------------------------------------------------------------
-
-/// Releases a kept capability on its kj thread when the last holder of
-/// the bytes lets go.
-class kept_capability {
-public:
-  kept_capability(kj_thread& kj, uint64_t id) : kj_(&kj), id_(id) {
-    // nop
-  }
-
-  kept_capability(const kept_capability&) = delete;
-  kept_capability& operator=(const kept_capability&) = delete;
-
-  ~kept_capability() {
-    kj_->post([id = id_](kj_context& ctx) { ctx.release(id); });
-  }
-
-  kj_thread& thread() const noexcept {
-    return *kj_;
-  }
-
-  uint64_t id() const noexcept {
-    return id_;
-  }
-
-private:
-  kj_thread* kj_;
-  uint64_t id_;
-};
 
 /// Bytes a node passes on without reading: their capability, kept.
 class relayed_bytes final : public buffer_origin {

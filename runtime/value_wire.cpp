@@ -411,6 +411,29 @@ void write_result(const caf::expected<value>& x, wire::Result::Builder out,
     write_error(err, out.initErr());
 }
 
+void write_response(const caf::message& msg, wire::Result::Builder out,
+                    wire_hooks* hooks, std::string_view what) {
+  if (msg.match_elements<value>())
+    write_result(msg.get_as<value>(0), out, hooks);
+  else if (msg.match_elements<caf::error>())
+    write_error(msg.get_as<caf::error>(0), out.initErr());
+  else
+    write_error(errc::internal, "unexpected answer from " + std::string{what},
+                {}, out.initErr());
+}
+
+caf::expected<arguments> read_arguments(capnp::List<wire::Value>::Reader args,
+                                        capnp::List<wire::Entry>::Reader kwargs,
+                                        wire_hooks* hooks) {
+  auto xs = read_list(args, hooks);
+  if (!xs)
+    return std::move(xs.error());
+  auto kw = read_map(kwargs, hooks);
+  if (!kw)
+    return std::move(kw.error());
+  return arguments{std::move(*xs), std::move(*kw)};
+}
+
 caf::expected<value> read_result(wire::Result::Reader in, wire_hooks* hooks) {
   return guarded([&]() -> caf::expected<value> {
     switch (in.which()) {

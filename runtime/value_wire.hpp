@@ -12,6 +12,7 @@
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/message.hpp>
 
 #include "runtime/value.hpp"
 #include "schema/value.capnp.h"
@@ -75,6 +76,22 @@ caf::error read_error(wire::Error::Reader in);
 /// Writes `ok` or `err` into a Result.
 void write_result(const caf::expected<value>& x, wire::Result::Builder out,
                   wire_hooks* hooks = nullptr);
+
+/// Writes an actor's answer (a message holding a value or a caf::error)
+/// into a Result; anything else is an `internal` error naming `what`.
+void write_response(const caf::message& msg, wire::Result::Builder out,
+                    wire_hooks* hooks, std::string_view what);
+
+/// A call's positional and keyword arguments.
+struct arguments {
+  value_list args;
+  value_map kwargs;
+};
+
+/// Reads and validates both; the first failure is the error.
+caf::expected<arguments> read_arguments(capnp::List<wire::Value>::Reader args,
+                                        capnp::List<wire::Entry>::Reader kwargs,
+                                        wire_hooks* hooks = nullptr);
 
 /// Reads a Result: the value, or its error.
 caf::expected<value> read_result(wire::Result::Reader in,

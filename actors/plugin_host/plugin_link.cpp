@@ -97,9 +97,6 @@ public:
     auto params = context.getParams();
     auto raw_op = static_cast<uint16_t>(params.getOp());
     auto op = api_op_from_wire(raw_op);
-    value_codec codec{ctx_};
-    auto args = read_list(params.getArgs(), &codec);
-    auto kwargs = read_map(params.getKwargs(), &codec);
     auto out = context.getResults().initResult();
     if (!op) {
       write_error(errc::unimplemented,
@@ -107,8 +104,10 @@ public:
                   {}, out.initErr());
       return kj::READY_NOW;
     }
-    if (!args || !kwargs) {
-      write_error(!args ? args.error() : kwargs.error(), out.initErr());
+    value_codec codec{ctx_};
+    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    if (!in) {
+      write_error(in.error(), out.initErr());
       return kj::READY_NOW;
     }
     if (!api_) {
@@ -117,18 +116,12 @@ public:
       return kj::READY_NOW;
     }
     return ctx_
-      .request(api_, api_time, api_atom_v, name_, raw_op, std::move(*args),
-               std::move(*kwargs))
+      .request(api_, api_time, api_atom_v, name_, raw_op, std::move(in->args),
+               std::move(in->kwargs))
       .then([this, context](caf::message msg) mutable {
         value_codec codec{ctx_};
-        auto out = context.getResults().initResult();
-        if (msg.match_elements<value>())
-          write_result(msg.get_as<value>(0), out, &codec);
-        else if (msg.match_elements<caf::error>())
-          write_error(msg.get_as<caf::error>(0), out.initErr());
-        else
-          write_error(errc::internal, "unexpected api answer", {},
-                      out.initErr());
+        write_response(msg, context.getResults().initResult(), &codec,
+                       "the node's api");
       });
   }
 

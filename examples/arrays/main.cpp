@@ -67,6 +67,17 @@ bool check(const joy::ndarray& a, uint64_t seed) {
          && matches(a.data.data(), a.data.size(), seed);
 }
 
+/// Makes an array here and hands it, with its seed, to `to`'s `method`.
+joy::future<joy::value> make_and_send(joy::context& ctx, const std::string& to,
+                                      const std::string& method, uint64_t n,
+                                      uint64_t seed) {
+  auto a = make(ctx, n, seed);
+  if (!a)
+    return a.error();
+  return ctx.api().call(to, method,
+                        {joy::value{std::move(*a)}, joy::value{seed}});
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -83,17 +94,12 @@ int main(int argc, char** argv) {
   arrays.exports.add("mirror", [](joy::ndarray a) { return a; }, {"array"});
 
   // Makes an array here and lets another plugin check it.
-  arrays.exports.add("send",
-                     [](joy::context& ctx, std::string to, uint64_t n,
-                        uint64_t seed) -> joy::future<joy::value> {
-                       auto a = make(ctx, n, seed);
-                       if (!a)
-                         return a.error();
-                       return ctx.api().call(
-                         to, "check",
-                         {joy::value{std::move(*a)}, joy::value{seed}});
-                     },
-                     {"to", "bytes", "seed"});
+  arrays.exports.add(
+    "send",
+    [](joy::context& ctx, std::string to, uint64_t n, uint64_t seed) {
+      return make_and_send(ctx, to, "check", n, seed);
+    },
+    {"to", "bytes", "seed"});
 
   // The same from plain heap memory: the SDK moves it for us.
   arrays.exports.add(
@@ -137,17 +143,12 @@ int main(int argc, char** argv) {
                        return ok;
                      },
                      {"array", "seed"});
-  arrays.exports.add("send_to_keep",
-                     [](joy::context& ctx, std::string to, uint64_t n,
-                        uint64_t seed) -> joy::future<joy::value> {
-                       auto a = make(ctx, n, seed);
-                       if (!a)
-                         return a.error();
-                       return ctx.api().call(
-                         to, "keep",
-                         {joy::value{std::move(*a)}, joy::value{seed}});
-                     },
-                     {"to", "bytes", "seed"});
+  arrays.exports.add(
+    "send_to_keep",
+    [](joy::context& ctx, std::string to, uint64_t n, uint64_t seed) {
+      return make_and_send(ctx, to, "keep", n, seed);
+    },
+    {"to", "bytes", "seed"});
   arrays.exports.add("drop", [kept]() {
     auto n = static_cast<int64_t>(kept->size());
     kept->clear();

@@ -141,22 +141,22 @@ public:
     call_request req;
     req.method = params.getMethod();
     value_codec codec{ctx_, false}; // the CLI passes no fds
-    auto args = read_list(params.getArgs(), &codec);
-    auto kwargs = read_map(params.getKwargs(), &codec);
-    if (!args || !kwargs) {
-      write_error(!args ? args.error() : kwargs.error(),
-                  context.getResults().initResult().initErr());
+    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    if (!in) {
+      write_error(in.error(), context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
-    req.args = std::move(*args);
-    req.kwargs = std::move(*kwargs);
+    req.args = std::move(in->args);
+    req.kwargs = std::move(in->kwargs);
     auto ms = params.getTimeoutMs();
     req.timeout = ms > 0 ? caf::timespan{std::chrono::milliseconds{ms}}
                          : cfg_.call_timeout;
     // The client going away cancels the call down to the plugin; the
     // client's monitor hears the plugin's progress.
-    auto monitor = params.hasMonitor() ? ctx_.keep(params.getMonitor()) : 0;
-    req.control = std::make_shared<call_control>(&ctx_.thread(), monitor);
+    req.control = std::make_shared<call_control>(
+      &ctx_.thread(), params.hasMonitor()
+                        ? report_to_monitor(ctx_, params.getMonitor())
+                        : nullptr);
     auto control = req.control;
     std::string plugin = params.getPlugin();
     // The plugin host enforces the deadline (renewed by progress); this one
