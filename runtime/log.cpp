@@ -53,6 +53,11 @@ bool log_enabled(log_level level) noexcept {
 
 void log_line(log_level level, std::string_view component,
               std::string_view text) {
+  log_line_to(STDERR_FILENO, level, component, text);
+}
+
+void log_line_to(int fd, log_level level, std::string_view component,
+                 std::string_view text) {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
   // Milliseconds are enough for logs.
@@ -70,7 +75,7 @@ void log_line(log_level level, std::string_view component,
   const char* p = line.data();
   std::size_t left = line.size();
   while (left > 0) {
-    auto n = ::write(STDERR_FILENO, p, left);
+    auto n = ::write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR)
         continue;

@@ -22,6 +22,11 @@ bool log_enabled(log_level level) noexcept;
 void log_line(log_level level, std::string_view component,
               std::string_view text);
 
+/// The same line to `fd` (e.g. a plugin's log, which its node appends to),
+/// whatever the threshold.
+void log_line_to(int fd, log_level level, std::string_view component,
+                 std::string_view text);
+
 template <class... Ts>
 void log(log_level level, std::string_view component, Ts&&... xs) {
   if (!log_enabled(level))

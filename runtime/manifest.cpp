@@ -295,6 +295,24 @@ caf::expected<uint64_t> memory_size(const json& x) {
   return static_cast<uint64_t>(result);
 }
 
+/// Strict: a sandbox field Joy does not know must not be silently ignored.
+caf::error check_sandbox(const json& x, plugin_sandbox& out) {
+  if (!x.is_object())
+    return field_error("sandbox", "must be an object, got " + describe(x));
+  for (auto i = x.begin(); i != x.end(); ++i) {
+    auto field = "sandbox." + i.key();
+    if (i.key() == "network") {
+      if (!i.value().is_boolean())
+        return field_error(field,
+                           "must be true or false, got " + describe(i.value()));
+      out.network = i.value().get<bool>();
+    } else {
+      return field_error(truncated(field, max_quoted_size), "unknown field");
+    }
+  }
+  return caf::none;
+}
+
 caf::error check_resources(const json& x, plugin_resources& out) {
   if (!x.is_object())
     return field_error("resources", "must be an object, got " + describe(x));
@@ -326,6 +344,19 @@ caf::error check_resources(const json& x, plugin_resources& out) {
                    + std::to_string(std::numeric_limits<uint32_t>::max())
                    + ", got " + describe(val));
       out.gpus = static_cast<uint32_t>(n);
+    } else if (key == "pids") {
+      bool ok = val.is_number_integer() && val.get<int64_t>() >= 1
+                && val.get<int64_t>() <= 1 << 22;
+      if (!ok)
+        return field_error(field, "must be an integer from 1 to 4194304, got "
+                                    + describe(val));
+      out.pids = static_cast<uint32_t>(val.get<int64_t>());
+    } else if (key == "disk") {
+      auto bytes = memory_size(val);
+      if (!bytes)
+        return make_error(code_of(bytes.error()),
+                          field + ": " + message_of(bytes.error()));
+      out.disk_bytes = *bytes;
     } else {
       return field_error(truncated(field, max_quoted_size), "unknown field");
     }
@@ -413,8 +444,9 @@ caf::expected<plugin_manifest> validate_manifest(const json& doc) {
   if (auto x = field("resources"))
     if (auto err = check_resources(*x, result.resources))
       return err;
-  if (auto x = field("sandbox"); x && !x->is_object())
-    return field_error("sandbox", "must be an object, got " + describe(*x));
+  if (auto x = field("sandbox"))
+    if (auto err = check_sandbox(*x, result.sandbox))
+      return err;
   result.document = doc;
   if (!doc.contains("version"))
     result.document["version"] = result.version;

@@ -30,6 +30,16 @@ struct plugin_resources {
   double cpus = 0;
   uint64_t memory_bytes = 0;
   uint32_t gpus = 0;
+  /// Processes and threads at once (the cgroup's pids.max).
+  uint32_t pids = 0;
+  /// Disk: the size of the private /tmp.
+  uint64_t disk_bytes = 0;
+};
+
+/// What a plugin asks its sandbox to allow beyond the defaults (DESIGN §7).
+struct plugin_sandbox {
+  /// AF_INET/AF_INET6 sockets and the host's network.
+  bool network = false;
 };
 
 struct plugin_manifest {
@@ -44,6 +54,7 @@ struct plugin_manifest {
   /// Executable relative to the plugin folder (required for `native`).
   std::string entry;
   plugin_resources resources;
+  plugin_sandbox sandbox;
   /// The validated document with defaults filled in, keys in their original
   /// order; extra ImJoy fields are kept verbatim.
   json document;

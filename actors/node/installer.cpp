@@ -191,8 +191,10 @@ caf::expected<std::string> digest_files(const fs::path& dir,
                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (dst.fd < 0)
         return io_error("cannot create " + display(dst_path), errno);
-      // rwx bits only: setuid/setgid/sticky have no business in a plugin.
-      if (::fchmod(dst.fd, st.st_mode & 0777) != 0)
+      // Installed code is read-only, and readable by the uid plugins run as
+      // in their sandbox; executables stay executable. No setuid, setgid or
+      // sticky bits.
+      if (::fchmod(dst.fd, (st.st_mode & 0111) != 0 ? 0755 : 0644) != 0)
         return io_error("cannot set permissions of " + display(dst_path),
                         errno);
     }

@@ -208,9 +208,14 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   spec.executable = (fs::path{rec.path} / manifest->entry).string();
   spec.work_dir = rec.path;
   spec.log_file = (fs::path{cfg.logs_dir} / (rec.name + ".log")).string();
+  auto work = cfg.work_dir.empty()
+                ? rec.path
+                : (fs::path{cfg.work_dir} / rec.name).string();
+  spec.sandbox = make_sandbox_policy(cfg.sandbox, *manifest, rec.path, work,
+                                     ::geteuid() == 0);
   // Deny by default: the plugin sees none of the daemon's environment.
   spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
-              {"HOME", rec.path},
+              {"HOME", work},
               {"LANG", "C.UTF-8"},
               {std::string{plugin_name_env}, rec.name},
               {std::string{large_data_env}, cfg.large_data}};
@@ -239,6 +244,7 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
   hc.start_timeout = st.cfg.start_timeout;
   hc.stop_grace = st.cfg.stop_grace;
   hc.call_timeout = st.cfg.call_timeout;
+  hc.restart = st.cfg.restart;
   hc.api = caf::actor_cast<api_handler>(self);
   if (auto old = st.plugins.find(rec.name); old != st.plugins.end())
     h.stats = old->second.stats; // counters outlive a new version
@@ -679,7 +685,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.memory_bytes = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
                            * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
           s.gpus = 0;
-          s.sandbox = "none";
+          s.sandbox = st.cfg.sandbox_description;
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;
           for (auto& [name, h] : st.plugins)

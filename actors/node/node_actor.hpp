@@ -22,6 +22,7 @@
 #include "actors/plugin_host/plugin_host_actor.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "actors/registry/registry_actor.hpp"
+#include "actors/sandbox/sandbox_policy.hpp"
 #include "runtime/function.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/plugin_actor.hpp"
@@ -79,6 +80,11 @@ struct node_config {
   std::string logs_dir;
   /// Scratch space for plugins being downloaded: `<home>/downloads`.
   std::string downloads_dir;
+  /// Plugins' writable folders (their HOME): `<home>/work/<name>`.
+  std::string work_dir;
+  /// How plugins are isolated, and that in words for `joy status`.
+  sandbox_settings sandbox;
+  std::string sandbox_description = "NONE: plugins run unsandboxed";
   /// Manifest references `user/repo:Name` are read under it.
   std::string manifest_base = "https://raw.githubusercontent.com";
   /// How plugins send large data to each other: "shm" or "stream"
@@ -89,6 +95,7 @@ struct node_config {
   caf::timespan start_timeout = std::chrono::seconds{10};
   caf::timespan stop_grace = std::chrono::seconds{5};
   caf::timespan call_timeout = std::chrono::seconds{120};
+  restart_policy restart;
   /// Logs (plugins', joyd's) larger than this are rotated, keeping
   /// `log_keep` old copies; checked every `log_check`.
   uint64_t log_max_bytes = uint64_t{10} << 20;

@@ -3,6 +3,11 @@
 
 #include "actors/plugin_host/plugin_host_actor.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -37,6 +42,14 @@ struct plugin_host_state {
   std::vector<queued_call> queued;
   std::vector<reply_handle> start_waiters;
   std::vector<reply_handle> stop_waiters;
+  std::unique_ptr<restart_budget> budget;
+  /// The backoff timer that may restart the plugin (others are stale).
+  uint64_t backoff_token = 0;
+  /// The budget gave up: only an explicit start runs it again.
+  bool gave_up = false;
+  /// The connection broke; the exit status, and with it the restart
+  /// decision, is on its way. Calls wait for it.
+  bool awaiting_exit = false;
 };
 
 using self_ptr = plugin_host_actor::stateful_pointer<plugin_host_state>;
@@ -141,6 +154,89 @@ void begin_start(self_ptr self) {
       });
 }
 
+/// The last `n` lines of the plugin's log, for the reason it failed.
+std::string log_tail(const std::string& path, std::size_t n) {
+  if (path.empty())
+    return {};
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return {};
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::streamoff>(in.tellg());
+  auto from = std::max<std::streamoff>(0, size - 4096);
+  in.seekg(from);
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    if (end > start)
+      lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  if (from > 0 && !lines.empty())
+    lines.erase(lines.begin()); // a partial line
+  std::string out;
+  for (auto i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+    out += "\n  " + lines[i];
+  return out;
+}
+
+std::string seconds(caf::timespan t) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g s",
+                std::chrono::duration<double>(t).count());
+  return buf;
+}
+
+void fail_queued(self_ptr self, const std::string& msg) {
+  auto& st = self->state;
+  for (auto& q : st.queued)
+    q.reply.deliver(make_error(errc::unavailable, msg));
+  st.queued.clear();
+}
+
+/// A running plugin died: restart it now, later, or give up.
+void on_crash(self_ptr self, const std::string& reason) {
+  auto& st = self->state;
+  st.awaiting_exit = false;
+  auto decision = st.budget->on_crash(restart_budget::clock::now());
+  auto crashes = std::to_string(st.budget->crashes());
+  switch (decision.what) {
+    case restart_budget::verdict::restart_now:
+      log(log_level::warning, "plugin " + st.status.name, reason,
+          "; restarting (crash ", crashes, ")");
+      st.status.last_error = reason + " (crash " + crashes + ", restarted)";
+      begin_start(self);
+      return;
+    case restart_budget::verdict::restart_later: {
+      st.status.state = plugin_state::backoff;
+      st.status.last_error = reason + " (crash " + crashes + ", restarting in "
+                             + seconds(decision.delay) + ")";
+      log(log_level::warning, "plugin " + st.status.name, st.status.last_error);
+      fail_queued(self, "plugin '" + st.status.name
+                          + "' crashed: " + st.status.last_error);
+      self->delayed_send(self, decision.delay, tick_atom_v, ++st.backoff_token);
+      notify(self);
+      return;
+    }
+    case restart_budget::verdict::give_up:
+      st.status.state = plugin_state::failed;
+      st.gave_up = true;
+      st.status.last_error
+        = "gave up after " + crashes + " crashes: " + reason
+          + "; last log lines:" + log_tail(st.cfg.launch.log_file, 5);
+      log(log_level::error, "plugin " + st.status.name, st.status.last_error);
+      fail_queued(self, "plugin '" + st.status.name + "' failed ("
+                          + st.status.last_error + ")");
+      notify(self);
+      return;
+  }
+}
+
 void begin_stop(self_ptr self) {
   auto& st = self->state;
   if (st.link == 0) {
@@ -185,6 +281,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
     st.cfg = cfg;
     st.observer = observer;
     st.status.name = cfg.launch.name;
+    st.budget = std::make_unique<restart_budget>(cfg.restart);
     // Whatever ends this actor, its process goes too.
     self->attach_functor([self](const caf::error&) { drop_link(self); });
     return {
@@ -198,9 +295,19 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
           case plugin_state::stopping:
             return make_error(errc::unavailable,
                               "plugin '" + st.status.name + "' is stopping");
+          case plugin_state::backoff:
+            return make_error(errc::unavailable,
+                              "plugin '" + st.status.name
+                                + "' crashed: " + st.status.last_error);
+          case plugin_state::failed:
+            if (st.gave_up)
+              return make_error(errc::unavailable,
+                                "plugin '" + st.status.name + "' failed ("
+                                  + st.status.last_error
+                                  + "); start it again to retry");
+            [[fallthrough]];
           case plugin_state::starting:
           case plugin_state::stopped:
-          case plugin_state::failed:
             if (st.queued.size() >= st.cfg.max_queued_calls)
               return make_error(
                 errc::overloaded,
@@ -208,7 +315,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
                   + "' is starting and has too many calls waiting");
             st.queued.push_back(
               queued_call{std::move(req), reply_handle{self}});
-            if (st.status.state != plugin_state::starting)
+            if (st.status.state != plugin_state::starting && !st.awaiting_exit)
               begin_start(self);
             break;
         }
@@ -259,8 +366,14 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
           case plugin_state::starting:
             st.start_waiters.emplace_back(self);
             break;
+          case plugin_state::backoff:
           case plugin_state::stopped:
           case plugin_state::failed:
+            // An explicit start forgives every crash.
+            st.budget->reset();
+            st.gave_up = false;
+            st.awaiting_exit = false;
+            ++st.backoff_token;
             st.start_waiters.emplace_back(self);
             begin_start(self);
             break;
@@ -270,6 +383,11 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
       [self](stop_atom) -> caf::result<plugin_status> {
         auto& st = self->state;
         switch (st.status.state) {
+          case plugin_state::backoff:
+            ++st.backoff_token;
+            st.status.state = plugin_state::stopped;
+            notify(self);
+            return st.status;
           case plugin_state::stopped:
           case plugin_state::failed:
             return st.status;
@@ -294,7 +412,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         st.status.state = plugin_state::running;
         st.status.pid = pid;
         st.status.methods = std::move(methods);
-        st.status.last_error.clear();
+        // last_error stays: after a restart it tells why there was one.
         log(log_level::info, "plugin " + st.status.name, "running as pid ",
             pid);
         auto queued = std::move(st.queued);
@@ -315,8 +433,15 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         st.status.state = plugin_state::failed;
         st.status.pid = 0;
         st.status.last_error = reason;
+        st.awaiting_exit = true;
         log(log_level::info, "plugin " + st.status.name, reason);
         notify(self);
+      },
+      [self](tick_atom, uint64_t token) {
+        auto& st = self->state;
+        if (token == st.backoff_token
+            && st.status.state == plugin_state::backoff)
+          begin_start(self);
       },
       [self](exited_atom, uint64_t id, std::string& reason) {
         auto& st = self->state;
@@ -335,8 +460,7 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
           case plugin_state::failed:
             // Running, or failed by a broken connection: now we know why.
             st.status.state = plugin_state::failed;
-            st.status.last_error = "exited unexpectedly: " + reason;
-            notify(self);
+            on_crash(self, "exited unexpectedly: " + reason);
             return;
           case plugin_state::stopping:
           default:

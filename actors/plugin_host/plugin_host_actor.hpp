@@ -7,9 +7,12 @@
 /// thread) and implements the plugin's own interface, so callers talk to it
 /// exactly as to an in-process plugin actor.
 ///
-/// A call to a stopped or failed plugin starts it and waits; calls that
-/// arrive while it starts wait too (bounded). A call in flight when the
-/// process dies fails at once with `errc::disconnected`.
+/// A call to a stopped plugin, or one whose start failed, starts it and
+/// waits; calls that arrive while it starts wait too (bounded). A call in
+/// flight when the process dies fails at once with `errc::disconnected`. A
+/// crash restarts the plugin under its budget (restart_budget.hpp); calls
+/// during a backoff, or after the budget gave up, fail fast with
+/// `errc::unavailable` naming the reason. `start` resets the budget.
 #pragma once
 
 #include <string>
@@ -22,6 +25,7 @@
 #include "actors/plugin_host/plugin_stats.hpp"
 #include "actors/plugin_host/plugin_status.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
+#include "actors/plugin_host/restart_budget.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/plugin_actor.hpp"
@@ -59,7 +63,10 @@ using plugin_host_actor = plugin_actor::extend<
   /// before any caller hears of it, so the next call starts a new process.
   caf::reacts_to<down_atom, uint64_t, std::string>,
   /// The process behind link `id` is gone, for `reason`.
-  caf::reacts_to<exited_atom, uint64_t, std::string>>;
+  caf::reacts_to<exited_atom, uint64_t, std::string>,
+  /// A backoff delay is over; restart unless the plugin was told otherwise
+  /// meanwhile (`token` is stale then).
+  caf::reacts_to<tick_atom, uint64_t>>;
 
 struct plugin_host_config {
   /// What to run.
@@ -80,6 +87,8 @@ struct plugin_host_config {
   std::size_t max_in_flight = 1024;
   /// Where the plugin's calls are counted (may be null).
   std::shared_ptr<plugin_stats> stats;
+  /// Restarts after crashes.
+  restart_policy restart;
 };
 
 /// Spawns a host for one plugin; it starts the process on its first call

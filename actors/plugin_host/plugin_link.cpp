@@ -408,6 +408,13 @@ void plugin_link::close_connection() {
   }
 }
 
+namespace {
+
+/// From a plugin's hang-up to SIGKILL, unless it exits by itself first.
+constexpr kj::Duration hangup_grace = 500 * kj::MILLISECONDS;
+
+} // namespace
+
 void plugin_link::on_disconnect() {
   if (exited_)
     return;
@@ -421,9 +428,17 @@ void plugin_link::on_disconnect() {
   if (!stopping_)
     shared_->report_down(failure_.empty() ? "the plugin's connection closed"
                                           : failure_);
-  // A plugin that hung up is useless; make sure it is gone.
-  if (!stopping_ || !failure_.empty())
+  // A plugin that broke the protocol goes at once. One that hung up is
+  // useless too, but gets a moment to exit on its own, so that its exit
+  // status (not our SIGKILL) says why it went.
+  if (!failure_.empty()) {
     kill();
+  } else if (!stopping_) {
+    tasks_.add(ctx_.timer().afterDelay(hangup_grace).then([this] {
+      if (!exited_)
+        kill();
+    }));
+  }
 }
 
 void plugin_link::on_exit(exit_status status) {

@@ -17,6 +17,8 @@ std::string_view to_string(plugin_state x) noexcept {
       return "stopping";
     case plugin_state::failed:
       return "failed";
+    case plugin_state::backoff:
+      return "backoff";
   }
   return "unknown";
 }

@@ -16,15 +16,18 @@
 
 namespace joy {
 
-/// `failed` means the last start or run ended badly (spawn error, crash,
-/// setup error); the next call starts the plugin again. Supervision with
-/// budgets and backoff replaces this simple rule later.
+/// A crash of a running plugin restarts it under its supervision budget
+/// (restart_budget.hpp): at once, or after a delay in `backoff`, or never
+/// again — `failed`, until it is started explicitly. A start that fails
+/// (spawn error, exit or error during setup) is `failed` too, and the next
+/// call tries again.
 enum class plugin_state : uint8_t {
   stopped = 0,
   starting = 1,
   running = 2,
   stopping = 3,
   failed = 4,
+  backoff = 5,
 };
 
 std::string_view to_string(plugin_state x) noexcept;

@@ -16,19 +16,42 @@ extern "C" {
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <stdexcept>
 
+#include <sys/mman.h>
+
+#include "actors/sandbox/landlock.hpp"
+#include "actors/sandbox/seccomp_filter.hpp"
 #include "runtime/errc.hpp"
+#include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
+
+namespace fs = std::filesystem;
 
 namespace joy {
 
 std::string exit_status::describe() const {
-  if (kind == how::exited)
-    return "exit code " + std::to_string(code);
+  switch (kind) {
+    case how::exited:
+      return "exit code " + std::to_string(code);
+    case how::out_of_memory:
+      return "killed by the memory limit (" + std::to_string(memory_limit >> 20)
+             + " MiB)";
+    case how::signaled:
+      break;
+  }
   const char* name = sigabbrev_np(code);
-  return "killed by signal " + std::to_string(code)
-         + (name ? " (SIG" + std::string{name} + ")" : std::string{});
+  std::string what = name ? " (SIG" + std::string{name} : std::string{};
+  if (code == SIGXCPU)
+    what += ": CPU time limit";
+  else if (code == SIGXFSZ)
+    what += ": file size limit";
+  if (name)
+    what += ")";
+  return "killed by signal " + std::to_string(code) + what;
 }
 
 process::~process() {
@@ -41,10 +64,36 @@ process_launcher::~process_launcher() {
 
 namespace {
 
+/// What a sandboxed process has besides its pid: joy-exec's status report
+/// and its cgroup.
+struct process_extras {
+  /// The plugin's log: its exit reason is appended there.
+  unique_fd log;
+  unique_fd status;
+  std::unique_ptr<plugin_cgroup> cgroup;
+  uint64_t memory_limit = 0;
+};
+
+/// Parses joy-exec's "exit N" / "signal N" report; nullopt if there is none
+/// (the sandbox failed before the plugin ran, or was killed whole).
+std::optional<exit_status> read_report(int fd) {
+  char buf[64];
+  auto n = ::read(fd, buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return std::nullopt;
+  buf[n] = '\0';
+  int value = 0;
+  if (std::sscanf(buf, "exit %d", &value) == 1)
+    return exit_status{exit_status::how::exited, value};
+  if (std::sscanf(buf, "signal %d", &value) == 1)
+    return exit_status{exit_status::how::signaled, value};
+  return std::nullopt;
+}
+
 class pidfd_process final : public process {
 public:
-  pidfd_process(int pid, unique_fd pidfd)
-    : pid_(pid), pidfd_(std::move(pidfd)) {
+  pidfd_process(int pid, unique_fd pidfd, process_extras extras)
+    : pid_(pid), pidfd_(std::move(pidfd)), extras_(std::move(extras)) {
     // nop
   }
 
@@ -60,6 +109,7 @@ public:
            && errno == EINTR) {
       // retry
     }
+    // `extras_.cgroup` kills stragglers and goes away with us.
   }
 
   int pid() const noexcept override {
@@ -85,25 +135,70 @@ public:
       status_ = exit_status{exit_status::how::exited, info.si_status};
     else
       status_ = exit_status{exit_status::how::signaled, info.si_status};
+    if (extras_.status)
+      if (auto reported = read_report(extras_.status.get()))
+        status_ = *reported;
+    if (auto& cg = extras_.cgroup) {
+      // A SIGKILL with an OOM kill in its cgroup is the memory limit.
+      if (status_.kind == exit_status::how::signaled && status_.code == SIGKILL
+          && cg->oom_kills() > 0)
+        status_ = exit_status{exit_status::how::out_of_memory, SIGKILL,
+                              extras_.memory_limit};
+      cg->kill_all();
+      cg->remove();
+    }
+    if (extras_.log)
+      log_line_to(extras_.log.get(),
+                  status_.clean() ? log_level::info : log_level::warning, "joy",
+                  "the plugin exited: " + status_.describe());
     return status_;
   }
 
   void kill() noexcept override {
-    if (!reaped_)
-      ::pidfd_send_signal(pidfd_.get(), SIGKILL, nullptr, 0);
+    if (reaped_)
+      return;
+    ::pidfd_send_signal(pidfd_.get(), SIGKILL, nullptr, 0);
+    if (extras_.cgroup)
+      extras_.cgroup->kill_all();
+  }
+
+  uint64_t memory_bytes() const override {
+    return extras_.cgroup && !reaped_ ? extras_.cgroup->memory_bytes() : 0;
   }
 
 private:
   int pid_;
   unique_fd pidfd_;
+  process_extras extras_;
   bool reaped_ = false;
   exit_status status_;
 };
 
+/// The fd numbers a sandboxed joy-exec finds (3 is the plugin's socket).
+constexpr int status_fd = 4;
+constexpr int seccomp_fd = 5;
+
+/// Moves `fd` above the numbers the child uses, so that no dup2 of the
+/// spawn clobbers a source of a later one.
+unique_fd lift(unique_fd fd) {
+  if (!fd)
+    return fd;
+  unique_fd out{::fcntl(fd.get(), F_DUPFD_CLOEXEC, 16)};
+  return out;
+}
+
+caf::error sys_error(const std::string& what) {
+  return make_error(errc::io_error, what + ": " + std::strerror(errno));
+}
+
 class exec_launcher final : public process_launcher {
 public:
-  explicit exec_launcher(std::string joy_exec)
-    : joy_exec_(std::move(joy_exec)) {
+  exec_launcher(exec_launcher_config cfg, std::vector<uint8_t> bpf_local,
+                std::vector<uint8_t> bpf_network)
+    : cfg_(std::move(cfg)),
+      bpf_local_(std::move(bpf_local)),
+      bpf_network_(std::move(bpf_network)),
+      landlock_abi_(landlock::abi_version()) {
     // nop
   }
 
@@ -113,8 +208,7 @@ public:
                                            + std::strerror(errno));
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      return make_error(errc::io_error,
-                        std::string{"socketpair: "} + std::strerror(errno));
+      return sys_error("socketpair");
     unique_fd ours{sv[0]};
     unique_fd theirs{sv[1]};
     unique_fd log;
@@ -122,15 +216,66 @@ public:
       log.reset(::open(spec.log_file.c_str(),
                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
       if (!log)
-        return make_error(errc::io_error, "cannot open " + spec.log_file + ": "
-                                            + std::strerror(errno));
+        return sys_error("cannot open " + spec.log_file);
     } else {
       log.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
     }
-    std::vector<std::string> args{
-      joy_exec_,      "--parent",    std::to_string(::getpid()),
-      "--cwd",        spec.work_dir, "--",
-      spec.executable};
+    auto& sb = spec.sandbox;
+    if (!sb.work_dir.empty()) {
+      std::error_code ec;
+      fs::create_directories(sb.work_dir, ec);
+      if (ec)
+        return make_error(errc::io_error,
+                          "cannot create " + sb.work_dir + ": " + ec.message());
+    }
+    process_extras extras;
+    extras.memory_limit = sb.limits.memory_bytes;
+    if (!spec.log_file.empty())
+      extras.log.reset(::fcntl(log.get(), F_DUPFD_CLOEXEC, 0));
+    std::vector<std::string> args{cfg_.joy_exec, "--parent",
+                                  std::to_string(::getpid())};
+    // In a sandbox, bubblewrap enters the folder (the dropped uid may not
+    // reach it from outside).
+    if (!sb.enabled)
+      args.insert(args.end(), {"--cwd", spec.work_dir});
+    if (cfg_.cgroups) {
+      auto cg = cfg_.cgroups->create(spec.name, sb.limits);
+      if (!cg)
+        return std::move(cg.error());
+      for (auto& f : (*cg)->procs_files())
+        args.insert(args.end(), {"--cgroup", f});
+      extras.cgroup = std::move(*cg);
+    }
+    if (sb.open_files > 0)
+      args.insert(args.end(),
+                  {"--rlimit-nofile", std::to_string(sb.open_files)});
+    // The sandbox's fds, in child numbering.
+    std::vector<std::pair<unique_fd, int>> passed;
+    sandbox_sources sources{sb.code_dir, sb.work_dir, cfg_.joy_exec,
+                            seccomp_fd};
+    if (sb.enabled) {
+      if (auto err = prepare_sandbox(sb, passed, extras, args, sources))
+        return err;
+    }
+    args.emplace_back("--");
+    if (sb.enabled) {
+      args.push_back(cfg_.bwrap);
+      auto bw = bwrap_arguments(sb, sources);
+      args.insert(args.end(), bw.begin(), bw.end());
+      args.insert(args.end(), {inner_exec_path, "--inner", "--status-fd",
+                               std::to_string(status_fd)});
+      if (sb.landlock && landlock_abi_ > 0) {
+        args.emplace_back("--landlock");
+        for (auto& p : landlock_read_only(sb))
+          args.insert(args.end(), {"--landlock-ro", p});
+        for (auto& p : landlock_read_write(sb))
+          args.insert(args.end(), {"--landlock-rw", p});
+        if (sb.network)
+          args.emplace_back("--landlock-tcp");
+      }
+      args.emplace_back("--");
+    }
+    args.push_back(spec.executable);
     args.insert(args.end(), spec.args.begin(), spec.args.end());
     std::vector<std::string> env;
     for (auto& [k, v] : spec.env)
@@ -143,14 +288,18 @@ public:
     for (auto& e : env)
       c_env.push_back(e.data());
     c_env.push_back(nullptr);
+    theirs = lift(std::move(theirs));
+    log = lift(std::move(log));
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, log.get(), 1);
     posix_spawn_file_actions_adddup2(&fa, log.get(), 2);
-    // dup2 clears CLOEXEC on the target (also when the fds are equal, since
-    // glibc 2.29): the plugin's end lands on fd 3 and nothing else leaks.
+    // dup2 clears CLOEXEC on the target: the plugin's end lands on fd 3,
+    // the sandbox's fds after it, and nothing else leaks.
     posix_spawn_file_actions_adddup2(&fa, theirs.get(), plugin_fd);
+    for (auto& [fd, target] : passed)
+      posix_spawn_file_actions_adddup2(&fa, fd.get(), target);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // The daemon blocks and ignores signals in its threads; the plugin must
@@ -167,36 +316,116 @@ public:
                                       | POSIX_SPAWN_SETSIGDEF
                                       | POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, joy_exec_.c_str(), &fa, &attr, c_args.data(),
-                           c_env.data());
+    int rc = ::posix_spawn(&pid, cfg_.joy_exec.c_str(), &fa, &attr,
+                           c_args.data(), c_env.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0)
-      return make_error(errc::io_error,
-                        "cannot start " + joy_exec_ + ": " + std::strerror(rc));
+      return make_error(errc::io_error, "cannot start " + cfg_.joy_exec + ": "
+                                          + std::strerror(rc));
     unique_fd pidfd{static_cast<int>(::pidfd_open(pid, 0))};
     if (!pidfd) {
       // Cannot happen for our own unreaped child; be safe anyway.
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
-      return make_error(errc::io_error,
-                        std::string{"pidfd_open: "} + std::strerror(errno));
+      return sys_error("pidfd_open");
     }
     ::fcntl(pidfd.get(), F_SETFD, FD_CLOEXEC);
     launched_process out;
-    out.proc = std::make_shared<pidfd_process>(pid, std::move(pidfd));
+    out.proc = std::make_shared<pidfd_process>(pid, std::move(pidfd),
+                                               std::move(extras));
     out.socket = std::make_shared<unique_fd>(std::move(ours));
     return out;
   }
 
 private:
-  std::string joy_exec_;
+  /// The work dir (owned by the plugin's uid), the stage of a root
+  /// daemon, the seccomp program and the status pipe; the uid drop.
+  caf::error prepare_sandbox(const sandbox_policy& sb,
+                             std::vector<std::pair<unique_fd, int>>& passed,
+                             process_extras& extras,
+                             std::vector<std::string>& args,
+                             sandbox_sources& sources) {
+    if (sb.uid >= 0) {
+      // Only the top: what the plugin wrote before is its own already.
+      if (::chown(sb.work_dir.c_str(), static_cast<uid_t>(sb.uid),
+                  static_cast<gid_t>(sb.gid))
+            != 0
+          || ::chmod(sb.work_dir.c_str(), 0700) != 0)
+        return sys_error("cannot hand " + sb.work_dir + " to the plugin");
+      if (auto err = ensure_stage())
+        return err;
+      args.insert(args.end(), {"--uid", std::to_string(sb.uid), "--gid",
+                               std::to_string(sb.gid), "--stage",
+                               cfg_.stage_dir, sb.code_dir, sb.work_dir});
+      sources.code_dir = cfg_.stage_dir + "/code";
+      sources.work_dir = cfg_.stage_dir + "/work";
+      sources.joy_exec = cfg_.stage_dir + "/joy-exec";
+    }
+    // A fresh file description per spawn: bubblewrap reads it from the
+    // current offset.
+    auto& bpf = sb.network ? bpf_network_ : bpf_local_;
+    unique_fd filter{::memfd_create("joy-seccomp", MFD_CLOEXEC)};
+    if (!filter
+        || ::write(filter.get(), bpf.data(), bpf.size())
+             != static_cast<ssize_t>(bpf.size())
+        || ::lseek(filter.get(), 0, SEEK_SET) != 0)
+      return sys_error("cannot pass the seccomp filter");
+    passed.emplace_back(lift(std::move(filter)), seccomp_fd);
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+      return sys_error("pipe2");
+    extras.status.reset(pipe_fds[0]);
+    passed.emplace_back(lift(unique_fd{pipe_fds[1]}), status_fd);
+    args.insert(args.end(), {"--keep-fds", std::to_string(seccomp_fd)});
+    return caf::none;
+  }
+
+  /// The stage's mount point: root's, world-traversable, made once.
+  caf::error ensure_stage() {
+    if (stage_ready_)
+      return caf::none;
+    std::error_code ec;
+    fs::create_directories(cfg_.stage_dir, ec);
+    struct stat st {};
+    if (ec || ::lstat(cfg_.stage_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != 0)
+      return make_error(errc::io_error, "cannot make the sandbox stage "
+                                          + cfg_.stage_dir
+                                          + " (a directory owned by root)");
+    ::chmod(cfg_.stage_dir.c_str(), 0755);
+    stage_ready_ = true;
+    return caf::none;
+  }
+
+  exec_launcher_config cfg_;
+  std::vector<uint8_t> bpf_local_;
+  std::vector<uint8_t> bpf_network_;
+  int landlock_abi_;
+  bool stage_ready_ = false;
 };
 
 } // namespace
 
+caf::expected<std::shared_ptr<process_launcher>>
+make_exec_launcher(exec_launcher_config cfg) {
+  auto local = build_seccomp_filter(seccomp_options{false});
+  if (!local)
+    return local.error();
+  auto network = build_seccomp_filter(seccomp_options{true});
+  if (!network)
+    return network.error();
+  return std::make_shared<exec_launcher>(std::move(cfg), std::move(*local),
+                                         std::move(*network));
+}
+
 std::shared_ptr<process_launcher> make_exec_launcher(std::string joy_exec) {
-  return std::make_shared<exec_launcher>(std::move(joy_exec));
+  exec_launcher_config cfg;
+  cfg.joy_exec = std::move(joy_exec);
+  auto launcher = make_exec_launcher(std::move(cfg));
+  if (!launcher)
+    throw std::runtime_error(message_of(launcher.error()));
+  return *launcher;
 }
 
 } // namespace joy

@@ -8,9 +8,10 @@
 /// The real launcher posix_spawns the tiny `joy-exec` helper rather than
 /// forking the big multithreaded daemon (fork of a process with 512 MiB
 /// mapped costs ~16 ms here, posix_spawn ~0.45 ms). `joy-exec` does what must
-/// happen inside the child — `PDEATHSIG`, fds, later the uid drop, rlimits
-/// and seccomp — then execs the plugin. The daemon stays the parent: it
-/// holds a pidfd and reads the exit status with `waitid(P_PIDFD)`.
+/// happen inside the child — cgroup, rlimits, uid drop, `PDEATHSIG`, fds —
+/// then execs the plugin, or bubblewrap around it (actors/sandbox). The
+/// daemon stays the parent: it holds a pidfd and reads the exit status with
+/// `waitid(P_PIDFD)`.
 #pragma once
 
 #include <cstdint>
@@ -23,22 +24,29 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actors/sandbox/cgroup.hpp"
+#include "actors/sandbox/sandbox_policy.hpp"
 #include "runtime/unique_fd.hpp"
 
 namespace joy {
 
-/// How a process ended.
+/// How a process ended: from waitid, or in a sandbox from joy-exec's status
+/// report and the cgroup's events (bubblewrap alone turns signal N into
+/// exit code 128+N).
 struct exit_status {
-  enum class how : uint8_t { exited, signaled };
+  enum class how : uint8_t { exited, signaled, out_of_memory };
   how kind = how::exited;
   /// The exit code, or the signal number.
   int code = 0;
+  /// For out_of_memory: the cgroup's limit.
+  uint64_t memory_limit = 0;
 
   bool clean() const noexcept {
     return kind == how::exited && code == 0;
   }
 
-  /// "exit code 3", "killed by signal 9 (SIGKILL)".
+  /// "exit code 3", "killed by signal 9 (SIGKILL)", "killed by the memory
+  /// limit (64 MiB)", "killed by signal 24 (SIGXCPU: CPU time limit)".
   std::string describe() const;
 };
 
@@ -58,8 +66,14 @@ public:
   /// the process still runs.
   virtual std::optional<exit_status> reap() = 0;
 
-  /// Sends SIGKILL (a no-op after it ended).
+  /// Sends SIGKILL to it and everything it started (its cgroup or its
+  /// sandbox's pid namespace); a no-op after it ended.
   virtual void kill() noexcept = 0;
+
+  /// Memory in use by it and its children, 0 if unknown.
+  virtual uint64_t memory_bytes() const {
+    return 0;
+  }
 };
 
 /// What to run.
@@ -76,12 +90,15 @@ struct launch_spec {
   /// The whole environment of the plugin (deny by default: nothing from the
   /// daemon's environment leaks in).
   std::vector<std::pair<std::string, std::string>> env;
+  /// Its sandbox; `sandbox.enabled == false` runs it as the daemon's user,
+  /// but still in a cgroup with limits when the node has cgroups.
+  sandbox_policy sandbox;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, launch_spec& x) {
   return f(caf::meta::type_name("joy::launch_spec"), x.name, x.executable,
-           x.args, x.work_dir, x.log_file, x.env);
+           x.args, x.work_dir, x.log_file, x.env, x.sandbox);
 }
 
 /// A started process and the daemon's end of its socket. Shared pointers
@@ -108,7 +125,24 @@ public:
   virtual caf::expected<launched_process> launch(const launch_spec& spec) = 0;
 };
 
-/// The real launcher: posix_spawn of `joy_exec` (the path of the helper).
+struct exec_launcher_config {
+  /// The helper's path.
+  std::string joy_exec;
+  /// bubblewrap's path, for sandboxed plugins.
+  std::string bwrap = "/usr/bin/bwrap";
+  /// A root daemon's sandboxes bind the plugin's folders here first, in a
+  /// mount namespace of their own (see sandbox_sources).
+  std::string stage_dir = "/run/joy-stage";
+  /// Where plugins' cgroups go; null: no cgroups (limits unenforced).
+  std::shared_ptr<cgroup_tree> cgroups;
+};
+
+/// The real launcher: posix_spawn of `joy_exec`. Errors: internal (the
+/// seccomp filters could not be built).
+caf::expected<std::shared_ptr<process_launcher>>
+make_exec_launcher(exec_launcher_config cfg);
+
+/// An unsandboxed launcher without cgroups (benchmarks, tests).
 std::shared_ptr<process_launcher> make_exec_launcher(std::string joy_exec);
 
 } // namespace joy

@@ -35,6 +35,9 @@
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "actors/registry/plugin_store.hpp"
 #include "actors/registry/registry_actor.hpp"
+#include "actors/sandbox/cgroup.hpp"
+#include "actors/sandbox/landlock.hpp"
+#include "actors/sandbox/sandbox_policy.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/log.hpp"
@@ -121,6 +124,35 @@ int main(int argc, char** argv) {
                 "How plugins on this node send large arrays to each other: "
                 "shm (shared memory, default) or stream (chunked copies)")
     ->check(CLI::IsMember({"shm", "stream"}));
+  std::string sandbox = "bwrap";
+  app
+    .add_option("--sandbox", sandbox,
+                "How plugins are isolated: bwrap (default) or none (no "
+                "isolation at all: only for plugins you wrote yourself)")
+    ->check(CLI::IsMember({"bwrap", "none"}));
+  std::string plugin_user = "65534:65534";
+  app.add_option("--plugin-user", plugin_user,
+                 "UID[:GID] plugins run as when joyd runs as root (default "
+                 "65534:65534)");
+  std::string landlock = "on";
+  app
+    .add_option("--landlock", landlock,
+                "Landlock inside the sandbox when the kernel has it: on "
+                "(default) or off")
+    ->check(CLI::IsMember({"on", "off"}));
+  std::string cgroup_root = "/sys/fs/cgroup";
+  app.add_option("--cgroup-root", cgroup_root,
+                 "Where the cgroup hierarchy is mounted ('' for none)");
+  std::vector<double> restart{5, 30, 0.5, 30};
+  app
+    .add_option("--restart", restart,
+                "Supervision: INTENSITY PERIOD_S BACKOFF_MIN_S BACKOFF_MAX_S "
+                "(default 5 30 0.5 30): crashes within PERIOD_S restart at "
+                "once up to INTENSITY, then after a doubling delay, then the "
+                "plugin is failed")
+    ->expected(4);
+  std::string bwrap = joy::sandbox_settings{}.bwrap;
+  app.add_option("--bwrap", bwrap, "The bubblewrap program");
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (show_version) {
@@ -170,6 +202,66 @@ int main(int argc, char** argv) {
   if (!installed)
     return fail(joy::message_of(installed.error()));
 
+  // -- the sandbox
+  // -------------------------------------------------------------
+  joy::sandbox_settings sandbox_settings;
+  sandbox_settings.enabled = sandbox == "bwrap";
+  sandbox_settings.bwrap = bwrap;
+  sandbox_settings.landlock = landlock == "on";
+  {
+    unsigned long uid = 0;
+    unsigned long gid = 0;
+    int n = std::sscanf(plugin_user.c_str(), "%lu:%lu", &uid, &gid);
+    if (n < 1 || uid == 0 || (n == 2 && gid == 0))
+      return fail("--plugin-user must be UID[:GID] other than root, got '"
+                  + plugin_user + "'");
+    sandbox_settings.uid = static_cast<uid_t>(uid);
+    sandbox_settings.gid = static_cast<gid_t>(n == 2 ? gid : uid);
+  }
+  std::string sandbox_description;
+  if (sandbox_settings.enabled) {
+    if (::access(bwrap.c_str(), X_OK) != 0)
+      return fail("cannot run " + bwrap + " (" + std::strerror(errno)
+                  + "): install bubblewrap (apt-get install bubblewrap), or "
+                    "start with --sandbox=none to run plugins without any "
+                    "isolation");
+    sandbox_description = "bwrap";
+    if (::geteuid() == 0)
+      sandbox_description += ", uid " + std::to_string(sandbox_settings.uid);
+    sandbox_description += ", seccomp";
+    int abi = joy::landlock::abi_version();
+    if (!sandbox_settings.landlock)
+      sandbox_description += ", landlock off";
+    else if (abi > 0)
+      sandbox_description += ", landlock ABI " + std::to_string(abi);
+    else
+      sandbox_description += ", no landlock (kernel)";
+  } else {
+    sandbox_description
+      = "NONE: plugins run unsandboxed, as " + std::to_string(::geteuid());
+  }
+  std::shared_ptr<joy::cgroup_tree> cgroups;
+  if (!cgroup_root.empty()) {
+    auto tree = joy::cgroup_tree::open(cgroup_root, "/proc/self/cgroup");
+    if (tree) {
+      cgroups = std::move(*tree);
+      cgroups->sweep();
+      sandbox_description += ", " + cgroups->describe();
+    } else {
+      joy::log(joy::log_level::warning, "joyd",
+               "plugins' memory and pids are not limited: ",
+               joy::message_of(tree.error()));
+      sandbox_description += ", no cgroups (limits not enforced)";
+    }
+  }
+  joy::exec_launcher_config lcfg;
+  lcfg.joy_exec = joy::self_dir() + "/joy-exec";
+  lcfg.bwrap = bwrap;
+  lcfg.cgroups = cgroups;
+  auto launcher = joy::make_exec_launcher(std::move(lcfg));
+  if (!launcher)
+    return fail(joy::message_of(launcher.error()));
+
   // -- actors and the kj thread -----------------------------------------------
   caf::actor_system_config cfg;
   joy::configure_actor_system(cfg, 2);
@@ -183,8 +275,7 @@ int main(int argc, char** argv) {
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));
-  auto spawner = joy::spawn_spawner(
-    sys, joy::make_exec_launcher(joy::self_dir() + "/joy-exec"));
+  auto spawner = joy::spawn_spawner(sys, std::move(*launcher));
   auto core = joy::spawn_core(sys);
   joy::node_config ncfg;
   ncfg.node_id = node_id;
@@ -195,11 +286,22 @@ int main(int argc, char** argv) {
   ncfg.downloads_dir = home + "/downloads";
   ncfg.manifest_base = manifest_base;
   ncfg.large_data = large_data;
+  ncfg.work_dir = home + "/work";
+  ncfg.sandbox = sandbox_settings;
+  ncfg.sandbox_description = sandbox_description;
   ncfg.call_timeout = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{call_timeout_s});
   ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{stop_grace_s});
   ncfg.log_max_bytes = log_max_bytes;
+  auto span = [](double s) {
+    return std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>{s});
+  };
+  ncfg.restart.intensity = static_cast<uint32_t>(restart[0]);
+  ncfg.restart.period = span(restart[1]);
+  ncfg.restart.backoff_min = span(restart[2]);
+  ncfg.restart.backoff_max = span(restart[3]);
   ncfg.log_check = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{log_check_s});
   auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg,
@@ -237,7 +339,7 @@ int main(int argc, char** argv) {
   }
   joy::log(joy::log_level::info, "joyd", "node ", node_id, " (Joy ",
            joy::version(), ") listening on ", socket,
-           "; plugins run unsandboxed in this release");
+           "; sandbox: ", sandbox_description);
 
   // -- run until told to stop -------------------------------------------------
   int sig = 0;

@@ -35,7 +35,7 @@ TEST_CASE("a node installs, calls, stops, restarts and lists its plugins again",
   node.start();
   auto st = node.status();
   CHECK(st["head"] == true);
-  CHECK(st["sandbox"] == "none");
+  CHECK_THAT(st["sandbox"].get<std::string>(), Catch::StartsWith("bwrap"));
   CHECK(st["plugins"].empty());
   auto node_id = st["node_id"].get<std::string>();
 
@@ -77,8 +77,8 @@ TEST_CASE("a node installs, calls, stops, restarts and lists its plugins again",
   node.ok({"stop"});
 }
 
-TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts "
-          "again on the next call",
+TEST_CASE("a plugin killed with -9 fails the call in flight at once and is "
+          "started again",
           "[nodes][daemon]") {
   node_fixture node;
   node.start();
@@ -99,13 +99,12 @@ TEST_CASE("a plugin killed with -9 fails the call in flight at once and starts "
   CHECK(slow.exit_code != 0);
   CHECK_THAT(slow.err, Catch::Contains("disconnected"));
   CHECK(took < 10s); // not the 30 s of the call, nor a timeout
-  CHECK(node.plugin("hello")["state"] == "failed");
   CHECK(eventually([&] {
     return node.plugin("hello")["last_error"].get<std::string>().find(
              "signal 9")
            != std::string::npos;
   }));
-  // The next call starts it again.
+  // Its supervisor started it again (and a call would have, too).
   CHECK(node.ok({"call", "hello", "add", "2", "2"}) == "4\n");
   auto restarted = node.plugin("hello");
   CHECK(restarted["state"] == "running");

@@ -27,8 +27,11 @@ public:
     ok({"install", copy_example("arrays", "arrays-2")});
   }
 
+  /// The plugin's own process (its status shows its sandbox's pid).
   int pid_of(const std::string& name) {
-    return plugin(name)["pid"].get<int>();
+    auto pids = find_programs(home() + "/plugins/" + name + "/");
+    REQUIRE(pids.size() == 1);
+    return pids[0];
   }
 
   /// How many mappings of Joy's shared-memory blocks `pid` has.

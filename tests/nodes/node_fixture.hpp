@@ -66,6 +66,39 @@ public:
     ok({"start"});
   }
 
+  /// `joy start` with more of its options.
+  void start(const std::vector<std::string>& options) {
+    std::vector<std::string> args{"start"};
+    args.insert(args.end(), options.begin(), options.end());
+    ok(args);
+  }
+
+  /// `joy call plugin method args...` must succeed; returns its JSON.
+  template <class... Ts>
+  nlohmann::json call(const std::string& plugin, const std::string& method,
+                      const Ts&... args) {
+    std::vector<std::string> argv{"call", plugin, method,
+                                  nlohmann::json(args).dump()...};
+    return nlohmann::json::parse(ok(argv));
+  }
+
+  /// A plugin folder running bin/joy-test-hostile (copied in, so that its
+  /// sandbox can reach it) with `manifest` merged into its plugin.json.
+  std::string hostile_plugin(const std::string& name,
+                             const nlohmann::json& manifest = {}) {
+    auto dst = dir_.path() / "src" / name;
+    std::filesystem::create_directories(dst);
+    nlohmann::json doc{
+      {"name", name}, {"type", "native"}, {"entry", "joy-test-hostile"}};
+    if (manifest.is_object())
+      doc.update(manifest);
+    write_file(dst / "plugin.json", doc.dump(2));
+    std::filesystem::copy_file(
+      bin("joy-test-hostile"), dst / "joy-test-hostile",
+      std::filesystem::copy_options::overwrite_existing);
+    return dst.string();
+  }
+
   nlohmann::json status() {
     return nlohmann::json::parse(ok({"status", "--json"}));
   }
@@ -96,9 +129,15 @@ public:
     return locked;
   }
 
-  /// Processes still running from this home (plugins).
+  /// Plugin processes still running from this home (not their sandboxes).
   std::vector<int> processes_in_home() const {
-    return find_processes(home_ + "/plugins/");
+    return find_programs(home_ + "/plugins/");
+  }
+
+  /// Every process whose command line names this home (plugins and the
+  /// sandbox processes around them).
+  std::vector<int> anything_in_home() const {
+    return find_processes(home_ + "/");
   }
 
   /// The environment `joy` runs with (JOY_HOME of this node).
@@ -127,8 +166,12 @@ public:
       dst / "plugin.json",
       nlohmann::json{{"name", name}, {"type", "native"}, {"entry", "run.sh"}}
         .dump());
+    // Copied in: a sandboxed plugin sees nothing of the build tree.
+    std::filesystem::copy_file(
+      bin("joy-test-evil"), dst / "joy-test-evil",
+      std::filesystem::copy_options::overwrite_existing);
     write_file(dst / "run.sh",
-               "#!/bin/sh\nexec " + bin("joy-test-evil") + " " + mode + "\n");
+               "#!/bin/sh\nexec ./joy-test-evil " + mode + "\n");
     std::filesystem::permissions(dst / "run.sh",
                                  std::filesystem::perms::owner_all);
     return dst.string();

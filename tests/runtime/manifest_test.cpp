@@ -196,6 +196,27 @@ TEST_CASE("optional ImJoy fields must have their types",
         == "runnable: must be true or false, got 'yes'");
   CHECK(rejection(with("sandbox", json::array()))
         == "sandbox: must be an object, got an array");
+  CHECK(rejection(with("sandbox", json{{"network", "yes"}}))
+        == "sandbox.network: must be true or false, got 'yes'");
+  // Unknown sandbox fields are not silently ignored: they may be meant to
+  // loosen it.
+  CHECK(rejection(with("sandbox", json{{"ptrace", true}}))
+        == "sandbox.ptrace: unknown field");
+  CHECK_THAT(rejection(with("resources", json{{"pids", 0}})),
+             StartsWith("resources.pids: must be an integer from 1"));
+  CHECK_THAT(rejection(with("resources", json{{"disk", "lots"}})),
+             StartsWith("resources.disk: "));
+  {
+    auto m = joy::validate_manifest(
+      with("resources", json{{"pids", 64}, {"disk", "16MiB"}}));
+    REQUIRE(m);
+    CHECK(m->resources.pids == 64);
+    CHECK(m->resources.disk_bytes == 16 << 20);
+    CHECK_FALSE(m->sandbox.network);
+    auto n = joy::validate_manifest(with("sandbox", json{{"network", true}}));
+    REQUIRE(n);
+    CHECK(n->sandbox.network);
+  }
   for (auto key : {"requirements", "env", "icon", "cover"}) {
     CHECK(joy::validate_manifest(with(key, "x")));
     CHECK(joy::validate_manifest(with(key, json{"x", "y"})));

@@ -203,7 +203,9 @@ bool process_alive(int pid) {
          && line[close + 2] != 'Z' && line[close + 2] != 'X';
 }
 
-std::vector<int> find_processes(const std::string& needle) {
+namespace {
+
+std::vector<int> scan_processes(const std::string& needle, bool program) {
   std::vector<int> out;
   std::error_code ec;
   for (auto& entry : fs::directory_iterator{"/proc", ec}) {
@@ -221,6 +223,8 @@ std::vector<int> find_processes(const std::string& needle) {
         cmd.append(buf, static_cast<std::size_t>(n));
       ::close(fd);
     }
+    if (program)
+      cmd = cmd.substr(0, cmd.find('\0'));
     for (auto& c : cmd)
       if (c == '\0')
         c = ' ';
@@ -230,6 +234,16 @@ std::vector<int> find_processes(const std::string& needle) {
       out.push_back(pid);
   }
   return out;
+}
+
+} // namespace
+
+std::vector<int> find_processes(const std::string& needle) {
+  return scan_processes(needle, false);
+}
+
+std::vector<int> find_programs(const std::string& needle) {
+  return scan_processes(needle, true);
 }
 
 } // namespace joy::test

@@ -75,6 +75,9 @@ bool process_alive(int pid);
 /// The pids of processes whose command line contains `needle`.
 std::vector<int> find_processes(const std::string& needle);
 
+/// Processes whose program (argv[0]) contains `needle`.
+std::vector<int> find_programs(const std::string& needle);
+
 } // namespace joy::test
 
 #include <thread>

@@ -146,7 +146,7 @@ TEST_CASE("status and plugins print tables for people and JSON for scripts",
   CHECK_THAT(text, Catch::Contains("node"));
   CHECK_THAT(text, Catch::Contains("uptime"));
   CHECK_THAT(text, Catch::Contains("resources"));
-  CHECK_THAT(text, Catch::Contains("NONE: plugins run unsandboxed"));
+  CHECK_THAT(text, Catch::Contains("sandbox    bwrap"));
   CHECK_THAT(text, Catch::Contains("public/hello:default"));
   auto st = node.status();
   CHECK(st["version"] == "0.1.0");

@@ -134,6 +134,10 @@ std::vector<row> run_b3(const options& opts);
 /// hello.add) vs raw Cap'n Proto with 100 in flight.
 std::vector<row> run_b4(const options& opts);
 
+/// B8: plugin cold start (spawn to first call answered), unsandboxed and
+/// sandboxed, and restart after a crash, vs posix_spawn of /bin/true.
+std::vector<row> run_b8(const options& opts);
+
 /// B5, B7a and callbacks, measured inside plugins on a real node that
 /// joy-bench starts in a temp home: get_service(x).f() vs one call, a
 /// callback round trip vs a plain call, and same-host ndarrays plugin to

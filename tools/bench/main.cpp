@@ -32,9 +32,9 @@ int main(int argc, char** argv) {
   opts.examples_dir = opts.bin_dir + "/../examples";
   app.add_flag("--json", as_json, "Print JSON");
   app
-    .add_option(
-      "--only", only,
-      "Run only these benchmarks (B1, B3, B4; B5, B7a and CB run together)")
+    .add_option("--only", only,
+                "Run only these benchmarks (B1, B3, B4, B8; B5, B7a and CB run "
+                "together)")
     ->delimiter(',');
   app.add_option("--samples", opts.samples, "Round trips per latency figure");
   app.add_option("--calls", opts.calls, "Calls per throughput figure");
@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
     }
     if (want("B4")) {
       auto r = joy::bench::run_b4(opts);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    if (want("B8")) {
+      auto r = joy::bench::run_b8(opts);
       rows.insert(rows.end(), r.begin(), r.end());
     }
     if (want("B5") || want("B7a") || want("CB")) {

@@ -13,6 +13,7 @@
 //   joy plugins [--json]         the installed plugins
 //   joy uninstall <plugin>       stop it, forget it, delete its files
 //   joy logs [-f] [-n N] <plugin>  its stdout, stderr and api.log lines
+//   joy restart <plugin>         stop it and start it afresh (forgives crashes)
 //   joy rollback <plugin>        back to the version installed before
 //   joy call <plugin> <method> [json args...]
 //   joy ui                       show plugins' UI calls, answer their prompts
@@ -342,6 +343,18 @@ int cmd_plugin_op(const std::string& home, const std::string& what,
     req.setName(name);
     return done(check(client->wait(req.send(), 0ms)));
   }
+  if (what == "restarted") {
+    // A restart forgives the plugin's crashes: its supervision budget
+    // starts afresh.
+    auto stop = client->node().stopPluginRequest();
+    stop.setName(name);
+    auto stopped = check(client->wait(stop.send(), 60s)).getResult();
+    if (stopped.isErr())
+      fail(joy::read_error(stopped.getErr()));
+    auto req = client->node().startPluginRequest();
+    req.setName(name);
+    return done(check(client->wait(req.send(), 60s)));
+  }
   auto req = client->node().rollbackRequest();
   req.setName(name);
   return done(check(client->wait(req.send(), 60s)));
@@ -444,6 +457,35 @@ int main(int argc, char** argv) {
                  "How plugins send large arrays to each other: shm (shared "
                  "memory, default) or stream (chunked copies)")
     ->check(CLI::IsMember({"shm", "stream"}));
+  std::string sandbox;
+  start
+    ->add_option("--sandbox", sandbox,
+                 "How plugins are isolated: bwrap (default) or none (no "
+                 "isolation: only for plugins you wrote yourself)")
+    ->check(CLI::IsMember({"bwrap", "none"}));
+  std::string plugin_user;
+  start->add_option("--plugin-user", plugin_user,
+                    "UID[:GID] plugins run as when the node runs as root "
+                    "(default 65534:65534)");
+  std::string landlock;
+  start
+    ->add_option("--landlock", landlock,
+                 "Landlock in the sandbox when the kernel has it: on "
+                 "(default) or off")
+    ->check(CLI::IsMember({"on", "off"}));
+  std::string cgroup_root;
+  start->add_option("--cgroup-root", cgroup_root,
+                    "Where the cgroup hierarchy is mounted (default "
+                    "/sys/fs/cgroup)");
+  std::string bwrap;
+  start->add_option("--bwrap", bwrap,
+                    "The bubblewrap program (default /usr/bin/bwrap)");
+  std::vector<std::string> supervision;
+  start
+    ->add_option("--restart", supervision,
+                 "Supervision: INTENSITY PERIOD_S BACKOFF_MIN_S "
+                 "BACKOFF_MAX_S (default 5 30 0.5 30)")
+    ->expected(4);
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
@@ -471,6 +513,11 @@ int main(int argc, char** argv) {
   std::string uninstall_name;
   uninstall->add_option("plugin", uninstall_name, "The plugin's name")
     ->required();
+
+  auto* restart = app.add_subcommand(
+    "restart", "Stop a plugin and start it afresh (also after it failed)");
+  std::string restart_name;
+  restart->add_option("plugin", restart_name, "The plugin's name")->required();
 
   auto* rollback = app.add_subcommand(
     "rollback", "Run the version of a plugin installed before the current one");
@@ -557,6 +604,20 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--manifest-base", manifest_base});
       if (!large_data.empty())
         extra.insert(extra.end(), {"--large-data", large_data});
+      if (!sandbox.empty())
+        extra.insert(extra.end(), {"--sandbox", sandbox});
+      if (!plugin_user.empty())
+        extra.insert(extra.end(), {"--plugin-user", plugin_user});
+      if (!landlock.empty())
+        extra.insert(extra.end(), {"--landlock", landlock});
+      if (!bwrap.empty())
+        extra.insert(extra.end(), {"--bwrap", bwrap});
+      if (!cgroup_root.empty())
+        extra.insert(extra.end(), {"--cgroup-root", cgroup_root});
+      if (!supervision.empty()) {
+        extra.emplace_back("--restart");
+        extra.insert(extra.end(), supervision.begin(), supervision.end());
+      }
       return cmd_start(home, foreground, extra);
     }
     if (app.got_subcommand("stop"))
@@ -571,6 +632,8 @@ int main(int argc, char** argv) {
       return cmd_logs(home, logs_name, logs_lines, logs_follow);
     if (uninstall->parsed())
       return cmd_plugin_op(home, "uninstalled", uninstall_name);
+    if (restart->parsed())
+      return cmd_plugin_op(home, "restarted", restart_name);
     if (rollback->parsed())
       return cmd_plugin_op(home, "rolled back to", rollback_name);
     if (plugins->parsed())

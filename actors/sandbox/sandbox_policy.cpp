@@ -1,0 +1,121 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/sandbox/sandbox_policy.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace joy {
+
+namespace {
+
+/// Top-level system paths a program needs to run; on merged-/usr systems
+/// most are symlinks into /usr and are recreated as such.
+constexpr const char* system_paths[]
+  = {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
+
+/// The part of /etc a plugin may see: the dynamic linker, time zone, users
+/// and groups (names only: no shadow), TLS roots, MIME types.
+constexpr const char* etc_paths[]
+  = {"/etc/ld.so.cache",    "/etc/ld.so.conf",    "/etc/ld.so.conf.d",
+     "/etc/localtime",      "/etc/nsswitch.conf", "/etc/passwd",
+     "/etc/group",          "/etc/ssl",           "/etc/ca-certificates",
+     "/etc/alternatives",   "/etc/mime.types",    "/etc/os-release",
+     "/etc/debian_version", "/etc/gai.conf"};
+
+/// Name resolution, only for plugins with the network.
+constexpr const char* etc_network_paths[]
+  = {"/etc/hosts", "/etc/host.conf", "/etc/resolv.conf"};
+
+} // namespace
+
+sandbox_policy make_sandbox_policy(const sandbox_settings& settings,
+                                   const plugin_manifest& manifest,
+                                   std::string code_dir, std::string work_dir,
+                                   bool daemon_is_root) {
+  sandbox_policy p;
+  p.enabled = settings.enabled;
+  p.code_dir = std::move(code_dir);
+  p.work_dir = std::move(work_dir);
+  p.open_files = settings.open_files;
+  auto& r = manifest.resources;
+  p.limits.memory_bytes
+    = r.memory_bytes > 0 ? r.memory_bytes : settings.memory_bytes;
+  p.limits.pids = r.pids > 0 ? r.pids : settings.pids;
+  p.limits.cpus = r.cpus > 0 ? r.cpus : settings.cpus;
+  p.disk_bytes = r.disk_bytes > 0 ? r.disk_bytes : settings.disk_bytes;
+  if (!settings.enabled)
+    return p;
+  if (daemon_is_root) {
+    p.uid = settings.uid;
+    p.gid = settings.gid;
+  }
+  p.network = manifest.sandbox.network;
+  p.landlock = settings.landlock;
+  return p;
+}
+
+std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
+                                         const sandbox_sources& src) {
+  std::vector<std::string> a{"--unshare-all",
+                             "--unshare-user",
+                             "--disable-userns",
+                             "--die-with-parent",
+                             "--new-session",
+                             "--hostname",
+                             "plugin"};
+  if (policy.network)
+    a.emplace_back("--share-net");
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size",
+                     std::to_string(policy.disk_bytes), "--tmpfs", "/tmp"});
+  std::error_code ec;
+  auto add_path = [&](const char* path) {
+    auto st = fs::symlink_status(path, ec);
+    if (ec || !fs::exists(st))
+      return;
+    if (fs::is_symlink(st)) {
+      auto target = fs::read_symlink(path, ec);
+      if (!ec)
+        a.insert(a.end(), {"--symlink", target.string(), path});
+      return;
+    }
+    a.insert(a.end(), {"--ro-bind", path, path});
+  };
+  for (auto* p : system_paths)
+    add_path(p);
+  for (auto* p : etc_paths)
+    add_path(p);
+  if (policy.network)
+    for (auto* p : etc_network_paths)
+      add_path(p);
+  // The plugin's folders at their real paths, so that paths in logs and
+  // messages mean the same inside and out.
+  a.insert(a.end(),
+           {"--ro-bind", src.code_dir, policy.code_dir, "--bind", src.work_dir,
+            policy.work_dir, "--ro-bind", src.joy_exec, inner_exec_path,
+            "--setenv", "HOME", policy.work_dir, "--chdir", policy.code_dir,
+            "--seccomp", std::to_string(src.seccomp_fd), "--"});
+  return a;
+}
+
+std::vector<std::string> landlock_read_only(const sandbox_policy& policy) {
+  std::vector<std::string> out{"/usr", "/etc", "/proc", "/run/joy"};
+  for (auto* p : system_paths) {
+    std::error_code ec;
+    if (!fs::is_symlink(p, ec) && fs::exists(p, ec) && p != out[0])
+      out.emplace_back(p);
+  }
+  out.push_back(policy.code_dir);
+  return out;
+}
+
+std::vector<std::string> landlock_read_write(const sandbox_policy& policy) {
+  return {policy.work_dir, "/tmp", "/dev"};
+}
+
+} // namespace joy
