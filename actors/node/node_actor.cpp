@@ -753,17 +753,31 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         caf::anon_send(st.core, forget_atom_v, name);
         auto rp = self->make_response_promise<plugin_info>();
         auto dir = (fs::path{st.cfg.plugins_dir} / name).string();
+        // Its work dir goes too: uninstall forgets everything of it.
+        auto work = st.cfg.work_dir.empty()
+                      ? std::string{}
+                      : (fs::path{st.cfg.work_dir} / name).string();
         self->request(st.registry, registry_timeout, remove_atom_v, name)
           .then(
-            [self, rp, info, dir](bool) mutable {
+            [self, rp, info, dir, work](bool) mutable {
               log(log_level::info, "node", "uninstalled ", info.record.name);
-              self
-                ->request(spawn_remove_worker(self->system()), install_timeout,
-                          remove_atom_v, dir)
-                .then([rp, info](bool) mutable { rp.deliver(info); },
-                      [rp](caf::error& err) mutable {
-                        rp.deliver(std::move(err));
-                      });
+              auto remove = [self](const std::string& path) {
+                return self->request(spawn_remove_worker(self->system()),
+                                     install_timeout, remove_atom_v, path);
+              };
+              remove(dir).then(
+                [rp, info, work, remove](bool) mutable {
+                  if (work.empty()) {
+                    rp.deliver(info);
+                    return;
+                  }
+                  remove(work).then(
+                    [rp, info](bool) mutable { rp.deliver(info); },
+                    [rp](caf::error& err) mutable {
+                      rp.deliver(std::move(err));
+                    });
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;

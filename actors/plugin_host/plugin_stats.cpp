@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace joy {
 
@@ -38,10 +39,9 @@ uint64_t plugin_stats::p50_us() const noexcept {
   return 0;
 }
 
-uint64_t resident_bytes(int pid) noexcept {
-  // /proc lives in memory: reading it does not wait on a disk.
-  if (pid <= 0)
-    return 0;
+namespace {
+
+uint64_t own_resident_bytes(int pid) noexcept {
   char path[64];
   std::snprintf(path, sizeof(path), "/proc/%d/status", pid);
   auto* f = std::fopen(path, "re");
@@ -56,6 +56,36 @@ uint64_t resident_bytes(int pid) noexcept {
     }
   std::fclose(f);
   return kib * 1024;
+}
+
+/// Appends the children of `pid` (of its main thread: plugins and their
+/// sandboxes fork from it).
+void children_of(int pid, std::vector<int>& out) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+  auto* f = std::fopen(path, "re");
+  if (f == nullptr)
+    return;
+  int child = 0;
+  while (std::fscanf(f, "%d", &child) == 1)
+    out.push_back(child);
+  std::fclose(f);
+}
+
+} // namespace
+
+uint64_t resident_bytes(int pid) noexcept {
+  // /proc lives in memory: reading it does not wait on a disk. A sandboxed
+  // plugin's pid is its sandbox's; the plugin is a few levels down.
+  if (pid <= 0)
+    return 0;
+  std::vector<int> todo{pid};
+  uint64_t total = 0;
+  for (std::size_t i = 0; i < todo.size() && i < 256; ++i) {
+    total += own_resident_bytes(todo[i]);
+    children_of(todo[i], todo);
+  }
+  return total;
 }
 
 } // namespace joy

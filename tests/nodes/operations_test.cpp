@@ -42,6 +42,7 @@ TEST_CASE(
   CHECK(node.ok({"uninstall", "demo"}) == "uninstalled demo 0.1.0\n");
   CHECK(eventually([&] { return !process_alive(pid); }));
   CHECK_FALSE(fs::exists(node.home() + "/plugins/demo"));
+  CHECK_FALSE(fs::exists(node.home() + "/work/demo"));
   CHECK(json::parse(node.ok({"plugins", "--json"})).empty());
   auto r = node.joy({"call", "demo", "recall", "\"k\""});
   CHECK(r.exit_code != 0);
@@ -87,7 +88,9 @@ TEST_CASE(
   CHECK(p["calls"] == 6);
   CHECK(p["errors"] == 1);
   CHECK(p["p50_ms"].get<double>() > 0);
-  CHECK(p["memory_bytes"].get<uint64_t>() > 1024 * 1024);
+  // The plugin's own memory, not only its sandbox's (a few MiB of bwrap):
+  // a CAF plugin's threads and libraries take more.
+  CHECK(p["memory_bytes"].get<uint64_t>() > 8 * 1024 * 1024);
 }
 
 TEST_CASE("logs show a plugin's output, follow it, and rotate when large",
