@@ -100,6 +100,8 @@ TEST_CASE("a registry on a full disk refuses installs cleanly and stays "
   } guard{node.home()};
   node.start();
   node.ok({"install", node.hostile_plugin("first")});
+  node.ok({"install", node.copy_example("demo", "keeper")});
+  node.ok({"call", "keeper", "remember", "\"before\"", "1"});
   // Fill what is left of the disk.
   {
     std::ofstream filler{node.home() + "/filler", std::ios::binary};
@@ -121,12 +123,22 @@ TEST_CASE("a registry on a full disk refuses installs cleanly and stays "
                       || Contains("disk is full")
                       || Contains("database or disk is full"));
   auto st = node.status();
-  REQUIRE(st["plugins"].size() == 1);
-  CHECK(st["plugins"][0]["name"] == "first");
+  REQUIRE(st["plugins"].size() == 2);
   CHECK(node.call("first", "socket", "unix") == "ok");
-  // Settings writes fail cleanly too, and reads still work.
+  // A registry write (a plugin's setting) fails cleanly too, and what was
+  // written before reads back.
+  // Bigger than what sqlite may have kept free in its WAL; under the
+  // kernel's 128 KiB cap on one argument.
+  std::string big_value = json(std::string(120000, 'z')).dump();
+  auto w = node.joy({"call", "keeper", "remember", "\"after\"", big_value});
+  CHECK(w.exit_code != 0);
+  CHECK_THAT(w.err, Contains("io_error") && Contains("full"));
+  CHECK(node.call("keeper", "recall", "before") == 1);
+  CHECK(node.call("keeper", "recall", "after") == nullptr);
   std::filesystem::remove(node.home() + "/filler");
+  CHECK(node.call("keeper", "remember", "after", 2) == nullptr);
+  CHECK(node.call("keeper", "recall", "after") == 2);
   node.ok({"install", big});
-  CHECK(node.status()["plugins"].size() == 2);
+  CHECK(node.status()["plugins"].size() == 3);
   node.ok({"stop"});
 }

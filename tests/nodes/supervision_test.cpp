@@ -126,6 +126,18 @@ TEST_CASE("plugins killed a hundred times in every way are restarted, and the "
   if (::geteuid() == 0 && std::filesystem::exists("/sys/fs/cgroup/pids"))
     CHECK(plugin_cgroups_of(daemon) == 1);
   CHECK(node.processes_in_home().size() == 1);
+  // No mount of a sandbox's stage ever reaches the daemon's namespace.
+  CHECK(joy::test::read_file("/proc/" + std::to_string(daemon) + "/mountinfo")
+          .find("joy-stage")
+        == std::string::npos);
+  // A CPU time limit is a reason of its own.
+  CHECK(node.joy({"call", "victim", "die", "\"cpu\""}).exit_code != 0);
+  await([&] {
+    return node.plugin("victim")["last_error"].get<std::string>().find(
+             "CPU time limit")
+           != std::string::npos;
+  });
+  await([&] { return state_of(node, "victim") == "running"; });
   // The log says how each one went.
   auto log = node.ok({"logs", "victim", "-n", "1000"});
   CHECK_THAT(log, Contains("killed by signal 11 (SIGSEGV)"));

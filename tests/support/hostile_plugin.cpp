@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <pthread.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -268,8 +269,18 @@ int main(int argc, char** argv) {
                   else if (how == "exit3")
                     _exit(3);
                   else if (how == "cpu") {
-                    rlimit lim{1, 1};
+                    // SIGXCPU at the soft limit (the hard one would be a
+                    // SIGKILL); this thread takes it.
+                    rusage ru{};
+                    ::getrusage(RUSAGE_SELF, &ru);
+                    rlim_t used = static_cast<rlim_t>(ru.ru_utime.tv_sec
+                                                      + ru.ru_stime.tv_sec);
+                    rlimit lim{used + 1, used + 10};
                     ::setrlimit(RLIMIT_CPU, &lim);
+                    sigset_t xcpu;
+                    sigemptyset(&xcpu);
+                    sigaddset(&xcpu, SIGXCPU);
+                    ::pthread_sigmask(SIG_UNBLOCK, &xcpu, nullptr);
                     spin(30);
                   }
                   return 0;
