@@ -23,10 +23,17 @@ constexpr uint64_t access_fs_truncate = 1ULL << 14; // ABI 3
 constexpr uint64_t access_net_bind_tcp = 1ULL << 0; // ABI 4
 constexpr uint64_t access_net_connect_tcp = 1ULL << 1;
 
-/// The ruleset attribute as of ABI 4 (the header's lacks the net field).
-struct ruleset_attr_v4 {
+/// Scopes (ABI 6): no connecting to abstract unix sockets, and no signals,
+/// outside the sandbox's own Landlock domain.
+constexpr uint64_t scope_abstract_unix_socket = 1ULL << 0;
+constexpr uint64_t scope_signal = 1ULL << 1;
+
+/// The ruleset attribute as of ABI 6 (the header's lacks the net and scope
+/// fields).
+struct ruleset_attr_v6 {
   uint64_t handled_access_fs;
   uint64_t handled_access_net;
+  uint64_t scoped;
 };
 
 constexpr uint64_t read_rights = LANDLOCK_ACCESS_FS_EXECUTE
@@ -80,13 +87,19 @@ int restrict_self(const ruleset& rules) noexcept {
   int abi = abi_version();
   if (abi <= 0)
     return ENOSYS;
-  ruleset_attr_v4 attr{};
+  ruleset_attr_v6 attr{};
   attr.handled_access_fs = fs_rights(abi);
   // Handling TCP with no rule for it denies all of it; a plugin that asked
   // for the network leaves TCP unhandled.
   if (abi >= 4 && !rules.tcp)
     attr.handled_access_net = access_net_bind_tcp | access_net_connect_tcp;
-  auto size = abi >= 4 ? sizeof(ruleset_attr_v4) : sizeof(uint64_t);
+  // A plugin with the network shares the host's network namespace, and with
+  // it the host's abstract unix sockets: scope them (and signals) away.
+  if (abi >= 6)
+    attr.scoped = scope_abstract_unix_socket | scope_signal;
+  auto size = abi >= 6   ? sizeof(ruleset_attr_v6)
+              : abi >= 4 ? 2 * sizeof(uint64_t)
+                         : sizeof(uint64_t);
   int fd
     = static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, size, 0));
   if (fd < 0)

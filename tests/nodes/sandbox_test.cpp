@@ -10,11 +10,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
+#include "actors/sandbox/landlock.hpp"
 #include "tests/nodes/node_fixture.hpp"
 
 using Catch::Matchers::Contains;
@@ -35,6 +39,27 @@ json hostile_manifest() {
 bool denied(const json& result) {
   return result.is_string() && result != "ok";
 }
+
+/// A listening abstract unix socket on the host, for as long as it lives.
+struct abstract_listener {
+  std::string name = "joy-test-abstract-" + std::to_string(::getpid());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  abstract_listener() {
+    REQUIRE(fd >= 0);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path + 1, name.data(), name.size());
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1
+                                      + name.size());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&un), len) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+  }
+
+  ~abstract_listener() {
+    ::close(fd);
+  }
+};
 
 } // namespace
 
@@ -93,6 +118,10 @@ TEST_CASE("a hostile plugin is denied everything it tries, each by its errno",
       CHECK(node.call("hostile", "socket", family) == "EAFNOSUPPORT");
     }
     CHECK(node.call("hostile", "socket", "unix") == "ok");
+    // The host's abstract unix sockets live in the host's network
+    // namespace.
+    abstract_listener host_socket;
+    CHECK(denied(node.call("hostile", "connect_abstract", host_socket.name)));
   }
   SECTION("it cannot trace, unshare, mount or reach kernel attack surface") {
     for (auto what : {"ptrace", "process_vm_readv", "unshare", "unshare-net",
@@ -159,6 +188,16 @@ TEST_CASE("a plugin with legitimate needs gets them: its work dir and the "
   CHECK(node.call("legit", "connect", "127.0.0.1", ntohs(addr.sin_port))
         == "ok");
   ::close(server);
+  // The host's abstract unix sockets share its network namespace; Landlock
+  // (ABI 6) scopes them away.
+  {
+    abstract_listener host_socket;
+    auto reached = node.call("legit", "connect_abstract", host_socket.name);
+    if (joy::landlock::abi_version() >= 6)
+      CHECK(reached == "EPERM");
+    else
+      CHECK(reached == "ok");
+  }
   // Its work dir keeps what it wrote across restarts.
   auto file = node.home() + "/work/legit/notes";
   CHECK(node.call("legit", "write", file) == "ok");

@@ -14,20 +14,23 @@
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <pthread.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -91,6 +94,23 @@ std::string connect_tcp(const std::string& host, int64_t port) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
   auto rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  auto r = outcome(rc);
+  ::close(fd);
+  return r;
+}
+
+/// Connects to the abstract unix socket `name` (without the leading NUL).
+std::string connect_abstract(const std::string& name) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return outcome(-1);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, name.data(),
+              std::min(name.size(), sizeof(addr.sun_path) - 2));
+  auto len
+    = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  auto rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
   auto r = outcome(rc);
   ::close(fd);
   return r;
@@ -237,6 +257,9 @@ int main(int argc, char** argv) {
     "connect",
     [](std::string host, int64_t port) { return connect_tcp(host, port); },
     {"host", "port"});
+  p.exports.add("connect_abstract",
+                [](std::string name) { return connect_abstract(name); },
+                {"name"});
   p.exports.add("syscall", [](std::string what) { return try_syscall(what); },
                 {"what"});
   p.exports.add("fork_bomb", [](int64_t max) { return fork_bomb(max); },
