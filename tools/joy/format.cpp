@@ -138,9 +138,14 @@ std::string status_text(wire::NodeStatus::Reader x) {
     }
     if (p.getMemoryBytes() > 0)
       row.push_back(format_bytes(p.getMemoryBytes()));
+    // The first line only: a failed plugin's reason goes on with its last
+    // log lines (`joy status --json` has them all).
     std::string err = p.getLastError().cStr();
-    if (!err.empty() && std::string{p.getState().cStr()} != "running")
-      row.push_back(err);
+    err = err.substr(0, err.find('\n'));
+    if (!err.empty())
+      row.push_back(std::string{p.getState().cStr()} == "running"
+                      ? "last: " + err
+                      : err);
     rows.push_back(std::move(row));
   }
   out += table(rows);
