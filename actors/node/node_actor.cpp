@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <functional>
+
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -765,19 +767,30 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
                 return self->request(spawn_remove_worker(self->system()),
                                      install_timeout, remove_atom_v, path);
               };
-              remove(dir).then(
-                [rp, info, work, remove](bool) mutable {
-                  if (work.empty()) {
-                    rp.deliver(info);
-                    return;
-                  }
-                  remove(work).then(
-                    [rp, info](bool) mutable { rp.deliver(info); },
-                    [rp](caf::error& err) mutable {
-                      rp.deliver(std::move(err));
-                    });
-                },
-                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+              // The folder, then the work dir and its image, one by one.
+              auto paths = std::make_shared<std::vector<std::string>>();
+              if (!work.empty())
+                *paths = {work + ".img", work};
+              auto next = std::make_shared<std::function<void(bool)>>();
+              *next = [rp, info, paths, remove, next](bool) mutable {
+                if (paths->empty()) {
+                  rp.deliver(info);
+                  *next = nullptr; // breaks the cycle
+                  return;
+                }
+                auto path = paths->back();
+                paths->pop_back();
+                remove(path).then([next](bool ok) { (*next)(ok); },
+                                  [rp, next](caf::error& err) mutable {
+                                    rp.deliver(std::move(err));
+                                    *next = nullptr;
+                                  });
+              };
+              remove(dir).then([next](bool ok) { (*next)(ok); },
+                               [rp, next](caf::error& err) mutable {
+                                 rp.deliver(std::move(err));
+                                 *next = nullptr;
+                               });
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;

@@ -20,6 +20,7 @@ extern "C" {
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include <sys/mman.h>
 
@@ -145,6 +146,10 @@ public:
         status_ = exit_status{exit_status::how::out_of_memory, SIGKILL,
                               extras_.memory_limit};
       cg->kill_all();
+      // Processes of a dead pid namespace may take a moment to leave their
+      // cgroup; the graveyard retries what this short wait does not cover.
+      for (int i = 0; i < 10 && !cg->remove_now(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
       cg->remove();
     }
     if (extras_.log)
@@ -198,7 +203,8 @@ public:
     : cfg_(std::move(cfg)),
       bpf_local_(std::move(bpf_local)),
       bpf_network_(std::move(bpf_network)),
-      landlock_abi_(landlock::abi_version()) {
+      landlock_abi_(landlock::abi_version()),
+      images_(can_cap_work_dirs(cfg_)) {
     // nop
   }
 
@@ -358,6 +364,12 @@ private:
       args.insert(args.end(), {"--uid", std::to_string(sb.uid), "--gid",
                                std::to_string(sb.gid), "--stage",
                                cfg_.stage_dir, sb.code_dir, sb.work_dir});
+      if (images_ && sb.disk_bytes > 0) {
+        auto image = sb.work_dir + ".img";
+        if (auto err = make_image(image, sb))
+          return err;
+        args.insert(args.end(), {"--work-image", image});
+      }
       sources.code_dir = cfg_.stage_dir + "/code";
       sources.work_dir = cfg_.stage_dir + "/work";
       sources.joy_exec = cfg_.stage_dir + "/joy-exec";
@@ -378,6 +390,59 @@ private:
     extras.status.reset(pipe_fds[0]);
     passed.emplace_back(lift(unique_fd{pipe_fds[1]}), status_fd);
     args.insert(args.end(), {"--keep-fds", std::to_string(seccomp_fd)});
+    return caf::none;
+  }
+
+  /// The ext4 image of a work dir, made on the plugin's first start.
+  caf::error make_image(const std::string& image, const sandbox_policy& sb) {
+    std::error_code ec;
+    if (fs::exists(image, ec))
+      return caf::none;
+    auto tmp = image + ".new";
+    {
+      unique_fd fd{
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+      if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(sb.disk_bytes)) != 0)
+        return sys_error("cannot create " + tmp);
+    }
+    // No reserved blocks: the plugin may fill all of it; the root of the
+    // file system belongs to the plugin's uid.
+    std::vector<std::string> argv{cfg_.mkfs,
+                                  "-q",
+                                  "-F",
+                                  "-m",
+                                  "0",
+                                  "-E",
+                                  "root_owner=" + std::to_string(sb.uid) + ":"
+                                    + std::to_string(sb.gid),
+                                  tmp};
+    std::vector<char*> c_argv;
+    for (auto& a : argv)
+      c_argv.push_back(a.data());
+    c_argv.push_back(nullptr);
+    char* no_env[] = {nullptr};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, cfg_.mkfs.c_str(), &fa, nullptr, c_argv.data(),
+                           no_env);
+    posix_spawn_file_actions_destroy(&fa);
+    int status = -1;
+    if (rc == 0)
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        // retry
+      }
+    if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fs::remove(tmp, ec);
+      return make_error(errc::io_error, "cannot make the work dir image "
+                                          + image + " with " + cfg_.mkfs);
+    }
+    fs::rename(tmp, image, ec);
+    if (ec)
+      return make_error(errc::io_error,
+                        "cannot create " + image + ": " + ec.message());
     return caf::none;
   }
 
@@ -402,10 +467,17 @@ private:
   std::vector<uint8_t> bpf_local_;
   std::vector<uint8_t> bpf_network_;
   int landlock_abi_;
+  bool images_;
   bool stage_ready_ = false;
 };
 
 } // namespace
+
+bool can_cap_work_dirs(const exec_launcher_config& cfg) {
+  return ::geteuid() == 0 && !cfg.mkfs.empty()
+         && ::access(cfg.mkfs.c_str(), X_OK) == 0
+         && ::access("/dev/loop-control", R_OK | W_OK) == 0;
+}
 
 caf::expected<std::shared_ptr<process_launcher>>
 make_exec_launcher(exec_launcher_config cfg) {

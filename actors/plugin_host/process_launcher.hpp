@@ -133,6 +133,10 @@ struct exec_launcher_config {
   /// A root daemon's sandboxes bind the plugin's folders here first, in a
   /// mount namespace of their own (see sandbox_sources).
   std::string stage_dir = "/run/joy-stage";
+  /// A root daemon's plugins keep their work dir in an ext4 image of
+  /// `resources.disk` bytes on a loop device, so that its size is capped;
+  /// empty (or no /dev/loop-control) leaves work dirs uncapped.
+  std::string mkfs = "/usr/sbin/mkfs.ext4";
   /// Where plugins' cgroups go; null: no cgroups (limits unenforced).
   std::shared_ptr<cgroup_tree> cgroups;
 };
@@ -141,6 +145,9 @@ struct exec_launcher_config {
 /// seccomp filters could not be built).
 caf::expected<std::shared_ptr<process_launcher>>
 make_exec_launcher(exec_launcher_config cfg);
+
+/// True when `cfg` can cap work dirs with images on this machine.
+bool can_cap_work_dirs(const exec_launcher_config& cfg);
 
 /// An unsandboxed launcher without cgroups (benchmarks, tests).
 std::shared_ptr<process_launcher> make_exec_launcher(std::string joy_exec);

@@ -242,6 +242,16 @@ void plugin_cgroup::kill_all() noexcept {
   }
 }
 
+bool plugin_cgroup::remove_now() noexcept {
+  if (removed_)
+    return true;
+  bool all = true;
+  for (auto& d : dirs_)
+    all = remove_dir(d, real_) && all;
+  removed_ = all;
+  return all;
+}
+
 bool plugin_cgroup::remove() noexcept {
   if (removed_)
     return true;

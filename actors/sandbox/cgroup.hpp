@@ -64,6 +64,10 @@ public:
   /// the graveyard retries later.
   bool remove() noexcept;
 
+  /// Tries to remove the directories, without handing them to the
+  /// graveyard; true once they are gone.
+  bool remove_now() noexcept;
+
 private:
   std::string file(const char* controller, const char* name) const;
 

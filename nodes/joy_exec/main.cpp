@@ -6,7 +6,7 @@
 // a sandbox, bubblewrap, which runs joy-exec's second stage:
 //
 //   joy-exec --parent PID --cwd DIR [--cgroup PROCS_FILE]... [--uid U --gid G]
-//            [--stage DIR CODE WORK] [--rlimit-nofile N]
+//            [--stage DIR CODE WORK [--work-image IMAGE]] [--rlimit-nofile N]
 //            [--keep-fds N] -- EXECUTABLE [ARGS...]
 //   joy-exec --inner --status-fd FD [--landlock] [--landlock-ro PATH]...
 //            [--landlock-rw PATH]... [--landlock-tcp] -- EXECUTABLE [ARGS...]
@@ -19,6 +19,8 @@
 // are bound under DIR/code, DIR/work and DIR/joy-exec, where bubblewrap —
 // which resolves its sources as the plugin's uid — can reach them. (An fd
 // opened before the new namespace cannot be bound: its mount is foreign.)
+// With --work-image, the work dir is that ext4 image on a loop device
+// instead, so that its size is capped.
 //
 // The first stage joins the plugin's cgroup, sets rlimits, drops to the
 // plugin's uid (bubblewrap started by root would map the plugin to real
@@ -33,8 +35,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/loop.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -100,8 +105,56 @@ void drop_to(uid_t uid, gid_t gid) {
     die("uid drop", "could regain root");
 }
 
+/// Attaches `image` to a free loop device (released when its last mount
+/// goes) and mounts its ext4 on `target`. The image stays locked while the
+/// loop device holds it, so that no second sandbox mounts it at once: two
+/// mounts of one ext4 would corrupt it.
+void mount_image(const char* image, const std::string& target) {
+  int img = ::open(image, O_RDWR | O_CLOEXEC);
+  if (img < 0)
+    die_errno(image);
+  // A restarted plugin's previous sandbox may still be letting go of it.
+  for (int i = 0; ::flock(img, LOCK_EX | LOCK_NB) != 0; ++i) {
+    if (errno != EWOULDBLOCK || i == 200)
+      die("the work dir's image is in use", image);
+    ::usleep(5000);
+  }
+  int ctl = ::open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0)
+    die_errno("/dev/loop-control");
+  for (int attempt = 0;; ++attempt) {
+    int n = ::ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0)
+      die_errno("LOOP_CTL_GET_FREE");
+    auto dev = "/dev/loop" + std::to_string(n);
+    int loop = ::open(dev.c_str(), O_RDWR | O_CLOEXEC);
+    if (loop < 0)
+      die_errno(dev.c_str());
+    loop_config cfg{};
+    cfg.fd = static_cast<uint32_t>(img);
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (::ioctl(loop, LOOP_CONFIGURE, &cfg) != 0) {
+      ::close(loop);
+      // Another spawn took the same free device first.
+      if (errno == EBUSY && attempt < 16)
+        continue;
+      die_errno("LOOP_CONFIGURE");
+    }
+    if (::mount(dev.c_str(), target.c_str(), "ext4", MS_NOSUID | MS_NODEV,
+                nullptr)
+        != 0)
+      die_errno(target.c_str());
+    // The mount holds the device now; AUTOCLEAR frees it after the last
+    // unmount, that is when the plugin's namespaces are gone.
+    ::close(loop);
+    break;
+  }
+  ::close(ctl);
+  ::close(img);
+}
+
 void stage(const char* dir, const char* code, const char* work,
-           const char* self) {
+           const char* image, const char* self) {
   if (::unshare(CLONE_NEWNS) != 0)
     die_errno("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
@@ -123,7 +176,10 @@ void stage(const char* dir, const char* code, const char* work,
     die_errno("stage joy-exec");
   ::close(f);
   bind(code, at("code"));
-  bind(work, at("work"));
+  if (image != nullptr)
+    mount_image(image, at("work"));
+  else
+    bind(work, at("work"));
   bind(self, at("joy-exec"));
 }
 
@@ -133,6 +189,7 @@ struct options {
   const char* stage = nullptr;
   const char* stage_code = nullptr;
   const char* stage_work = nullptr;
+  const char* work_image = nullptr;
   std::vector<const char*> cgroups;
   long long uid = -1;
   long long gid = -1;
@@ -163,7 +220,9 @@ options parse(int argc, char** argv) {
       o.stage = value("--stage");
       o.stage_code = value("--stage");
       o.stage_work = value("--stage");
-    } else if (a == "--cgroup")
+    } else if (a == "--work-image")
+      o.work_image = value("--work-image");
+    else if (a == "--cgroup")
       o.cgroups.push_back(value("--cgroup"));
     else if (a == "--uid")
       o.uid = static_cast<long long>(number(value("--uid"), "--uid"));
@@ -219,7 +278,7 @@ void arm_pdeathsig(long parent) {
     if (n <= 0)
       die_errno("readlink(/proc/self/exe)");
     self[n] = '\0';
-    stage(o.stage, o.stage_code, o.stage_work, self);
+    stage(o.stage, o.stage_code, o.stage_work, o.work_image, self);
   }
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   if (o.nofile >= 0)

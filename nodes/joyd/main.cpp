@@ -258,6 +258,11 @@ int main(int argc, char** argv) {
   lcfg.joy_exec = joy::self_dir() + "/joy-exec";
   lcfg.bwrap = bwrap;
   lcfg.cgroups = cgroups;
+  if (sandbox_settings.enabled && ::geteuid() == 0)
+    sandbox_description += joy::can_cap_work_dirs(lcfg)
+                             ? ", work dirs capped (ext4 images)"
+                             : ", work dirs uncapped (no loop devices or "
+                               "mkfs.ext4)";
   auto launcher = joy::make_exec_launcher(std::move(lcfg));
   if (!launcher)
     return fail(joy::message_of(launcher.error()));

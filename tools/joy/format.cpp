@@ -143,9 +143,8 @@ std::string status_text(wire::NodeStatus::Reader x) {
     std::string err = p.getLastError().cStr();
     err = err.substr(0, err.find('\n'));
     if (!err.empty())
-      row.push_back(std::string{p.getState().cStr()} == "running"
-                      ? "last: " + err
-                      : err);
+      row.push_back(
+        std::string{p.getState().cStr()} == "running" ? "last: " + err : err);
     rows.push_back(std::move(row));
   }
   out += table(rows);
