@@ -129,8 +129,14 @@ std::optional<std::string> own_path(const std::string& self_cgroup,
   return std::nullopt;
 }
 
+/// A zombie counts as dead: its cgroups are of no use to it.
 bool pid_alive(int pid) {
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  if (::kill(pid, 0) != 0 && errno != EPERM)
+    return false;
+  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size()
+         || stat[close + 2] != 'Z';
 }
 
 } // namespace

@@ -92,12 +92,14 @@ TEST_CASE("a registry on a full disk refuses installs cleanly and stays "
   std::filesystem::create_directories(node.home());
   REQUIRE(::mount("joy-test", node.home().c_str(), "tmpfs", 0, "size=96m")
           == 0);
+  // The daemon goes before its home does (its lock file is in there).
   struct unmount {
-    std::string path;
+    node_fixture& node;
     ~unmount() {
-      ::umount2(path.c_str(), MNT_DETACH);
+      node.stop_everything();
+      ::umount2(node.home().c_str(), MNT_DETACH);
     }
-  } guard{node.home()};
+  } guard{node};
   node.start();
   node.ok({"install", node.hostile_plugin("first")});
   node.ok({"install", node.copy_example("demo", "keeper")});
