@@ -200,6 +200,12 @@ std::string service_of(const std::string& plugin) {
   return "public/" + plugin + ":default";
 }
 
+/// A root node's ext4 image of a plugin's work dir: in a folder of its own,
+/// so that no plugin name can collide with it.
+std::string image_of(const node_config& cfg, const std::string& name) {
+  return (fs::path{cfg.home} / "images" / (name + ".img")).string();
+}
+
 caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
                                             const plugin_record& rec) {
   auto manifest = parse_manifest(rec.manifest);
@@ -215,6 +221,8 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
                 : (fs::path{cfg.work_dir} / rec.name).string();
   spec.sandbox = make_sandbox_policy(cfg.sandbox, *manifest, rec.path, work,
                                      ::geteuid() == 0);
+  if (!cfg.work_dir.empty())
+    spec.sandbox.work_image = image_of(cfg, rec.name);
   // Deny by default: the plugin sees none of the daemon's environment.
   spec.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
               {"HOME", work},
@@ -759,9 +767,11 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         auto work = st.cfg.work_dir.empty()
                       ? std::string{}
                       : (fs::path{st.cfg.work_dir} / name).string();
+        auto image
+          = st.cfg.work_dir.empty() ? std::string{} : image_of(st.cfg, name);
         self->request(st.registry, registry_timeout, remove_atom_v, name)
           .then(
-            [self, rp, info, dir, work](bool) mutable {
+            [self, rp, info, dir, work, image](bool) mutable {
               log(log_level::info, "node", "uninstalled ", info.record.name);
               auto remove = [self](const std::string& path) {
                 return self->request(spawn_remove_worker(self->system()),
@@ -770,7 +780,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
               // The folder, then the work dir and its image, one by one.
               auto paths = std::make_shared<std::vector<std::string>>();
               if (!work.empty())
-                *paths = {work + ".img", work};
+                *paths = {image, work};
               auto next = std::make_shared<std::function<void(bool)>>();
               *next = [rp, info, paths, remove, next](bool) mutable {
                 if (paths->empty()) {

@@ -75,18 +75,30 @@ struct process_extras {
   uint64_t memory_limit = 0;
 };
 
-/// Parses joy-exec's "exit N" / "signal N" report; nullopt if there is none
-/// (the sandbox failed before the plugin ran, or was killed whole).
-std::optional<exit_status> read_report(int fd) {
-  char buf[64];
-  auto n = ::read(fd, buf, sizeof(buf) - 1);
-  if (n <= 0)
-    return std::nullopt;
-  buf[n] = '\0';
+/// Parses joy-exec's "exit N" / "signal N" report, the pipe's last line;
+/// nullopt if there is none (the sandbox failed before the plugin ran, or
+/// was killed whole). `outer` is bubblewrap's own status: the report must
+/// agree with it (exit N, or 128+N for signal N), so that a plugin that
+/// got at the pipe cannot make a crash look clean or the reverse.
+std::optional<exit_status> read_report(int fd, const exit_status& outer) {
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0 && text.size() < 65536)
+    text.append(buf, static_cast<std::size_t>(n));
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  auto line = text.substr(
+    text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  if (outer.kind != exit_status::how::exited)
+    return std::nullopt; // bubblewrap itself was killed
   int value = 0;
-  if (std::sscanf(buf, "exit %d", &value) == 1)
+  char tail = 0;
+  if (std::sscanf(line.c_str(), "exit %d%c", &value, &tail) == 1
+      && value == outer.code)
     return exit_status{exit_status::how::exited, value};
-  if (std::sscanf(buf, "signal %d", &value) == 1)
+  if (std::sscanf(line.c_str(), "signal %d%c", &value, &tail) == 1 && value > 0
+      && value < 65 && 128 + value == outer.code)
     return exit_status{exit_status::how::signaled, value};
   return std::nullopt;
 }
@@ -137,7 +149,7 @@ public:
     else
       status_ = exit_status{exit_status::how::signaled, info.si_status};
     if (extras_.status)
-      if (auto reported = read_report(extras_.status.get()))
+      if (auto reported = read_report(extras_.status.get(), status_))
         status_ = *reported;
     if (auto& cg = extras_.cgroup) {
       // A SIGKILL with an OOM kill in its cgroup is the memory limit.
@@ -276,6 +288,8 @@ public:
           args.insert(args.end(), {"--landlock-ro", p});
         for (auto& p : landlock_read_write(sb))
           args.insert(args.end(), {"--landlock-rw", p});
+        for (auto& p : landlock_files_only(sb))
+          args.insert(args.end(), {"--landlock-files", p});
         if (sb.network)
           args.emplace_back("--landlock-tcp");
       }
@@ -352,6 +366,7 @@ private:
                              process_extras& extras,
                              std::vector<std::string>& args,
                              sandbox_sources& sources) {
+    std::error_code ec;
     if (sb.uid >= 0) {
       // Only the top: what the plugin wrote before is its own already.
       if (::chown(sb.work_dir.c_str(), static_cast<uid_t>(sb.uid),
@@ -364,8 +379,9 @@ private:
       args.insert(args.end(), {"--uid", std::to_string(sb.uid), "--gid",
                                std::to_string(sb.gid), "--stage",
                                cfg_.stage_dir, sb.code_dir, sb.work_dir});
-      if (images_ && sb.disk_bytes > 0) {
-        auto image = sb.work_dir + ".img";
+      if (images_ && sb.disk_bytes > 0 && !sb.work_image.empty()) {
+        auto& image = sb.work_image;
+        fs::create_directories(fs::path{image}.parent_path(), ec);
         if (auto err = make_image(image, sb))
           return err;
         args.insert(args.end(), {"--work-image", image});
@@ -385,7 +401,10 @@ private:
       return sys_error("cannot pass the seccomp filter");
     passed.emplace_back(lift(std::move(filter)), seccomp_fd);
     int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+    // The read end only is non-blocking: a full pipe must make the writer
+    // wait, not lose the report.
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0
+        || ::fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK) != 0)
       return sys_error("pipe2");
     extras.status.reset(pipe_fds[0]);
     passed.emplace_back(lift(unique_fd{pipe_fds[1]}), status_fd);

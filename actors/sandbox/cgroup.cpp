@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -243,8 +244,21 @@ void plugin_cgroup::kill_all() noexcept {
     auto pids = pids_in(procs);
     if (pids.empty())
       return;
-    for (int pid : pids)
-      ::kill(pid, SIGKILL);
+    // A pid read from the list may be gone and reused by the time we
+    // signal it: pin each with a pidfd, then signal only those the list
+    // still names (a pid reused since is not in this cgroup).
+    std::vector<std::pair<int, int>> pinned;
+    for (int pid : pids) {
+      int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      if (fd >= 0)
+        pinned.emplace_back(pid, fd);
+    }
+    auto still = pids_in(procs);
+    for (auto& [pid, fd] : pinned) {
+      if (std::find(still.begin(), still.end(), pid) != still.end())
+        ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+      ::close(fd);
+    }
   }
 }
 
@@ -303,10 +317,15 @@ cgroup_tree::open(const std::string& fs_root, const std::string& self_cgroup) {
       if (auto err = write_file(leaf + "/cgroup.procs", self, true))
         return err;
     }
+    // One controller at a time: a single write of all three fails whole
+    // when one of them is not delegated. memory and pids are required,
+    // cpu is not.
     for (auto& d : {base, mine})
-      if (auto err = write_file(d + "/cgroup.subtree_control",
-                                "+memory +pids +cpu", tree->real_))
-        return err;
+      for (auto* c : {"+memory", "+pids", "+cpu"})
+        if (auto err
+            = write_file(d + "/cgroup.subtree_control", c, tree->real_);
+            err && std::string{c} != "+cpu")
+          return err;
     tree->bases_ = {base};
     tree->own_ = {mine};
     tree->graveyard_ = std::make_shared<cgroup_graveyard>(tree->real_);
@@ -406,6 +425,13 @@ cgroup_tree::create(const std::string& name, const cgroup_limits& limits) {
   } else {
     if (!err && limits.memory_bytes > 0)
       err = set(dirs[v1_memory], "memory.limit_in_bytes",
+                std::to_string(limits.memory_bytes));
+    // Memory plus swap at the same limit: no spilling into the host's
+    // swap. Absent without swap accounting.
+    if (!err && limits.memory_bytes > 0 && !dirs[v1_memory].empty()
+        && (!real_
+            || fs::exists(dirs[v1_memory] + "/memory.memsw.limit_in_bytes")))
+      err = set(dirs[v1_memory], "memory.memsw.limit_in_bytes",
                 std::to_string(limits.memory_bytes));
     if (!err && limits.pids > 0)
       err = set(dirs[v1_pids], "pids.max", std::to_string(limits.pids));

@@ -111,6 +111,12 @@ int restrict_self(const ruleset& rules) noexcept {
   for (auto& p : rules.read_write)
     if (err == 0)
       err = add_path(fd, p, attr.handled_access_fs);
+  auto file_rights
+    = (read_rights | LANDLOCK_ACCESS_FS_WRITE_FILE | access_fs_truncate)
+      & attr.handled_access_fs & ~LANDLOCK_ACCESS_FS_EXECUTE;
+  for (auto& p : rules.files_only)
+    if (err == 0)
+      err = add_path(fd, p, file_rights);
   if (err == 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     err = errno;
   if (err == 0 && ::syscall(SYS_landlock_restrict_self, fd, 0) != 0)

@@ -26,6 +26,8 @@ struct ruleset {
   std::vector<std::string> read_only;
   /// Everything, including creating and removing files.
   std::vector<std::string> read_write;
+  /// Reading and writing existing files only (device nodes in /dev).
+  std::vector<std::string> files_only;
   /// Allow TCP bind and connect (only enforced from ABI 4 on; below that,
   /// the network namespace and seccomp stand alone).
   bool tcp = false;

@@ -71,8 +71,11 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
                              "plugin"};
   if (policy.network)
     a.emplace_back("--share-net");
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size",
-                     std::to_string(policy.disk_bytes), "--tmpfs", "/tmp"});
+  // Both tmpfs capped: --size applies to the next --tmpfs only, and /dev's
+  // own tmpfs is bubblewrap's, so /dev/shm gets one of its own.
+  auto size = std::to_string(policy.disk_bytes);
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", size,
+                     "--tmpfs", "/dev/shm", "--size", size, "--tmpfs", "/tmp"});
   std::error_code ec;
   auto add_path = [&](const char* path) {
     auto st = fs::symlink_status(path, ec);
@@ -115,7 +118,11 @@ std::vector<std::string> landlock_read_only(const sandbox_policy& policy) {
 }
 
 std::vector<std::string> landlock_read_write(const sandbox_policy& policy) {
-  return {policy.work_dir, "/tmp", "/dev"};
+  return {policy.work_dir, "/tmp", "/dev/shm"};
+}
+
+std::vector<std::string> landlock_files_only(const sandbox_policy&) {
+  return {"/dev"};
 }
 
 } // namespace joy

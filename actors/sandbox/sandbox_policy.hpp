@@ -69,13 +69,17 @@ struct sandbox_policy {
   /// its HOME).
   std::string code_dir;
   std::string work_dir;
+  /// Where a root node keeps the work dir's ext4 image (its size capped);
+  /// empty: a plain directory.
+  std::string work_image;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sandbox_policy& x) {
   return f(caf::meta::type_name("joy::sandbox_policy"), x.enabled, x.uid, x.gid,
            x.network, x.landlock, x.limits.memory_bytes, x.limits.pids,
-           x.limits.cpus, x.disk_bytes, x.open_files, x.code_dir, x.work_dir);
+           x.limits.cpus, x.disk_bytes, x.open_files, x.code_dir, x.work_dir,
+           x.work_image);
 }
 
 /// The policy for a plugin with `manifest`, installed in `code_dir`, whose
@@ -110,5 +114,8 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
 /// and writable (its work dir, /tmp, /dev) inside the sandbox.
 std::vector<std::string> landlock_read_only(const sandbox_policy& policy);
 std::vector<std::string> landlock_read_write(const sandbox_policy& policy);
+/// Where Landlock allows reading and writing existing files only: the
+/// device nodes of /dev.
+std::vector<std::string> landlock_files_only(const sandbox_policy& policy);
 
 } // namespace joy

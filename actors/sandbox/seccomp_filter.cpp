@@ -3,6 +3,7 @@
 
 #include "actors/sandbox/seccomp_filter.hpp"
 
+#include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -65,9 +66,12 @@ caf::expected<std::vector<uint8_t>> build_seccomp_filter(seccomp_options opts) {
   if (raw == nullptr)
     return make_error(errc::internal, "seccomp_init failed");
   std::unique_ptr<scmp_filter_ctx, ctx_deleter> ctx{new scmp_filter_ctx{raw}};
-  // Only the native architecture: everything else is killed
-  // (SCMP_FLTATR_ACT_BADARCH defaults to KILL).
-  int rc = 0;
+  // Only the native architecture: a syscall of any other (x32, i386 through
+  // int 0x80) kills the whole process, not only its thread.
+  int rc
+    = seccomp_attr_set(raw, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  if (rc != 0)
+    return rule_failed("other architectures", rc);
   for (auto* name : denied_syscalls) {
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR)
@@ -109,6 +113,18 @@ caf::expected<std::vector<uint8_t>> build_seccomp_filter(seccomp_options opts) {
            SCMP_A0(SCMP_CMP_GE, static_cast<uint64_t>(AF_MAX))))
         != 0)
       return rule_failed("socket", rc);
+  }
+  // With the network, netlink is for routes only (what getaddrinfo needs):
+  // sock_diag would list every socket of the host's network namespace,
+  // abstract unix names included.
+  if (opts.network) {
+    for (int nr : {SCMP_SYS(socket), SCMP_SYS(socketpair)})
+      if ((rc = seccomp_rule_add(
+             raw, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 2,
+             SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(AF_NETLINK)),
+             SCMP_A2(SCMP_CMP_NE, static_cast<uint64_t>(NETLINK_ROUTE))))
+          != 0)
+        return rule_failed("netlink", rc);
   }
   // Export through a memfd: libseccomp writes to an fd only.
   unique_fd out{::memfd_create("joy-seccomp", MFD_CLOEXEC)};

@@ -9,7 +9,8 @@
 //            [--stage DIR CODE WORK [--work-image IMAGE]] [--rlimit-nofile N]
 //            [--keep-fds N] -- EXECUTABLE [ARGS...]
 //   joy-exec --inner --status-fd FD [--landlock] [--landlock-ro PATH]...
-//            [--landlock-rw PATH]... [--landlock-tcp] -- EXECUTABLE [ARGS...]
+//            [--landlock-rw PATH]... [--landlock-files PATH]...
+//            [--landlock-tcp] -- EXECUTABLE [ARGS...]
 //
 // joyd has already placed the plugin's socket at fd 3, stdin on /dev/null
 // and stdout/stderr on the plugin's log; a sandbox adds its fds after 3.
@@ -242,6 +243,8 @@ options parse(int argc, char** argv) {
       o.rules.read_only.emplace_back(value(a.c_str()));
     else if (a == "--landlock-rw")
       o.rules.read_write.emplace_back(value(a.c_str()));
+    else if (a == "--landlock-files")
+      o.rules.files_only.emplace_back(value(a.c_str()));
     else if (a == "--landlock-tcp")
       o.rules.tcp = true;
     else if (a == "--") {
@@ -287,7 +290,7 @@ void arm_pdeathsig(long parent) {
     drop_to(static_cast<uid_t>(o.uid),
             static_cast<gid_t>(o.gid >= 0 ? o.gid : o.uid));
   arm_pdeathsig(o.parent);
-  if (o.uid >= 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     die_errno("prctl(PR_SET_NO_NEW_PRIVS)");
   // Nothing but stdio, the plugin's socket and the sandbox's fds crosses.
   if (::close_range(static_cast<unsigned>(o.keep_fds) + 1, ~0U, 0) != 0)
@@ -313,6 +316,11 @@ void report(int fd, const std::string& text) {
     if (err != 0)
       die("landlock", std::strerror(err));
   }
+  // Not dumpable: the plugin (same uid, our child) may not open our fds
+  // through /proc and write its own exit report. exec makes it dumpable
+  // again; we stay protected.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    die_errno("prctl(PR_SET_DUMPABLE)");
   pid_t child = ::fork();
   if (child < 0)
     die_errno("fork");

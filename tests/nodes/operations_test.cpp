@@ -43,7 +43,7 @@ TEST_CASE(
   CHECK(eventually([&] { return !process_alive(pid); }));
   CHECK_FALSE(fs::exists(node.home() + "/plugins/demo"));
   CHECK_FALSE(fs::exists(node.home() + "/work/demo"));
-  CHECK_FALSE(fs::exists(node.home() + "/work/demo.img"));
+  CHECK_FALSE(fs::exists(node.home() + "/images/demo.img"));
   CHECK(json::parse(node.ok({"plugins", "--json"})).empty());
   auto r = node.joy({"call", "demo", "recall", "\"k\""});
   CHECK(r.exit_code != 0);

@@ -87,6 +87,8 @@ TEST_CASE("a hostile plugin is denied everything it tries, each by its errno",
     CHECK(me["home"] == node.home() + "/work/hostile");
     // Root is not even mapped in its user namespace.
     CHECK(denied(node.call("hostile", "syscall", "setuid")));
+    // Nor may it write its own exit report.
+    CHECK(denied(node.call("hostile", "syscall", "forge-exit")));
   }
   SECTION("files outside its own folders do not exist for it") {
     CHECK(node.call("hostile", "read", secret.string()) == "ENOENT");

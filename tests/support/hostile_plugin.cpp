@@ -160,6 +160,17 @@ std::string try_syscall(const std::string& what) {
   }
   if (what == "setuid")
     return outcome(::setuid(0));
+  if (what == "forge-exit") {
+    // Its parent reports its exit status on fd 4: write a clean exit there.
+    auto path = "/proc/" + std::to_string(::getppid()) + "/fd/4";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      auto n = ::write(fd, "exit 0\n", 7);
+      ::close(fd);
+      return outcome(n < 0 ? -1 : 0);
+    }
+    return outcome(-1);
+  }
   errno = EINVAL;
   return "unknown probe " + what;
 }
