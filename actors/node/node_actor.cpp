@@ -216,6 +216,8 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   spec.executable = (fs::path{rec.path} / manifest->entry).string();
   spec.work_dir = rec.path;
   spec.log_file = (fs::path{cfg.logs_dir} / (rec.name + ".log")).string();
+  // Room for rotation (every log_check) to catch up before output drops.
+  spec.log_cap = std::max<uint64_t>(2 * cfg.log_max_bytes, uint64_t{1} << 20);
   auto work = cfg.work_dir.empty()
                 ? rec.path
                 : (fs::path{cfg.work_dir} / rec.name).string();

@@ -159,7 +159,15 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
   exit_observer_ = kj::heap<kj::UnixEventPort::FdObserver>(
     ctx_.event_port(), proc_->exit_fd(),
     kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  if (proc.output && *proc.output) {
+    drain_ = kj::heap<log_drain>(ctx_.event_port(), std::move(*proc.output),
+                                 proc.log_file, proc.log_cap);
+    tasks_.add(drain_->run());
+  }
   tasks_.add(exit_observer_->whenBecomesReadable().then([this] {
+    // Its last words first, then why it went.
+    if (drain_)
+      drain_->flush();
     auto status = proc_->reap();
     // A pidfd is readable only once the process exited; reap cannot miss.
     on_exit(status ? *status : exit_status{exit_status::how::signaled, 0});

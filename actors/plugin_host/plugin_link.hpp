@@ -20,6 +20,7 @@
 #include <kj/async-unix.h>
 #include <kj/async.h>
 
+#include "actors/plugin_host/log_drain.hpp"
 #include "actors/plugin_host/plugin_host_actor.hpp"
 #include "actors/plugin_host/plugin_stats.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
@@ -118,6 +119,9 @@ private:
   bool ready_ = false;
   bool stopping_ = false;
   bool exited_ = false;
+  /// The plugin's stdout and stderr into its log (may be null); declared
+  /// before `tasks_`, which runs it.
+  kj::Own<log_drain> drain_;
   kj::TaskSet tasks_;
 };
 

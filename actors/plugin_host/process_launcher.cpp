@@ -229,12 +229,23 @@ public:
       return sys_error("socketpair");
     unique_fd ours{sv[0]};
     unique_fd theirs{sv[1]};
+    // The plugin writes into a pipe; the node appends what comes out to
+    // its log, capped. The node's own lines (exit reasons) go to the file.
     unique_fd log;
+    unique_fd output;
+    unique_fd log_file;
     if (!spec.log_file.empty()) {
-      log.reset(::open(spec.log_file.c_str(),
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-      if (!log)
+      unique_fd file{::open(spec.log_file.c_str(),
+                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)};
+      if (!file)
         return sys_error("cannot open " + spec.log_file);
+      int out[2];
+      if (::pipe2(out, O_CLOEXEC) != 0
+          || ::fcntl(out[0], F_SETFL, O_NONBLOCK) != 0)
+        return sys_error("pipe2");
+      output.reset(out[0]);
+      log.reset(out[1]);
+      log_file = std::move(file);
     } else {
       log.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
     }
@@ -248,8 +259,7 @@ public:
     }
     process_extras extras;
     extras.memory_limit = sb.limits.memory_bytes;
-    if (!spec.log_file.empty())
-      extras.log.reset(::fcntl(log.get(), F_DUPFD_CLOEXEC, 0));
+    extras.log = std::move(log_file);
     std::vector<std::string> args{cfg_.joy_exec, "--parent",
                                   std::to_string(::getpid())};
     // In a sandbox, bubblewrap enters the folder (the dropped uid may not
@@ -355,6 +365,11 @@ public:
     out.proc = std::make_shared<pidfd_process>(pid, std::move(pidfd),
                                                std::move(extras));
     out.socket = std::make_shared<unique_fd>(std::move(ours));
+    if (output) {
+      out.output = std::make_shared<unique_fd>(std::move(output));
+      out.log_file = spec.log_file;
+      out.log_cap = spec.log_cap;
+    }
     return out;
   }
 

@@ -85,8 +85,12 @@ struct launch_spec {
   std::vector<std::string> args;
   /// The working directory (the installed plugin folder).
   std::string work_dir;
-  /// stdout and stderr are appended here; empty means /dev/null.
+  /// stdout and stderr are appended here, through a pipe the node drains
+  /// (log_drain.hpp); empty means /dev/null.
   std::string log_file;
+  /// The log's hard cap: output beyond it is dropped until rotation makes
+  /// room.
+  uint64_t log_cap = uint64_t{64} << 20;
   /// The whole environment of the plugin (deny by default: nothing from the
   /// daemon's environment leaks in).
   std::vector<std::pair<std::string, std::string>> env;
@@ -98,7 +102,7 @@ struct launch_spec {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, launch_spec& x) {
   return f(caf::meta::type_name("joy::launch_spec"), x.name, x.executable,
-           x.args, x.work_dir, x.log_file, x.env, x.sandbox);
+           x.args, x.work_dir, x.log_file, x.log_cap, x.env, x.sandbox);
 }
 
 /// A started process and the daemon's end of its socket. Shared pointers
@@ -107,6 +111,11 @@ typename Inspector::result_type inspect(Inspector& f, launch_spec& x) {
 struct launched_process {
   std::shared_ptr<process> proc;
   std::shared_ptr<unique_fd> socket;
+  /// The read end of the plugin's stdout and stderr (may be empty), for
+  /// `log_file` capped at `log_cap`.
+  std::shared_ptr<unique_fd> output;
+  std::string log_file;
+  uint64_t log_cap = 0;
 };
 
 template <class Inspector>

@@ -223,6 +223,22 @@ TEST_CASE("a plugin with legitimate needs gets them: its work dir and the "
   CHECK(node.call("legit", "syscall", "unshare") == "EPERM");
 }
 
+TEST_CASE("a plugin flooding its output cannot fill the node's disk",
+          "[nodes][sandbox]") {
+  node_fixture node;
+  // Rotation would not run during the test: the cap alone holds.
+  node.start({"--log-max-bytes", "1048576", "--log-check", "600"});
+  node.ok({"install", node.hostile_plugin("chatty")});
+  CHECK(node.call("chatty", "spam", 64) == true);
+  auto log = node.home() + "/logs/chatty.log";
+  // The hard cap is twice the rotation size.
+  CHECK(std::filesystem::file_size(log) <= 2 * 1048576);
+  CHECK(node.call("chatty", "socket", "unix") == "ok");
+  // The plugin cannot reach its log file to truncate or rewrite it: it
+  // only has a pipe.
+  CHECK(node.call("chatty", "read", log) == "ENOENT");
+}
+
 TEST_CASE("a node without bubblewrap refuses to start unless told to run "
           "plugins unsandboxed, and then says so loudly",
           "[nodes][sandbox]") {

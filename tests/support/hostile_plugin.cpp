@@ -279,6 +279,17 @@ int main(int argc, char** argv) {
                 [](std::string path, int64_t mib) { return fill(path, mib); },
                 {"path", "mib"});
   p.exports.add("hog", [](int64_t mib) { return hog(mib); }, {"mib"});
+  // Floods its stdout: the node's disk must not pay for it.
+  p.exports.add("spam",
+                [](int64_t mib) {
+                  std::string line(1023, 'x');
+                  line += '\n';
+                  for (int64_t i = 0; i < mib * 1024; ++i)
+                    if (::write(1, line.data(), line.size()) < 0)
+                      return false;
+                  return true;
+                },
+                {"mib"});
   p.exports.add("spin", [](double seconds) { return spin(seconds); },
                 {"seconds"});
   p.exports.add("whoami", [] {
