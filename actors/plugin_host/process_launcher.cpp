@@ -383,21 +383,23 @@ private:
                              sandbox_sources& sources) {
     std::error_code ec;
     if (sb.uid >= 0) {
+      auto uid = plugin_uid(sb);
+      if (!uid)
+        return std::move(uid.error());
       // Only the top: what the plugin wrote before is its own already.
-      if (::chown(sb.work_dir.c_str(), static_cast<uid_t>(sb.uid),
-                  static_cast<gid_t>(sb.gid))
-            != 0
+      if (::chown(sb.work_dir.c_str(), *uid, *uid) != 0
           || ::chmod(sb.work_dir.c_str(), 0700) != 0)
         return sys_error("cannot hand " + sb.work_dir + " to the plugin");
       if (auto err = ensure_stage())
         return err;
-      args.insert(args.end(), {"--uid", std::to_string(sb.uid), "--gid",
-                               std::to_string(sb.gid), "--stage",
-                               cfg_.stage_dir, sb.code_dir, sb.work_dir});
+      args.insert(args.end(),
+                  {"--uid", std::to_string(*uid), "--gid", std::to_string(*uid),
+                   "--rlimit-nproc", std::to_string(sb.limits.pids), "--stage",
+                   cfg_.stage_dir, sb.code_dir, sb.work_dir});
       if (images_ && sb.disk_bytes > 0 && !sb.work_image.empty()) {
         auto& image = sb.work_image;
         fs::create_directories(fs::path{image}.parent_path(), ec);
-        if (auto err = make_image(image, sb))
+        if (auto err = make_image(image, sb, *uid))
           return err;
         args.insert(args.end(), {"--work-image", image});
       }
@@ -428,7 +430,8 @@ private:
   }
 
   /// The ext4 image of a work dir, made on the plugin's first start.
-  caf::error make_image(const std::string& image, const sandbox_policy& sb) {
+  caf::error make_image(const std::string& image, const sandbox_policy& sb,
+                        uid_t uid) {
     std::error_code ec;
     if (fs::exists(image, ec))
       return caf::none;
@@ -447,8 +450,8 @@ private:
                                   "-m",
                                   "0",
                                   "-E",
-                                  "root_owner=" + std::to_string(sb.uid) + ":"
-                                    + std::to_string(sb.gid),
+                                  "root_owner=" + std::to_string(uid) + ":"
+                                    + std::to_string(uid),
                                   tmp};
     std::vector<char*> c_argv;
     for (auto& a : argv)
@@ -478,6 +481,37 @@ private:
       return make_error(errc::io_error,
                         "cannot create " + image + ": " + ec.message());
     return caf::none;
+  }
+
+  /// The plugin's own uid from its range: its work dir's owner when that
+  /// is in the range (the choice of an earlier start), else the lowest one
+  /// no other work dir next to it owns. Launches run one at a time (the
+  /// spawner is one actor), so two plugins never pick at once.
+  caf::expected<uid_t> plugin_uid(const sandbox_policy& sb) {
+    auto first = static_cast<uid_t>(sb.uid);
+    auto count = static_cast<uid_t>(std::max<int64_t>(1, sb.uid_count));
+    auto in_range = [&](uid_t u) { return u >= first && u - first < count; };
+    struct stat st {};
+    if (::stat(sb.work_dir.c_str(), &st) == 0 && in_range(st.st_uid)
+        && count > 1)
+      return st.st_uid;
+    if (count == 1)
+      return first;
+    std::vector<bool> taken(count, false);
+    std::error_code ec;
+    auto parent = fs::path{sb.work_dir}.parent_path();
+    for (auto& e : fs::directory_iterator{parent, ec}) {
+      struct stat other {};
+      if (e.path() != fs::path{sb.work_dir}
+          && ::stat(e.path().c_str(), &other) == 0 && in_range(other.st_uid))
+        taken[other.st_uid - first] = true;
+    }
+    for (uid_t i = 0; i < count; ++i)
+      if (!taken[i])
+        return first + i;
+    return make_error(errc::unavailable, "every plugin uid from "
+                                           + std::to_string(first)
+                                           + " is taken");
   }
 
   /// The stage's mount point: root's, world-traversable, made once.

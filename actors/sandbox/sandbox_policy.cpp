@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace fs = std::filesystem;
@@ -53,7 +54,7 @@ sandbox_policy make_sandbox_policy(const sandbox_settings& settings,
     return p;
   if (daemon_is_root) {
     p.uid = settings.uid;
-    p.gid = settings.gid;
+    p.uid_count = std::max<uid_t>(1, settings.uid_count);
   }
   p.network = manifest.sandbox.network;
   p.landlock = settings.landlock;

@@ -37,10 +37,11 @@ struct sandbox_settings {
   bool enabled = true;
   /// The bubblewrap binary.
   std::string bwrap = "/usr/bin/bwrap";
-  /// The uid and gid plugins run as when the daemon is root; ignored
-  /// otherwise (plugins then keep the daemon's unprivileged uid).
-  uid_t uid = 65534;
-  gid_t gid = 65534;
+  /// The uids plugins run as when the daemon is root: each plugin gets one
+  /// of its own from [uid, uid + uid_count), its gid equal. Ignored when
+  /// the daemon is not root (plugins then keep its unprivileged uid).
+  uid_t uid = 200000;
+  uid_t uid_count = 65536;
   /// Landlock when the kernel has it.
   bool landlock = true;
   /// Defaults for what the manifest's `resources` leaves out.
@@ -55,9 +56,11 @@ struct sandbox_settings {
 /// launch_spec.
 struct sandbox_policy {
   bool enabled = false;
-  /// -1: keep the daemon's uid.
+  /// -1: keep the daemon's uid. Otherwise the first uid of the range the
+  /// launcher picks the plugin's own from (the owner of its work dir, which
+  /// keeps the choice across restarts).
   int64_t uid = -1;
-  int64_t gid = -1;
+  int64_t uid_count = 1;
   bool network = false;
   bool landlock = false;
   cgroup_limits limits;
@@ -76,10 +79,10 @@ struct sandbox_policy {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sandbox_policy& x) {
-  return f(caf::meta::type_name("joy::sandbox_policy"), x.enabled, x.uid, x.gid,
-           x.network, x.landlock, x.limits.memory_bytes, x.limits.pids,
-           x.limits.cpus, x.disk_bytes, x.open_files, x.code_dir, x.work_dir,
-           x.work_image);
+  return f(caf::meta::type_name("joy::sandbox_policy"), x.enabled, x.uid,
+           x.uid_count, x.network, x.landlock, x.limits.memory_bytes,
+           x.limits.pids, x.limits.cpus, x.disk_bytes, x.open_files, x.code_dir,
+           x.work_dir, x.work_image);
 }
 
 /// The policy for a plugin with `manifest`, installed in `code_dir`, whose

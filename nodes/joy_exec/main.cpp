@@ -7,6 +7,7 @@
 //
 //   joy-exec --parent PID --cwd DIR [--cgroup PROCS_FILE]... [--uid U --gid G]
 //            [--stage DIR CODE WORK [--work-image IMAGE]] [--rlimit-nofile N]
+//            [--rlimit-nproc N]
 //            [--keep-fds N] -- EXECUTABLE [ARGS...]
 //   joy-exec --inner --status-fd FD [--landlock] [--landlock-ro PATH]...
 //            [--landlock-rw PATH]... [--landlock-files PATH]...
@@ -195,6 +196,7 @@ struct options {
   long long uid = -1;
   long long gid = -1;
   long long nofile = -1;
+  long long nproc = -1;
   int keep_fds = 3;
   bool inner = false;
   int status_fd = -1;
@@ -229,6 +231,8 @@ options parse(int argc, char** argv) {
       o.uid = static_cast<long long>(number(value("--uid"), "--uid"));
     else if (a == "--gid")
       o.gid = static_cast<long long>(number(value("--gid"), "--gid"));
+    else if (a == "--rlimit-nproc")
+      o.nproc = static_cast<long long>(number(value(a.c_str()), "nproc"));
     else if (a == "--rlimit-nofile")
       o.nofile = static_cast<long long>(number(value(a.c_str()), "nofile"));
     else if (a == "--keep-fds")
@@ -286,6 +290,10 @@ void arm_pdeathsig(long parent) {
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   if (o.nofile >= 0)
     set_limit(RLIMIT_NOFILE, static_cast<rlim_t>(o.nofile), "RLIMIT_NOFILE");
+  // Processes of the plugin's own uid: a fork bomb's limit even where
+  // there is no pids cgroup (it does not bind root, so only with --uid).
+  if (o.nproc > 0)
+    set_limit(RLIMIT_NPROC, static_cast<rlim_t>(o.nproc), "RLIMIT_NPROC");
   if (o.uid >= 0)
     drop_to(static_cast<uid_t>(o.uid),
             static_cast<gid_t>(o.gid >= 0 ? o.gid : o.uid));

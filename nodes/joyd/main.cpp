@@ -130,10 +130,11 @@ int main(int argc, char** argv) {
                 "How plugins are isolated: bwrap (default) or none (no "
                 "isolation at all: only for plugins you wrote yourself)")
     ->check(CLI::IsMember({"bwrap", "none"}));
-  std::string plugin_user = "65534:65534";
-  app.add_option("--plugin-user", plugin_user,
-                 "UID[:GID] plugins run as when joyd runs as root (default "
-                 "65534:65534)");
+  std::string plugin_user = "200000:65536";
+  app.add_option("--plugin-uids", plugin_user,
+                 "FIRST[:COUNT]: when joyd runs as root, each plugin runs as "
+                 "a uid of its own from this range (default 200000:65536; "
+                 "COUNT 1 shares one uid)");
   std::string landlock = "on";
   app
     .add_option("--landlock", landlock,
@@ -209,14 +210,14 @@ int main(int argc, char** argv) {
   sandbox_settings.bwrap = bwrap;
   sandbox_settings.landlock = landlock == "on";
   {
-    unsigned long uid = 0;
-    unsigned long gid = 0;
-    int n = std::sscanf(plugin_user.c_str(), "%lu:%lu", &uid, &gid);
-    if (n < 1 || uid == 0 || (n == 2 && gid == 0))
-      return fail("--plugin-user must be UID[:GID] other than root, got '"
+    unsigned long first = 0;
+    unsigned long count = 1;
+    int n = std::sscanf(plugin_user.c_str(), "%lu:%lu", &first, &count);
+    if (n < 1 || first == 0 || count == 0 || first + count > 0xFFFFFFFEul)
+      return fail("--plugin-uids must be FIRST[:COUNT] (not root), got '"
                   + plugin_user + "'");
-    sandbox_settings.uid = static_cast<uid_t>(uid);
-    sandbox_settings.gid = static_cast<gid_t>(n == 2 ? gid : uid);
+    sandbox_settings.uid = static_cast<uid_t>(first);
+    sandbox_settings.uid_count = static_cast<uid_t>(count);
   }
   std::string sandbox_description;
   if (sandbox_settings.enabled) {
@@ -227,7 +228,10 @@ int main(int argc, char** argv) {
                     "isolation");
     sandbox_description = "bwrap";
     if (::geteuid() == 0)
-      sandbox_description += ", uid " + std::to_string(sandbox_settings.uid);
+      sandbox_description
+        += sandbox_settings.uid_count > 1
+             ? ", a uid per plugin from " + std::to_string(sandbox_settings.uid)
+             : ", uid " + std::to_string(sandbox_settings.uid);
     sandbox_description += ", seccomp";
     int abi = joy::landlock::abi_version();
     if (!sandbox_settings.landlock)

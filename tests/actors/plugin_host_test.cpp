@@ -187,9 +187,8 @@ TEST_CASE("a plugin killed during a call fails that call at once, and its host "
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   REQUIRE_FALSE(res);
   CHECK(code_of(res.error()) == errc::disconnected);
-  // The host knew before the caller heard; the exit report then says why,
-  // and the host restarts it (a crash within its budget).
-  CHECK(f.status().state != plugin_state::running);
+  // The exit report says why, and the host restarts it (a crash within its
+  // budget; with fake processes that may be done already).
   CHECK(test::eventually([&] {
     return f.status().last_error.find("signal 9") != std::string::npos;
   }));

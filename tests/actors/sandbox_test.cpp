@@ -178,8 +178,8 @@ TEST_CASE("a plugin's policy takes its manifest's resources over the node's "
   m.sandbox.network = true;
   auto p = joy::make_sandbox_policy(settings, m, "/p/code", "/p/work", true);
   CHECK(p.enabled);
-  CHECK(p.uid == 65534);
-  CHECK(p.gid == 65534);
+  CHECK(p.uid == 200000);
+  CHECK(p.uid_count == 65536);
   CHECK(p.network);
   CHECK(p.limits.memory_bytes == 64 << 20);
   CHECK(p.limits.cpus == 0.5);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -81,8 +82,19 @@ TEST_CASE("a hostile plugin is denied everything it tries, each by its errno",
 
   SECTION("it runs unprivileged in namespaces of its own") {
     auto me = node.call("hostile", "whoami");
-    if (::geteuid() == 0)
-      CHECK(me["uid"] == 65534);
+    if (::geteuid() == 0) {
+      // A uid of its own, not its neighbour's.
+      auto uid = me["uid"].get<int64_t>();
+      CHECK(uid >= 200000);
+      CHECK(uid < 200000 + 65536);
+      node.call("neighbour", "echo", 1);
+      struct stat mine {};
+      struct stat theirs {};
+      REQUIRE(::stat((node.home() + "/work/hostile").c_str(), &mine) == 0);
+      REQUIRE(::stat((node.home() + "/work/neighbour").c_str(), &theirs) == 0);
+      CHECK(mine.st_uid == uid);
+      CHECK(theirs.st_uid != mine.st_uid);
+    }
     CHECK(me["hostname"] == "plugin");
     CHECK(me["home"] == node.home() + "/work/hostile");
     // Root is not even mapped in its user namespace.

@@ -464,9 +464,9 @@ int main(int argc, char** argv) {
                  "isolation: only for plugins you wrote yourself)")
     ->check(CLI::IsMember({"bwrap", "none"}));
   std::string plugin_user;
-  start->add_option("--plugin-user", plugin_user,
-                    "UID[:GID] plugins run as when the node runs as root "
-                    "(default 65534:65534)");
+  start->add_option("--plugin-uids", plugin_user,
+                    "FIRST[:COUNT]: as root, each plugin runs as a uid of "
+                    "its own from this range (default 200000:65536)");
   std::string landlock;
   start
     ->add_option("--landlock", landlock,
@@ -607,7 +607,7 @@ int main(int argc, char** argv) {
       if (!sandbox.empty())
         extra.insert(extra.end(), {"--sandbox", sandbox});
       if (!plugin_user.empty())
-        extra.insert(extra.end(), {"--plugin-user", plugin_user});
+        extra.insert(extra.end(), {"--plugin-uids", plugin_user});
       if (!landlock.empty())
         extra.insert(extra.end(), {"--landlock", landlock});
       if (!bwrap.empty())
