@@ -12,6 +12,7 @@ extern "C" {
 }
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -542,6 +543,13 @@ private:
 } // namespace
 
 bool can_cap_work_dirs(const exec_launcher_config& cfg) {
+  // LOOP_CONFIGURE, which joy-exec attaches images with, came in Linux 5.8.
+  utsname u{};
+  int major = 0;
+  int minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2
+      || major * 1000 + minor < 5008)
+    return false;
   return ::geteuid() == 0 && !cfg.mkfs.empty()
          && ::access(cfg.mkfs.c_str(), X_OK) == 0
          && ::access("/dev/loop-control", R_OK | W_OK) == 0;
