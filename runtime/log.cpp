@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "runtime/value.hpp"
@@ -54,6 +56,26 @@ bool log_enabled(log_level level) noexcept {
 void log_line(log_level level, std::string_view component,
               std::string_view text) {
   log_line_to(STDERR_FILENO, level, component, text);
+}
+
+std::vector<std::string> last_lines(const std::string& path, std::size_t n) {
+  constexpr std::streamoff window = 65536;
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return {};
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::streamoff>(in.tellg());
+  auto from = std::max<std::streamoff>(0, size - window);
+  in.seekg(from);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(std::move(line));
+  if (from > 0 && !lines.empty())
+    lines.erase(lines.begin()); // a partial line
+  if (lines.size() > n)
+    lines.erase(lines.begin(),
+                lines.begin() + static_cast<std::ptrdiff_t>(lines.size() - n));
+  return lines;
 }
 
 void log_line_to(int fd, log_level level, std::string_view component,

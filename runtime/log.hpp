@@ -9,7 +9,9 @@
 #pragma once
 
 #include <sstream>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace joy {
 
@@ -21,6 +23,10 @@ bool log_enabled(log_level level) noexcept;
 /// Writes one line atomically (a single write(2)).
 void log_line(log_level level, std::string_view component,
               std::string_view text);
+
+/// The last `n` lines of the file at `path` (empty if it cannot be read),
+/// read from its last 64 KiB at most: logs can be large.
+std::vector<std::string> last_lines(const std::string& path, std::size_t n);
 
 /// The same line to `fd` (e.g. a plugin's log, which its node appends to),
 /// whatever the threshold.

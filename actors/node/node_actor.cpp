@@ -5,8 +5,6 @@
 
 #include <unistd.h>
 
-#include <functional>
-
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -124,21 +122,25 @@ rotate_worker spawn_rotate_worker(caf::actor_system& sys) {
     });
 }
 
-/// Deletes a plugin's files on its own thread, once.
-using remove_worker
-  = caf::typed_actor<caf::replies_to<remove_atom, std::string>::with<bool>>;
+/// Deletes a plugin's files (folders or single files) on its own thread,
+/// once.
+using remove_worker = caf::typed_actor<
+  caf::replies_to<remove_atom, std::vector<std::string>>::with<bool>>;
 
 remove_worker spawn_remove_worker(caf::actor_system& sys) {
   return sys.spawn<caf::detached>(
     [](remove_worker::pointer self) -> remove_worker::behavior_type {
       return {
-        [self](remove_atom, const std::string& dir) -> caf::result<bool> {
+        [self](remove_atom,
+               const std::vector<std::string>& paths) -> caf::result<bool> {
           self->quit();
-          std::error_code ec;
-          fs::remove_all(dir, ec);
-          if (ec)
-            return make_error(errc::io_error,
-                              "cannot delete " + dir + ": " + ec.message());
+          for (auto& path : paths) {
+            std::error_code ec;
+            fs::remove_all(path, ec);
+            if (ec)
+              return make_error(errc::io_error,
+                                "cannot delete " + path + ": " + ec.message());
+          }
           return true;
         },
       };
@@ -764,45 +766,25 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         st.plugins.erase(name);
         caf::anon_send(st.core, forget_atom_v, name);
         auto rp = self->make_response_promise<plugin_info>();
-        auto dir = (fs::path{st.cfg.plugins_dir} / name).string();
-        // Its work dir goes too: uninstall forgets everything of it.
-        auto work = st.cfg.work_dir.empty()
-                      ? std::string{}
-                      : (fs::path{st.cfg.work_dir} / name).string();
-        auto image
-          = st.cfg.work_dir.empty() ? std::string{} : image_of(st.cfg, name);
+        // Its folder, and its work dir and that's image: uninstall forgets
+        // everything of it.
+        std::vector<std::string> paths{
+          (fs::path{st.cfg.plugins_dir} / name).string()};
+        if (!st.cfg.work_dir.empty())
+          paths.insert(paths.end(),
+                       {(fs::path{st.cfg.work_dir} / name).string(),
+                        image_of(st.cfg, name)});
         self->request(st.registry, registry_timeout, remove_atom_v, name)
           .then(
-            [self, rp, info, dir, work, image](bool) mutable {
+            [self, rp, info, paths](bool) mutable {
               log(log_level::info, "node", "uninstalled ", info.record.name);
-              auto remove = [self](const std::string& path) {
-                return self->request(spawn_remove_worker(self->system()),
-                                     install_timeout, remove_atom_v, path);
-              };
-              // The folder, then the work dir and its image, one by one.
-              auto paths = std::make_shared<std::vector<std::string>>();
-              if (!work.empty())
-                *paths = {image, work};
-              auto next = std::make_shared<std::function<void(bool)>>();
-              *next = [rp, info, paths, remove, next](bool) mutable {
-                if (paths->empty()) {
-                  rp.deliver(info);
-                  *next = nullptr; // breaks the cycle
-                  return;
-                }
-                auto path = paths->back();
-                paths->pop_back();
-                remove(path).then([next](bool ok) { (*next)(ok); },
-                                  [rp, next](caf::error& err) mutable {
-                                    rp.deliver(std::move(err));
-                                    *next = nullptr;
-                                  });
-              };
-              remove(dir).then([next](bool ok) { (*next)(ok); },
-                               [rp, next](caf::error& err) mutable {
-                                 rp.deliver(std::move(err));
-                                 *next = nullptr;
-                               });
+              self
+                ->request(spawn_remove_worker(self->system()), install_timeout,
+                          remove_atom_v, paths)
+                .then([rp, info](bool) mutable { rp.deliver(info); },
+                      [rp](caf::error& err) mutable {
+                        rp.deliver(std::move(err));
+                      });
             },
             [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -154,37 +152,6 @@ void begin_start(self_ptr self) {
       });
 }
 
-/// The last `n` lines of the plugin's log, for the reason it failed.
-std::string log_tail(const std::string& path, std::size_t n) {
-  if (path.empty())
-    return {};
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return {};
-  in.seekg(0, std::ios::end);
-  auto size = static_cast<std::streamoff>(in.tellg());
-  auto from = std::max<std::streamoff>(0, size - 4096);
-  in.seekg(from);
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos)
-      end = text.size();
-    if (end > start)
-      lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  if (from > 0 && !lines.empty())
-    lines.erase(lines.begin()); // a partial line
-  std::string out;
-  for (auto i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
-    out += "\n  " + lines[i];
-  return out;
-}
-
 std::string seconds(caf::timespan t) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3g s",
@@ -226,9 +193,11 @@ void on_crash(self_ptr self, const std::string& reason) {
     case restart_budget::verdict::give_up:
       st.status.state = plugin_state::failed;
       st.gave_up = true;
-      st.status.last_error
-        = "gave up after " + crashes + " crashes: " + reason
-          + "; last log lines:" + log_tail(st.cfg.launch.log_file, 5);
+      st.status.last_error = "gave up after " + crashes + " crashes: " + reason
+                             + "; last log lines:";
+      // A small read of a local file, once, when the budget gives up.
+      for (auto& line : last_lines(st.cfg.launch.log_file, 5))
+        st.status.last_error += "\n  " + line;
       log(log_level::error, "plugin " + st.status.name, st.status.last_error);
       fail_queued(self, "plugin '" + st.status.name + "' failed ("
                           + st.status.last_error + ")");

@@ -180,10 +180,6 @@ public:
       extras_.cgroup->kill_all();
   }
 
-  uint64_t memory_bytes() const override {
-    return extras_.cgroup && !reaped_ ? extras_.cgroup->memory_bytes() : 0;
-  }
-
 private:
   int pid_;
   unique_fd pidfd_;

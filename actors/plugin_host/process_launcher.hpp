@@ -69,11 +69,6 @@ public:
   /// Sends SIGKILL to it and everything it started (its cgroup or its
   /// sandbox's pid namespace); a no-op after it ended.
   virtual void kill() noexcept = 0;
-
-  /// Memory in use by it and its children, 0 if unknown.
-  virtual uint64_t memory_bytes() const {
-    return 0;
-  }
 };
 
 /// What to run.

@@ -273,20 +273,16 @@ bool plugin_cgroup::remove_now() noexcept {
 }
 
 bool plugin_cgroup::remove() noexcept {
-  if (removed_)
+  if (remove_now())
     return true;
-  bool all = true;
-  for (auto& d : dirs_) {
-    if (remove_dir(d, real_))
-      continue;
-    all = false;
-    // Its last processes are still on their way out.
-    if (graveyard_)
+  if (graveyard_) {
+    // Its last processes are still on their way out; the graveyard retries
+    // (removing what is gone already is no error).
+    for (auto& d : dirs_)
       graveyard_->bury(d);
+    removed_ = true;
   }
-  // Either gone, or the graveyard's business now.
-  removed_ = all || graveyard_ != nullptr;
-  return all;
+  return false;
 }
 
 // -- cgroup_tree --------------------------------------------------------------
@@ -364,12 +360,10 @@ cgroup_tree::~cgroup_tree() {
   // their cgroups.
   for (int i = 0; i < 50 && graveyard_ && graveyard_->retry() > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  // On v2 the daemon's own leaf stays while it runs; a later daemon's
+  // sweep removes it.
   for (auto& d : own_)
     remove_dir(d, real_);
-  if (version_ == cgroup_version::v2 && !bases_.empty()) {
-    // The daemon is still in its leaf while it runs; the leaf goes when a
-    // later daemon sweeps.
-  }
 }
 
 std::string cgroup_tree::describe() const {

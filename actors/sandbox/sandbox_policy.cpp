@@ -108,12 +108,15 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
 }
 
 std::vector<std::string> landlock_read_only(const sandbox_policy& policy) {
-  std::vector<std::string> out{"/usr", "/etc", "/proc", "/run/joy"};
+  // The system paths that are directories (merged-/usr symlinks lead into
+  // /usr), then what else a plugin reads.
+  std::vector<std::string> out;
   for (auto* p : system_paths) {
     std::error_code ec;
-    if (!fs::is_symlink(p, ec) && fs::exists(p, ec) && p != out[0])
+    if (!fs::is_symlink(p, ec) && fs::is_directory(p, ec))
       out.emplace_back(p);
   }
+  out.insert(out.end(), {"/etc", "/proc", "/run/joy"});
   out.push_back(policy.code_dir);
   return out;
 }

@@ -26,11 +26,6 @@ namespace {
 
 using joy::test::node_fixture;
 
-template <class Pred>
-void await(Pred pred, std::chrono::milliseconds timeout) {
-  REQUIRE(joy::test::eventually(pred, timeout));
-}
-
 } // namespace
 
 TEST_CASE("a daemon killed during installs and spawns leaves no plugin behind "
@@ -64,7 +59,8 @@ TEST_CASE("a daemon killed during installs and spawns leaves no plugin behind "
           << pid << ": "
           << joy::test::read_file("/proc/" + std::to_string(pid) + "/cmdline"));
     }
-    await([&] { return !node.daemon_running(); }, std::chrono::seconds{5});
+    joy::test::await([&] { return !node.daemon_running(); },
+                     std::chrono::seconds{5});
   }
   node.start();
   auto st = node.status();

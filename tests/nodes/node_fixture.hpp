@@ -25,6 +25,14 @@
 
 namespace joy::test {
 
+/// `eventually(pred)` as a requirement: the test stops unless it holds in
+/// time.
+template <class Pred>
+void await(Pred pred,
+           std::chrono::milliseconds timeout = std::chrono::seconds{10}) {
+  REQUIRE(eventually(pred, timeout));
+}
+
 class node_fixture {
 public:
   node_fixture() : home_((dir_ / "h").string()) {

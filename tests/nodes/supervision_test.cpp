@@ -67,11 +67,6 @@ int plugin_cgroups_of(int pid) {
   return n;
 }
 
-template <class Pred>
-void await(Pred pred) {
-  REQUIRE(joy::test::eventually(pred));
-}
-
 std::string state_of(node_fixture& node, const std::string& name) {
   return node.plugin(name)["state"].get<std::string>();
 }
@@ -106,7 +101,7 @@ TEST_CASE("plugins killed a hundred times in every way are restarted, and the "
     }
     // From the death to an answer of the restarted plugin.
     auto t0 = std::chrono::steady_clock::now();
-    await([&] {
+    joy::test::await([&] {
       return node.joy({"call", "victim", "socket", "\"unix\""}).exit_code == 0;
     });
     restart_ms.push_back(std::chrono::duration<double, std::milli>(
@@ -132,12 +127,12 @@ TEST_CASE("plugins killed a hundred times in every way are restarted, and the "
         == std::string::npos);
   // A CPU time limit is a reason of its own.
   CHECK(node.joy({"call", "victim", "die", "\"cpu\""}).exit_code != 0);
-  await([&] {
+  joy::test::await([&] {
     return node.plugin("victim")["last_error"].get<std::string>().find(
              "CPU time limit")
            != std::string::npos;
   });
-  await([&] { return state_of(node, "victim") == "running"; });
+  joy::test::await([&] { return state_of(node, "victim") == "running"; });
   // The log says how each one went.
   auto log = node.ok({"logs", "victim", "-n", "1000"});
   CHECK_THAT(log, Contains("killed by signal 11 (SIGSEGV)"));
@@ -165,11 +160,11 @@ TEST_CASE("a plugin that keeps crashing is restarted at once, then after a "
   // Within the intensity: back at once.
   for (int i = 0; i < 2; ++i) {
     crash();
-    await([&] { return state_of(node, "crashy") == "running"; });
+    joy::test::await([&] { return state_of(node, "crashy") == "running"; });
   }
   // Beyond it: a backoff, during which calls fail fast.
   crash();
-  await([&] { return state_of(node, "crashy") != "running"; });
+  joy::test::await([&] { return state_of(node, "crashy") != "running"; });
   auto st = node.plugin("crashy");
   CHECK(st["state"] == "backoff");
   CHECK_THAT(st["last_error"].get<std::string>(),
@@ -177,15 +172,15 @@ TEST_CASE("a plugin that keeps crashing is restarted at once, then after a "
   auto r = node.joy({"call", "crashy", "whoami"});
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.err, Contains("unavailable") && Contains("crashed"));
-  await([&] { return state_of(node, "crashy") == "running"; });
+  joy::test::await([&] { return state_of(node, "crashy") == "running"; });
   crash();
-  await([&] { return state_of(node, "crashy") == "backoff"; });
+  joy::test::await([&] { return state_of(node, "crashy") == "backoff"; });
   CHECK_THAT(node.plugin("crashy")["last_error"].get<std::string>(),
              Contains("restarting in 0.6 s"));
-  await([&] { return state_of(node, "crashy") == "running"; });
+  joy::test::await([&] { return state_of(node, "crashy") == "running"; });
   // After the longest delay, one more crash and it is given up.
   crash();
-  await([&] { return state_of(node, "crashy") == "failed"; });
+  joy::test::await([&] { return state_of(node, "crashy") == "failed"; });
   auto why = node.plugin("crashy")["last_error"].get<std::string>();
   CHECK_THAT(why, Contains("gave up after 5 crashes") && Contains("exit code 3")
                     && Contains("last log lines")

@@ -60,15 +60,32 @@ latencies bare_spawn(const std::string& path, int n) {
   return lat;
 }
 
-void call_add(caf::scoped_actor& self, const plugin_host_actor& host) {
+/// hello.add(1, 2); the error, if any.
+caf::error try_add(caf::scoped_actor& self, const plugin_host_actor& host) {
   call_request req;
   req.method = "add";
   req.args = {value{int64_t{1}}, value{int64_t{2}}};
+  caf::error result;
   self->request(host, std::chrono::seconds{10}, call_atom_v, std::move(req))
-    .receive([](value&) {},
-             [](caf::error& err) {
-               throw std::runtime_error("B8: call failed: " + message_of(err));
-             });
+    .receive([](value&) {}, [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+void call_add(caf::scoped_actor& self, const plugin_host_actor& host) {
+  if (auto err = try_add(self, host))
+    throw std::runtime_error("B8: call failed: " + message_of(err));
+}
+
+plugin_host_actor spawn_hello_host(caf::actor_system& sys, kj_thread& kj,
+                                   const spawner_actor& spawner,
+                                   launch_spec launch,
+                                   uint32_t restart_intensity) {
+  plugin_host_config hc;
+  hc.launch = std::move(launch);
+  hc.node_id = "bench";
+  hc.stop_grace = std::chrono::seconds{1};
+  hc.restart.intensity = restart_intensity;
+  return spawn_plugin_host(sys, kj, spawner, hc, plugin_observer{});
 }
 
 plugin_status ask(caf::scoped_actor& self, const plugin_host_actor& host,
@@ -87,11 +104,8 @@ plugin_status ask(caf::scoped_actor& self, const plugin_host_actor& host,
 /// Cold starts of hello under `launch`: start, first call, stop.
 latencies cold_starts(caf::actor_system& sys, kj_thread& kj,
                       const spawner_actor& spawner, launch_spec launch, int n) {
-  plugin_host_config hc;
-  hc.launch = std::move(launch);
-  hc.node_id = "bench";
-  hc.stop_grace = std::chrono::seconds{1};
-  auto host = spawn_plugin_host(sys, kj, spawner, hc, plugin_observer{});
+  auto host = spawn_hello_host(sys, kj, spawner, std::move(launch),
+                               restart_policy{}.intensity);
   caf::scoped_actor self{sys};
   latencies lat;
   for (int i = 0; i < n + 3; ++i) {
@@ -109,11 +123,8 @@ latencies cold_starts(caf::actor_system& sys, kj_thread& kj,
 /// From SIGKILL of a running plugin to its next call answered.
 latencies restarts(caf::actor_system& sys, kj_thread& kj,
                    const spawner_actor& spawner, launch_spec launch, int n) {
-  plugin_host_config hc;
-  hc.launch = std::move(launch);
-  hc.node_id = "bench";
-  hc.restart.intensity = static_cast<uint32_t>(n + 10);
-  auto host = spawn_plugin_host(sys, kj, spawner, hc, plugin_observer{});
+  auto host = spawn_hello_host(sys, kj, spawner, std::move(launch),
+                               static_cast<uint32_t>(n + 10));
   caf::scoped_actor self{sys};
   ask(self, host, caf::make_message(start_atom_v));
   call_add(self, host);
@@ -129,12 +140,7 @@ latencies restarts(caf::actor_system& sys, kj_thread& kj,
     // Until the host has noticed, a call may still reach the dying link and
     // fail with disconnected; then it is queued for the restart.
     for (;;) {
-      bool ok = false;
-      call_request req;
-      req.method = "add";
-      req.args = {value{int64_t{1}}, value{int64_t{2}}};
-      self->request(host, std::chrono::seconds{10}, call_atom_v, req)
-        .receive([&](value&) { ok = true; }, [](caf::error&) {});
+      bool ok = !try_add(self, host);
       auto now = ask(self, host, caf::make_message(status_atom_v));
       if (ok && now.pid != st.pid && now.pid > 0)
         break;

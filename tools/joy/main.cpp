@@ -37,6 +37,7 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/errc.hpp"
+#include "runtime/log.hpp"
 #include "runtime/paths.hpp"
 #include "runtime/protocol.hpp"
 #include "runtime/value_json.hpp"
@@ -92,14 +93,9 @@ bool home_locked(const std::string& home) {
 }
 
 std::string log_tail(const std::string& path, std::size_t lines) {
-  std::ifstream in{path};
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);)
-    all.push_back(line);
   std::string out;
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0;
-       i < all.size(); ++i)
-    out += "  " + all[i] + "\n";
+  for (auto& line : joy::last_lines(path, lines))
+    out += "  " + line + "\n";
   return out;
 }
 
