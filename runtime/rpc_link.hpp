@@ -30,6 +30,11 @@ public:
   static kj::Own<rpc_link> connect(kj::Own<kj::AsyncCapabilityStream> stream,
                                    stream_limits limits);
 
+  /// A byte stream that passes no fds (TCP, TLS) as the capability stream
+  /// the validating stream reads: fds sent on it are refused.
+  static kj::Own<kj::AsyncCapabilityStream>
+  without_fds(kj::Own<kj::AsyncIoStream> stream);
+
   rpc_link(kj::Own<kj::AsyncCapabilityStream> stream, stream_limits limits,
            capnp::rpc::twoparty::Side side,
            kj::Maybe<capnp::Capability::Client> bootstrap);

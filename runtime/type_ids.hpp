@@ -53,4 +53,14 @@ CAF_ADD_ATOM(joy, joy, spawned_atom, "spawned")
 CAF_ADD_ATOM(joy, joy, state_atom, "state")
 CAF_ADD_ATOM(joy, joy, tick_atom, "tick")
 
+// -- cluster ------------------------------------------------------------------
+CAF_ADD_ATOM(joy, joy, join_atom, "join")
+CAF_ADD_ATOM(joy, joy, heartbeat_atom, "heartbeat")
+CAF_ADD_ATOM(joy, joy, publish_atom, "publish")
+CAF_ADD_ATOM(joy, joy, locate_atom, "locate")
+CAF_ADD_ATOM(joy, joy, place_atom, "place")
+CAF_ADD_ATOM(joy, joy, peer_atom, "peer")
+CAF_ADD_ATOM(joy, joy, nodes_atom, "nodes")
+CAF_ADD_ATOM(joy, joy, archive_atom, "archive")
+
 CAF_END_TYPE_ID_BLOCK(joy)

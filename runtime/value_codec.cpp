@@ -223,8 +223,28 @@ caf::error value_codec::write_binary(const buffer& b,
       st.setSource(cap->castAs<wire::ByteSource>());
       return caf::none;
     }
-    if (!fd_passing_)
+    if (!fd_passing_) {
+      // Leaving the host (a TCP link between nodes): the bytes go by the
+      // stream arm, read in chunks from the block mapped here; the node
+      // holds no copy of them.
+      auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
+      KJ_IF_MAYBE (fd, hook->getFd()) {
+        auto block = shm_block::map(*fd, relay->offset, b.size());
+        if (!block)
+          return std::move(block.error());
+        auto* data = (*block)->data() + relay->offset;
+        auto id = ctx_.keep(capnp::Capability::Client{kj::mv(hook)});
+        auto mapped = buffer::in(
+          std::make_shared<mapped_block>(std::move(*block), ctx_.thread(), id),
+          data, b.size());
+        auto st = out.initStream();
+        st.setSize(b.size());
+        st.setSource(kj::heap<byte_source>(std::move(mapped),
+                                           ctx_.large_data().chunk_bytes));
+        return caf::none;
+      }
       return wire_hooks::write_binary(b, out); // its clear error
+    }
     auto shm = out.initShm();
     shm.setBlock(cap->castAs<wire::SharedMemory>());
     shm.setOffset(relay->offset);

@@ -1,7 +1,7 @@
 @0x9b76d0b58d220838;
-# What the CLI (over joyd.sock) and, later, other nodes call on a node.
-# The bootstrap capability is a Gate: nothing but the handshake is reachable
-# before `hello` succeeds. Append-only.
+# What the CLI (over joyd.sock) and other nodes (over TCP, docs/cluster.md)
+# call on a node. The bootstrap capability is a Gate: nothing but the
+# handshake is reachable before `hello` succeeds. Append-only.
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("joy::wire");
@@ -10,8 +10,10 @@ using V = import "value.capnp";
 using P = import "plugin.capnp";
 
 interface Gate {
-  hello @0 (version :UInt32, client :Text) -> (result :HelloResult);
+  hello @0 (version :UInt32, client :Text, token :Text) -> (result :HelloResult);
   # `version` is joy::protocol_version; a mismatch is an error result.
+  # `token` is the cluster token, required over TCP (the local socket checks
+  # the peer's uid instead). `client` names the caller: a node id for nodes.
 }
 
 struct HelloResult {
@@ -25,6 +27,9 @@ struct Session {
   node @0 :Node;
   nodeId @1 :Text;
   version @2 :Text;
+  cluster @3 :Cluster;
+  # The cluster's directory: only a head's sessions over TCP carry it.
+  head @4 :Bool;
 }
 
 interface Node {
@@ -49,6 +54,99 @@ interface Node {
   # Stops the plugin and forgets every version and setting of it.
   rollback @9 (name :Text) -> (result :PluginResult);
   # Runs the version installed before the active one.
+  getService @10 (id :Text) -> (result :V.Result);
+  # The object of a service this node provides (its methods are
+  # capabilities of this node, so calls come here directly).
+  nodes @11 () -> (result :NodesResult);
+  # Every node of the cluster this node knows, itself first; nodes that
+  # are down carry only what the directory remembers of them.
+  installOn @12 (node :Text, source :Text) -> (result :PluginResult);
+  # Installs on a node of the cluster ("" lets the head place it by the
+  # manifest's `resources`). A folder on this node's machine travels to it
+  # packed (installArchive); URLs and manifest references go as they are,
+  # for the target to fetch.
+  installArchive @13 (source :Text, archive :V.Binary) -> (result :PluginResult);
+  # Installs the plugin folder packed in `archive` (`source` is what the
+  # registry records as its origin).
+}
+
+interface Cluster {
+  # The head's directory (DESIGN §5): where every node, plugin and service
+  # lives. Workers reach it over a control connection that carries nothing
+  # of size, so heartbeats never queue behind a transfer.
+  join @0 (node :NodeEntry) -> (result :JoinResult);
+  # A worker (re)joins: recorded durably, marked up.
+  heartbeat @1 (nodeId :Text, seq :UInt64) -> (epoch :UInt64);
+  # `epoch` changes whenever membership does; a worker that sees a new
+  # one reads `nodes`.
+  publish @2 (nodeId :Text, plugins :List(Text), services :List(ServiceEntry),
+              committed :Resources) -> (result :V.Result);
+  # Replaces everything the directory holds of that node; `committed` is
+  # what the manifests of its plugins ask for, summed.
+  locate @3 (id :Text, plugin :Bool) -> (result :LocateResult);
+  # The node of a plugin (by name) or a service (by id).
+  nodes @4 () -> (result :NodeEntries);
+  listServices @5 (query :V.Value) -> (result :V.Result);
+  # Descriptors of matching services on every node that is up.
+  place @6 (cpus :UInt32, memoryBytes :UInt64, gpus :UInt32) -> (result :LocateResult);
+  # The node automatic placement picks for a plugin needing that much.
+}
+
+struct NodeEntry {
+  nodeId @0 :Text;
+  address @1 :Text;
+  # host:port where its peers reach it.
+  version @2 :Text;
+  resources @3 :Resources;
+  state @4 :Text;
+  # up | down
+  lastSeen @5 :Int64;
+  # Nanoseconds since the Unix epoch.
+  head @6 :Bool;
+  plugins @7 :List(Text);
+  committed @8 :Resources;
+  # What the manifests of its plugins ask for, summed.
+}
+
+struct ServiceEntry {
+  id @0 :Text;
+  name @1 :Text;
+  type @2 :Text;
+  methods @3 :List(Text);
+}
+
+struct Location {
+  nodeId @0 :Text;
+  address @1 :Text;
+}
+
+struct JoinResult {
+  union {
+    ok @0 :UInt64;
+    # The membership epoch.
+    err @1 :V.Error;
+  }
+}
+
+struct LocateResult {
+  union {
+    ok @0 :Location;
+    err @1 :V.Error;
+  }
+}
+
+struct NodeEntries {
+  union {
+    ok @0 :List(NodeEntry);
+    err @1 :V.Error;
+  }
+}
+
+struct NodesResult {
+  union {
+    ok @0 :List(NodeStatus);
+    err @1 :V.Error;
+  }
 }
 
 struct Resources {
@@ -97,6 +195,11 @@ struct NodeStatus {
   home @9 :Text;
   head @10 :Bool;
   services @11 :List(Text);
+  state @12 :Text;
+  # "up", or "down" (then only the directory's memory of the node).
+  listen @13 :Text;
+  # host:port of its cluster listener, "" without one.
+  tls @14 :Bool;
 }
 
 struct StatusResult {

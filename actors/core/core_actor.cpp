@@ -42,25 +42,6 @@ std::string full_id(const service_id& id) {
          + (id.service.empty() ? "default" : id.service);
 }
 
-bool matches(const service_info& svc, const value& query) {
-  if (query.is_null())
-    return true;
-  auto desc = describe_service(svc);
-  if (auto* s = query.as_string())
-    return svc.name == *s || svc.id == *s
-           || svc.client + ":" + svc.service == *s;
-  auto* q = query.as_map();
-  if (q == nullptr)
-    return false;
-  auto* d = desc.as_map();
-  for (auto& [k, v] : *q) {
-    auto* have = d->find(k);
-    if (have == nullptr || *have != v)
-      return false;
-  }
-  return true;
-}
-
 bool needs_answer(const std::string& op) {
   return op == "prompt" || op == "confirm";
 }
@@ -115,7 +96,7 @@ core_actor spawn_core(caf::actor_system& sys) {
                             "list_services takes a name, a map or nothing");
         value_list out;
         for (auto& [id, info] : self->state.services)
-          if (matches(info, query))
+          if (descriptor_matches(describe_service(info), query))
             out.push_back(describe_service(info));
         return value{std::move(out)};
       },

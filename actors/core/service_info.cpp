@@ -60,6 +60,33 @@ value describe_service(const service_info& x) {
                          {"methods", value{std::move(methods)}}}};
 }
 
+bool descriptor_matches(const value& descriptor, const value& query) {
+  if (query.is_null())
+    return true;
+  auto* d = descriptor.as_map();
+  if (d == nullptr)
+    return false;
+  auto field = [&](const char* key) {
+    auto* v = d->find(key);
+    return v != nullptr && v->as_string() != nullptr ? *v->as_string()
+                                                     : std::string{};
+  };
+  if (auto* s = query.as_string()) {
+    auto id = parse_service_id(field("id"));
+    return field("name") == *s || field("id") == *s
+           || (id && id->client + ":" + id->service == *s);
+  }
+  auto* q = query.as_map();
+  if (q == nullptr)
+    return false;
+  for (auto& [k, v] : *q) {
+    auto* have = d->find(k);
+    if (have == nullptr || *have != v)
+      return false;
+  }
+  return true;
+}
+
 std::string to_string(const service_id& x) {
   return (x.workspace.empty() ? std::string{} : x.workspace + "/") + x.client
          + (x.service.empty() ? std::string{} : ":" + x.service);

@@ -45,6 +45,11 @@ typename Inspector::result_type inspect(Inspector& f, service_info& x) {
 /// node, and the names of its methods — no functions.
 value describe_service(const service_info& x);
 
+/// Whether a descriptor matches a listing query: null matches all, a
+/// string a name, a full id or `client:service`, a map exact values of the
+/// descriptor's fields.
+bool descriptor_matches(const value& descriptor, const value& query);
+
 /// A parsed service id.
 struct service_id {
   std::string workspace; // empty: not given

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
@@ -36,11 +38,25 @@ namespace {
 /// Does the blocking part of an install (downloads, file I/O) on its own
 /// thread, once.
 using install_worker = caf::typed_actor<
-  caf::replies_to<install_atom, std::string>::with<plugin_record>>;
+  caf::replies_to<install_atom, std::string, std::string>::with<plugin_record>>;
 
+/// Installs `text`, or, when `archive` names a tarball another node sent,
+/// the plugin inside it (recording `text` as its source).
 caf::expected<plugin_record> install_from(const std::string& text,
-                                          const node_config& cfg) {
+                                          const node_config& cfg,
+                                          const std::string& archive) {
   auto src = parse_plugin_source(text);
+  // A tarball sent by another node is ours to delete, whatever happens.
+  auto drop_archive = caf::detail::make_scope_guard([&] {
+    std::error_code ignored;
+    if (!archive.empty())
+      fs::remove(archive, ignored);
+  });
+  if (!archive.empty()) {
+    if (!src)
+      src = plugin_source{};
+    src->kind = plugin_source::archive_url;
+  }
   if (!src)
     return std::move(src.error());
   // Downloads go to a scratch folder swept before each remote install
@@ -61,7 +77,9 @@ caf::expected<plugin_record> install_from(const std::string& text,
       fs::remove_all(scratch, ignored);
   });
   auto folder
-    = materialize(*src, scratch, remote_config{cfg.manifest_base, {}});
+    = archive.empty()
+        ? materialize(*src, scratch, remote_config{cfg.manifest_base, {}})
+        : unpack_plugin_archive(archive, scratch);
   if (!folder)
     return std::move(folder.error());
   auto manifest = load_plugin_folder(*folder);
@@ -89,13 +107,63 @@ install_worker spawn_install_worker(caf::actor_system& sys,
   return sys.spawn<caf::detached>(
     [cfg](install_worker::pointer self) -> install_worker::behavior_type {
       return {
-        [self, cfg](install_atom,
-                    const std::string& source) -> caf::result<plugin_record> {
+        [self, cfg](install_atom, const std::string& source,
+                    const std::string& archive) -> caf::result<plugin_record> {
           self->quit();
-          auto rec = install_from(source, cfg);
+          auto rec = install_from(source, cfg, archive);
           if (!rec)
             return std::move(rec.error());
           return std::move(*rec);
+        },
+      };
+    });
+}
+
+/// Packs a plugin folder for another node, on its own thread, once: a map
+/// of the tarball's bytes (`archive`, which travels by the stream arm) and
+/// the manifest's `cpus`, `memory` and `gpus`.
+using pack_worker
+  = caf::typed_actor<caf::replies_to<archive_atom, std::string>::with<value>>;
+
+pack_worker spawn_pack_worker(caf::actor_system& sys, const node_config& cfg) {
+  return sys.spawn<caf::detached>(
+    [cfg](pack_worker::pointer self) -> pack_worker::behavior_type {
+      return {
+        [self, cfg](archive_atom,
+                    const std::string& folder) -> caf::result<value> {
+          self->quit();
+          // Refuse here what the target would refuse, before shipping it.
+          auto manifest = load_plugin_folder(folder);
+          if (!manifest)
+            return std::move(manifest.error());
+          std::error_code ec;
+          auto dir = fs::path{cfg.home} / "outgoing";
+          fs::create_directories(dir, ec);
+          auto archive
+            = dir
+              / ("pack-" + std::to_string(::getpid()) + "-"
+                 + std::to_string(
+                   std::chrono::steady_clock::now().time_since_epoch().count())
+                 + ".tar.gz");
+          auto drop = caf::detail::make_scope_guard([&] {
+            std::error_code ignored;
+            fs::remove(archive, ignored);
+          });
+          if (auto err = pack_plugin_folder(folder, archive))
+            return err;
+          std::ifstream in{archive, std::ios::binary};
+          std::string bytes{std::istreambuf_iterator<char>{in},
+                            std::istreambuf_iterator<char>{}};
+          if (!in.good() && !in.eof())
+            return make_error(errc::io_error,
+                              "cannot read " + archive.string());
+          // What it asks for steers automatic placement.
+          auto& r = manifest->resources;
+          return value{
+            value_map{{"archive", value{buffer::take(std::move(bytes))}},
+                      {"cpus", value{static_cast<uint64_t>(std::ceil(r.cpus))}},
+                      {"memory", value{r.memory_bytes}},
+                      {"gpus", value{static_cast<uint64_t>(r.gpus)}}}};
         },
       };
     });
@@ -167,6 +235,8 @@ struct hosted {
 struct pending_install {
   std::string source;
   caf::typed_response_promise<plugin_info> promise;
+  /// A tarball another node sent, or empty.
+  std::string archive;
 };
 
 struct node_state {
@@ -176,8 +246,11 @@ struct node_state {
   registry_actor registry;
   spawner_actor spawner;
   core_actor core;
+  cluster_actor cluster;
   node_config cfg;
   std::map<std::string, hosted> plugins;
+  /// A publish to the directory is scheduled.
+  bool publish_pending = false;
   int64_t started_at = 0;
   std::chrono::steady_clock::time_point started;
   bool shutting_down = false;
@@ -188,6 +261,8 @@ struct node_state {
 };
 
 using self_ptr = node_actor::stateful_pointer<node_state>;
+
+void schedule_publish(self_ptr self);
 
 constexpr auto registry_timeout = std::chrono::seconds{30};
 constexpr auto install_timeout = std::chrono::minutes{5};
@@ -323,6 +398,7 @@ void finish_install(self_ptr self, pending_install job, plugin_record rec) {
             caf::anon_send(st.core, unregister_atom_v, service_of(stored.name));
         }
         host_plugin(self, stored);
+        schedule_publish(self);
         auto& h = st.plugins[stored.name];
         job.promise.deliver(h.info());
         next_install(self);
@@ -343,7 +419,8 @@ void next_install(self_ptr self) {
   auto job = std::move(st.installs.front());
   st.installs.pop_front();
   auto worker = spawn_install_worker(self->system(), st.cfg);
-  self->request(worker, install_timeout, install_atom_v, job.source)
+  self
+    ->request(worker, install_timeout, install_atom_v, job.source, job.archive)
     .then(
       [self, job](plugin_record& rec) mutable {
         finish_install(self, std::move(job), std::move(rec));
@@ -441,6 +518,82 @@ caf::expected<std::string> text_arg(const value_list& args, std::size_t i,
                     std::string{what} + " must be a string");
 }
 
+/// Asks the directory which node has `what` (a plugin name, or a service
+/// id), then runs `found(location)`, or `failed(error)`.
+template <class Found, class Failed>
+void on_node_of(self_ptr self, const std::string& what, bool plugin,
+                Found found, Failed failed) {
+  auto& st = self->state;
+  self
+    ->request(st.cluster, std::chrono::seconds{30}, locate_atom_v, what, plugin,
+              st.cfg.node_id)
+    .then(
+      [self, what, plugin, found, failed](location& where) mutable {
+        if (where.node_id == self->state.cfg.node_id) {
+          // The directory is a beat behind this node.
+          failed(make_error(errc::not_found,
+                            std::string{plugin ? "plugin '" : "service '"}
+                              + what + "' is no longer on this node"));
+          return;
+        }
+        found(where);
+      },
+      [failed](caf::error& err) mutable { failed(std::move(err)); });
+}
+
+/// Tells the directory what this node runs, soon: once per burst of
+/// changes.
+void schedule_publish(self_ptr self) {
+  auto& st = self->state;
+  if (st.publish_pending || !st.cluster)
+    return;
+  st.publish_pending = true;
+  self->delayed_send(self, std::chrono::milliseconds{50}, publish_atom_v);
+}
+
+void publish(self_ptr self) {
+  self->state.publish_pending = false;
+  self->request(self->state.core, std::chrono::seconds{5}, list_atom_v)
+    .then(
+      [self](std::vector<service_info>& services) {
+        auto& st = self->state;
+        std::vector<std::string> plugins;
+        resources committed;
+        for (auto& [name, h] : st.plugins) {
+          plugins.push_back(name);
+          if (auto m = parse_manifest(h.record.manifest)) {
+            committed.cpus
+              += static_cast<uint32_t>(std::ceil(m->resources.cpus));
+            committed.memory_bytes += m->resources.memory_bytes;
+            committed.gpus += m->resources.gpus;
+          }
+        }
+        std::vector<service_entry> entries;
+        for (auto& svc : services) {
+          service_entry e{svc.id, svc.name, svc.type, {}};
+          if (auto* m = svc.object.as_map())
+            for (auto& [k, v] : *m)
+              if (v.as_function() != nullptr)
+                e.methods.push_back(k);
+          entries.push_back(std::move(e));
+        }
+        self
+          ->request(st.cluster, std::chrono::seconds{30}, publish_atom_v,
+                    st.cfg.node_id, std::move(plugins), committed,
+                    std::move(entries))
+          .then([](bool) {},
+                [](caf::error& err) {
+                  log(log_level::warning, "node",
+                      "cannot tell the directory what this node runs: ",
+                      message_of(err));
+                });
+      },
+      [](caf::error& err) {
+        log(log_level::warning, "node",
+            "cannot list services: ", message_of(err));
+      });
+}
+
 /// A plugin's default service object, once the plugin runs (starting it if
 /// needed: its methods are known only then).
 caf::result<value> plugin_service(self_ptr self, const std::string& name) {
@@ -463,9 +616,11 @@ caf::result<value> plugin_service(self_ptr self, const std::string& name) {
   return rp;
 }
 
-/// Asks the core for a service and answers with its object; a plugin's
-/// default service comes from the plugin itself.
-caf::result<value> service_object(self_ptr self, const std::string& id) {
+/// A service's object: a plugin's default service from the plugin itself,
+/// others from the core; with `anywhere`, one this node lacks from the node
+/// that has it (peers ask with `anywhere` false, so a lookup never loops).
+caf::result<value> service_object(self_ptr self, const std::string& id,
+                                  bool anywhere = true) {
   if (auto parsed = parse_service_id(id);
       parsed && (parsed->workspace.empty() || parsed->workspace == "public")
       && (parsed->service.empty() || parsed->service == "default")
@@ -474,7 +629,20 @@ caf::result<value> service_object(self_ptr self, const std::string& id) {
   auto rp = self->make_response_promise<value>();
   self->request(self->state.core, std::chrono::seconds{30}, get_atom_v, id)
     .then([rp](service_info& info) mutable { rp.deliver(info.object); },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          [self, rp, id, anywhere](caf::error& err) mutable {
+            if (!anywhere || code_of(err) != errc::not_found) {
+              rp.deliver(std::move(err));
+              return;
+            }
+            // Not here: from the node that has it, straight from there.
+            on_node_of(
+              self, id, false,
+              [self, rp, id](location& where) mutable {
+                rp.delegate(self->state.kj->gateway(), peer_atom_v, get_atom_v,
+                            std::move(where), id);
+              },
+              [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+          });
   return rp;
 }
 
@@ -486,6 +654,35 @@ caf::result<value> null_after(self_ptr self, const Handle& dest, Ts&&... xs) {
     .then([rp](bool) mutable { rp.deliver(value{}); },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
   return rp;
+}
+
+/// Calls a plugin of this node, or of the node the directory names.
+caf::result<value> call_plugin(self_ptr self, const std::string& name,
+                               call_request req) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return make_error(errc::unavailable, "the node is shutting down");
+  if (st.plugins.count(name) == 0) {
+    auto rp = self->make_response_promise<value>();
+    auto local = find_plugin(self, name).error();
+    on_node_of(
+      self, name, true,
+      [self, rp, name, req = std::move(req)](location& where) mutable {
+        rp.delegate(self->state.kj->gateway(), peer_atom_v, call_atom_v,
+                    std::move(where), name, std::move(req));
+      },
+      [rp, local](caf::error err) mutable {
+        // Not in the cluster at all: say what this node has.
+        rp.deliver(code_of(err) == errc::not_found && local ? local
+                                                            : std::move(err));
+      });
+    return rp;
+  }
+  auto h = find_plugin(self, name);
+  if (!(*h)->host)
+    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
+                                           + (*h)->status.last_error);
+  return self->delegate((*h)->host, call_atom_v, std::move(req));
 }
 
 caf::result<value> handle_api(self_ptr self, const std::string& plugin,
@@ -516,8 +713,12 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
       svc.object = std::move(args[0]);
       auto rp = self->make_response_promise<value>();
       self->request(st.core, std::chrono::seconds{30}, register_atom_v, svc)
-        .then([rp](service_info& info) mutable { rp.deliver(value{info.id}); },
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        .then(
+          [self, rp](service_info& info) mutable {
+            schedule_publish(self);
+            rp.deliver(value{info.id});
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
     }
     case api_op::unregister_service: {
@@ -532,6 +733,7 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
         return make_error(errc::permission_denied,
                           "plugin '" + plugin
                             + "' may only unregister services it registered");
+      schedule_publish(self);
       return null_after(self, st.core, unregister_atom_v, *id);
     }
     case api_op::get_service: {
@@ -540,33 +742,36 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
         return std::move(id.error());
       return service_object(self, *id);
     }
-    case api_op::list_services:
-      return self->delegate(st.core, list_atom_v,
-                            args.empty() ? value{} : std::move(args[0]));
+    case api_op::list_services: {
+      // Every node's services; this node's alone when the head is away.
+      auto query = args.empty() ? value{} : std::move(args[0]);
+      auto rp = self->make_response_promise<value>();
+      self->request(st.cluster, std::chrono::seconds{30}, list_atom_v, query)
+        .then([rp](value& x) mutable { rp.deliver(std::move(x)); },
+              [self, rp, query](caf::error&) mutable {
+                rp.delegate(self->state.core, list_atom_v, std::move(query));
+              });
+      return rp;
+    }
     case api_op::get_plugin: {
       auto name = text_arg(args, 0, "the plugin name");
       if (!name)
         return std::move(name.error());
-      return plugin_service(self, *name);
+      if (st.plugins.count(*name) > 0)
+        return plugin_service(self, *name);
+      return service_object(self, "public/" + *name + ":default");
     }
     case api_op::call: {
       auto target = text_arg(args, 0, "the plugin name");
       auto method = text_arg(args, 1, "the method name");
       if (!target || !method)
         return std::move(!target ? target.error() : method.error());
-      auto h = find_plugin(self, *target);
-      if (!h)
-        return std::move(h.error());
-      if (!(*h)->host)
-        return make_error(errc::unavailable,
-                          "plugin '" + *target
-                            + "' cannot run: " + (*h)->status.last_error);
       call_request req;
       req.method = *method;
       req.args.assign(std::make_move_iterator(args.begin() + 2),
                       std::make_move_iterator(args.end()));
       req.kwargs = std::move(kwargs);
-      return self->delegate((*h)->host, call_atom_v, std::move(req));
+      return call_plugin(self, *target, std::move(req));
     }
     case api_op::emit: {
       auto event = text_arg(args, 0, "the event name");
@@ -659,19 +864,119 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
   }
 }
 
+/// Installs `source` on the node `node` (an id or its unique prefix; ""
+/// lets the directory place it).
+caf::result<plugin_info> install_on(self_ptr self, std::string source,
+                                    std::string node) {
+  auto& st = self->state;
+  if (node == st.cfg.node_id) {
+    if (st.shutting_down)
+      return make_error(errc::unavailable, "the node is shutting down");
+    auto rp = self->make_response_promise<plugin_info>();
+    st.installs.push_back(pending_install{std::move(source), rp, {}});
+    if (!st.installing)
+      next_install(self);
+    return rp;
+  }
+  auto src = parse_plugin_source(source);
+  if (!src)
+    return std::move(src.error());
+  auto rp = self->make_response_promise<plugin_info>();
+  auto is_folder = src->kind == plugin_source::folder;
+  // 1. The bytes, for a folder on this machine; 2. where; 3. there.
+  auto ship
+    = [self, rp, source, is_folder](location where, value archive) mutable {
+        if (where.node_id == self->state.cfg.node_id) {
+          rp.delegate(caf::actor_cast<node_actor>(self), install_atom_v, source,
+                      where.node_id);
+          return;
+        }
+        log(log_level::info, "node", "installing ", source, " on node ",
+            where.node_id, is_folder ? " (sending the folder)" : "");
+        rp.delegate(self->state.kj->gateway(), peer_atom_v, install_atom_v,
+                    std::move(where), source, std::move(archive));
+      };
+  auto locate = [self, rp, node, ship](value archive, resources need) mutable {
+    auto& st = self->state;
+    if (node.empty()) {
+      self->request(st.cluster, std::chrono::seconds{30}, place_atom_v, need)
+        .then(
+          [ship, archive](location& where) mutable {
+            ship(std::move(where), std::move(archive));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return;
+    }
+    self->request(st.cluster, std::chrono::seconds{30}, nodes_atom_v)
+      .then(
+        [node, ship, archive, rp](std::vector<node_entry>& nodes) mutable {
+          const node_entry* found = nullptr;
+          int matches = 0;
+          for (auto& n : nodes)
+            if (n.node_id == node
+                || (n.node_id.compare(0, node.size(), node) == 0)) {
+              ++matches;
+              found = &n;
+              if (n.node_id == node) {
+                matches = 1;
+                break;
+              }
+            }
+          if (matches != 1) {
+            rp.deliver(make_error(
+              matches == 0 ? errc::not_found : errc::invalid_argument,
+              matches == 0 ? "no node '" + node + "' in the cluster"
+                           : "'" + node + "' names more than one node"));
+            return;
+          }
+          if (!found->up) {
+            rp.deliver(make_error(errc::unavailable,
+                                  "node " + found->node_id + " is down"));
+            return;
+          }
+          ship(location{found->node_id, found->address}, std::move(archive));
+        },
+        [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  };
+  if (!is_folder) {
+    // Fetched by the target itself; what it asks for is unknown here.
+    locate(value{}, resources{});
+    return rp;
+  }
+  self
+    ->request(spawn_pack_worker(self->system(), st.cfg), install_timeout,
+              archive_atom_v, source)
+    .then(
+      [locate](value& packed) mutable {
+        auto* m = packed.as_map();
+        auto number = [&](const char* key) -> uint64_t {
+          auto* v = m != nullptr ? m->find(key) : nullptr;
+          auto* n = v != nullptr ? v->as_uint64() : nullptr;
+          return n != nullptr ? *n : 0;
+        };
+        resources need{static_cast<uint32_t>(number("cpus")), number("memory"),
+                       static_cast<uint32_t>(number("gpus"))};
+        auto* archive = m != nullptr ? m->find("archive") : nullptr;
+        locate(archive != nullptr ? std::move(*archive) : value{}, need);
+      },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
 } // namespace
 
 node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
                       registry_actor registry, spawner_actor spawner,
-                      core_actor core, node_config cfg,
+                      core_actor core, cluster_actor cluster, node_config cfg,
                       std::vector<plugin_record> installed) {
-  auto init = [&kj, registry, spawner, core, cfg,
+  auto init = [&kj, registry, spawner, core, cluster, cfg,
                installed](self_ptr self) -> node_actor::behavior_type {
     auto& st = self->state;
     st.kj = &kj;
     st.registry = registry;
     st.spawner = spawner;
     st.core = core;
+    st.cluster = cluster;
     st.cfg = cfg;
     st.started_at = now_ns();
     st.started = std::chrono::steady_clock::now();
@@ -680,6 +985,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     for (auto& rec : installed)
       host_plugin(self, rec);
     self->delayed_send(self, cfg.log_check, tick_atom_v);
+    schedule_publish(self);
     return {
       [self](status_atom) -> caf::result<node_status> {
         auto rp = self->make_response_promise<node_status>();
@@ -702,6 +1008,8 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.sandbox = st.cfg.sandbox_description;
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;
+          s.listen = st.cfg.listen;
+          s.tls = st.cfg.tls;
           for (auto& [name, h] : st.plugins)
             s.plugins.push_back(h.info());
           for (auto& svc : services)
@@ -734,17 +1042,28 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
       },
       [self](call_atom, const std::string& name,
              call_request& req) -> caf::result<value> {
-        auto h = find_plugin(self, name);
-        if (!h)
-          return std::move(h.error());
-        if (!(*h)->host)
-          return make_error(errc::unavailable,
-                            "plugin '" + name
-                              + "' cannot run: " + (*h)->status.last_error);
-        if (self->state.shutting_down)
-          return make_error(errc::unavailable, "the node is shutting down");
-        return self->delegate((*h)->host, call_atom_v, std::move(req));
+        return call_plugin(self, name, std::move(req));
       },
+      [self](get_atom, const std::string& id) -> caf::result<value> {
+        return service_object(self, id, false);
+      },
+      [self](install_atom, std::string& source,
+             std::string& node) -> caf::result<plugin_info> {
+        return install_on(self, std::move(source), std::move(node));
+      },
+      [self](archive_atom, std::string& source,
+             std::string& archive) -> caf::result<plugin_info> {
+        auto& st = self->state;
+        if (st.shutting_down)
+          return make_error(errc::unavailable, "the node is shutting down");
+        auto rp = self->make_response_promise<plugin_info>();
+        st.installs.push_back(
+          pending_install{std::move(source), rp, std::move(archive)});
+        if (!st.installing)
+          next_install(self);
+        return rp;
+      },
+      [self](publish_atom) { publish(self); },
       [self](start_atom, const std::string& name) -> caf::result<plugin_info> {
         return ask_host(self, name, start_atom_v,
                         self->state.cfg.start_timeout);
@@ -765,6 +1084,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           retire_host(self, (*h)->host);
         st.plugins.erase(name);
         caf::anon_send(st.core, forget_atom_v, name);
+        schedule_publish(self);
         auto rp = self->make_response_promise<plugin_info>();
         // Its folder, and its work dir and that's image: uninstall forgets
         // everything of it.
@@ -869,6 +1189,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           return; // a retired host
         auto was_running = i->second.status.state == plugin_state::running;
         i->second.status = status;
+        schedule_publish(self);
         auto running = status.state == plugin_state::running;
         if (running && !was_running) {
           self

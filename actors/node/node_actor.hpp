@@ -16,6 +16,7 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/cluster/cluster_actor.hpp"
 #include "actors/core/core_actor.hpp"
 #include "actors/node/node_status.hpp"
 #include "actors/node/plugin_info.hpp"
@@ -39,9 +40,23 @@ using node_actor = caf::typed_actor<
   caf::replies_to<install_atom, std::string>::with<plugin_info>,
   /// Every installed plugin.
   caf::replies_to<list_atom>::with<std::vector<plugin_info>>,
-  /// Calls a method of a plugin by name (starting it if needed). Errors:
-  /// not_found, and those of the plugin interface.
+  /// Calls a method of a plugin by name (starting it if needed); a plugin
+  /// this node lacks is called on the node the directory names, directly.
+  /// Errors: not_found, disconnected (its node went down), and those of
+  /// the plugin interface.
   caf::replies_to<call_atom, std::string, call_request>::with<value>,
+  /// The object of a service of this node (never another's): what peers
+  /// get from `Node.getService`. Errors: not_found.
+  caf::replies_to<get_atom, std::string>::with<value>,
+  /// Installs on a node of the cluster by id; "" places it by the
+  /// manifest's `resources` (a folder is read here first). Errors: those
+  /// of install, not_found (no such node), unavailable (no node fits).
+  caf::replies_to<install_atom, std::string, std::string>::with<plugin_info>,
+  /// Installs from a gzipped tarball at a path on this machine (sent by
+  /// another node), recording `source`; the tarball is deleted after.
+  caf::replies_to<archive_atom, std::string, std::string>::with<plugin_info>,
+  /// Time to tell the directory what this node runs; sent to itself.
+  caf::reacts_to<publish_atom>,
   /// Starts a plugin and replies once it runs.
   caf::replies_to<start_atom, std::string>::with<plugin_info>,
   /// Stops a plugin and replies once its process is gone.
@@ -91,6 +106,10 @@ struct node_config {
   /// (passed to them as JOY_LARGE_DATA; see runtime/large_data.hpp).
   std::string large_data = "shm";
   bool head = true;
+  /// host:port of the cluster listener ("" without one), and whether it
+  /// speaks TLS (shown in status).
+  std::string listen;
+  bool tls = false;
   /// Defaults handed to every plugin host.
   caf::timespan start_timeout = std::chrono::seconds{10};
   caf::timespan stop_grace = std::chrono::seconds{5};
@@ -105,10 +124,12 @@ struct node_config {
 
 /// Spawns the node actor with the `installed` plugins (the registry's
 /// active versions, read before the node serves anyone) and starts them.
-/// `kj` must outlive every actor of the system.
+/// `cluster` is the directory (cluster_actor.hpp); calls to other nodes go
+/// through `kj`'s gateway (nodes/joyd/cluster_links.hpp). `kj` must
+/// outlive every actor of the system.
 node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
                       registry_actor registry, spawner_actor spawner,
-                      core_actor core, node_config cfg,
+                      core_actor core, cluster_actor cluster, node_config cfg,
                       std::vector<plugin_record> installed);
 
 } // namespace joy

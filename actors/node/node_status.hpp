@@ -32,13 +32,17 @@ struct node_status {
   bool head = true;
   std::vector<plugin_info> plugins;
   std::vector<std::string> services;
+  /// host:port of its cluster listener, "" without one.
+  std::string listen;
+  bool tls = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("joy::node_status"), x.node_id, x.version,
            x.address, x.home, x.started_at, x.uptime_ms, x.cpus, x.memory_bytes,
-           x.gpus, x.sandbox, x.pid, x.head, x.plugins, x.services);
+           x.gpus, x.sandbox, x.pid, x.head, x.plugins, x.services, x.listen,
+           x.tls);
 }
 
 } // namespace joy

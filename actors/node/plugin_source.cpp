@@ -139,9 +139,12 @@ caf::expected<std::string> pick_from_manifest(const std::string& manifest_text,
                                        : " (it lists: " + known + ")"));
 }
 
-caf::expected<fs::path> unpack_plugin_archive(const fs::path& archive,
-                                              const fs::path& into) {
-  auto err_file = into.parent_path() / (into.filename().string() + ".tar-err");
+namespace {
+
+/// Runs GNU tar with `args`; its output (errors) goes to `err_file`, and
+/// comes back as the error's text.
+caf::expected<int> run_tar(std::vector<std::string> args,
+                           const fs::path& err_file) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
@@ -149,18 +152,7 @@ caf::expected<fs::path> unpack_plugin_archive(const fs::path& archive,
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, err_file.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  // --no-same-owner and --no-same-permissions: a downloaded archive chooses
-  // neither who owns its files nor setuid bits, even when joyd runs as root.
-  // GNU tar already refuses members with ".." or absolute names.
-  std::vector<std::string> args{"tar",
-                                "--extract",
-                                "--gzip",
-                                "--no-same-owner",
-                                "--no-same-permissions",
-                                "--file",
-                                archive.string(),
-                                "--directory",
-                                into.string()};
+  args.insert(args.begin(), "tar");
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -179,11 +171,42 @@ caf::expected<fs::path> unpack_plugin_archive(const fs::path& archive,
   std::error_code ignored;
   fs::remove(err_file, ignored);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return make_error(
-      errc::invalid_argument,
-      "cannot unpack the download (a gzipped tarball is "
-      "expected): "
-        + (output.empty() ? std::string{"tar failed"} : output));
+    return make_error(errc::io_error,
+                      output.empty() ? std::string{"tar failed"} : output);
+  return 0;
+}
+
+} // namespace
+
+caf::error pack_plugin_folder(const fs::path& folder, const fs::path& archive) {
+  // Owners and modes as a plain user would see them; the receiver
+  // restores neither anyway.
+  auto done = run_tar({"--create", "--gzip", "--owner=0", "--group=0",
+                       "--numeric-owner", "--file", archive.string(),
+                       "--directory", folder.string(), "."},
+                      archive.string() + ".tar-err");
+  if (!done)
+    return make_error(code_of(done.error()), "cannot pack " + folder.string()
+                                               + ": "
+                                               + message_of(done.error()));
+  return caf::none;
+}
+
+caf::expected<fs::path> unpack_plugin_archive(const fs::path& archive,
+                                              const fs::path& into) {
+  auto err_file = into.parent_path() / (into.filename().string() + ".tar-err");
+  // --no-same-owner and --no-same-permissions: a downloaded archive chooses
+  // neither who owns its files nor setuid bits, even when joyd runs as root.
+  // GNU tar already refuses members with ".." or absolute names.
+  auto done = run_tar({"--extract", "--gzip", "--no-same-owner",
+                       "--no-same-permissions", "--file", archive.string(),
+                       "--directory", into.string()},
+                      err_file);
+  if (!done)
+    return make_error(errc::invalid_argument,
+                      "cannot unpack the download (a gzipped tarball is "
+                      "expected): "
+                        + message_of(done.error()));
   if (fs::exists(into / "plugin.json"))
     return into;
   std::vector<fs::path> entries;

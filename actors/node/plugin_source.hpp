@@ -67,6 +67,11 @@ caf::expected<std::filesystem::path>
 unpack_plugin_archive(const std::filesystem::path& archive,
                       const std::filesystem::path& into);
 
+/// Packs the plugin folder `folder` into the gzipped tarball `archive`, for
+/// another node to unpack. Errors: io_error.
+caf::error pack_plugin_folder(const std::filesystem::path& folder,
+                              const std::filesystem::path& archive);
+
 /// The local folder holding `src`: the folder itself, or the plugin
 /// downloaded and unpacked into the empty folder `scratch`.
 caf::expected<std::filesystem::path>

@@ -23,4 +23,13 @@ std::string_view to_string(plugin_state x) noexcept {
   return "unknown";
 }
 
+plugin_state plugin_state_from(std::string_view x) noexcept {
+  for (auto s :
+       {plugin_state::stopped, plugin_state::starting, plugin_state::running,
+        plugin_state::stopping, plugin_state::backoff})
+    if (to_string(s) == x)
+      return s;
+  return plugin_state::failed;
+}
+
 } // namespace joy

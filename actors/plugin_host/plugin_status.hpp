@@ -32,6 +32,10 @@ enum class plugin_state : uint8_t {
 
 std::string_view to_string(plugin_state x) noexcept;
 
+/// The state named `x` (as `to_string` writes it); `failed` for a name
+/// this build does not know.
+plugin_state plugin_state_from(std::string_view x) noexcept;
+
 struct plugin_status {
   std::string name;
   plugin_state state = plugin_state::stopped;

@@ -38,3 +38,12 @@ install(FILES
   ${PROJECT_SOURCE_DIR}/cmake/sdk/JoyPlugin.cmake
   ${PROJECT_SOURCE_DIR}/cmake/FindCAF.cmake
   DESTINATION ${JOY_CMAKE_DIR})
+
+# Running nodes as a service: the systemd unit (ExecStart names the prefix
+# it is installed under) and the cluster's guide.
+configure_file(${PROJECT_SOURCE_DIR}/deploy/joyd.service
+  ${PROJECT_BINARY_DIR}/deploy/joyd.service @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/deploy/joyd.service
+  DESTINATION lib/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/cluster.md
+  DESTINATION ${CMAKE_INSTALL_DOCDIR})

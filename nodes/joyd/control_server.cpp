@@ -3,6 +3,10 @@
 
 #include "nodes/joyd/control_server.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,10 +15,15 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <random>
 
 #include <kj/async-unix.h>
+#include <kj/compat/tls.h>
 
+#include "actors/cluster/tls.hpp"
 #include "actors/node/plugin_source.hpp"
+#include "nodes/joyd/cluster_links.hpp"
+#include "nodes/joyd/node_wire.hpp"
 #include "runtime/call_control.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
@@ -41,47 +50,6 @@ caf::expected<T> take(const caf::message& msg) {
   if (msg.match_elements<caf::error>())
     return msg.get_as<caf::error>(0);
   return make_error(errc::internal, "unexpected response from the node actor");
-}
-
-void write_info(const plugin_info& x, wire::PluginInfo::Builder out) {
-  out.setName(x.record.name.empty() ? x.status.name : x.record.name);
-  out.setVersion(x.record.version);
-  out.setType(x.record.type);
-  out.setState(std::string{to_string(x.status.state)});
-  out.setSource(x.record.source);
-  out.setSha256(x.record.sha256);
-  out.setInstalledAt(x.record.installed_at);
-  out.setUpdatedAt(x.record.updated_at);
-  out.setPid(x.status.pid);
-  out.setLastError(x.status.last_error);
-  out.setManifest(x.record.manifest);
-  out.setPath(x.record.path);
-  out.setCalls(x.status.calls);
-  out.setErrors(x.status.errors);
-  out.setP50Us(x.status.p50_us);
-  out.setMemoryBytes(x.status.memory_bytes);
-}
-
-void write_status(const node_status& x, wire::NodeStatus::Builder out) {
-  out.setNodeId(x.node_id);
-  out.setVersion(x.version);
-  out.setAddress(x.address);
-  out.setStartedAt(x.started_at);
-  out.setUptimeMs(x.uptime_ms);
-  auto res = out.initResources();
-  res.setCpus(x.cpus);
-  res.setMemoryBytes(x.memory_bytes);
-  res.setGpus(x.gpus);
-  auto plugins = out.initPlugins(static_cast<unsigned>(x.plugins.size()));
-  for (unsigned i = 0; i < x.plugins.size(); ++i)
-    write_info(x.plugins[i], plugins[i]);
-  out.setSandbox(x.sandbox);
-  out.setPid(x.pid);
-  out.setHome(x.home);
-  out.setHead(x.head);
-  auto services = out.initServices(static_cast<unsigned>(x.services.size()));
-  for (unsigned i = 0; i < x.services.size(); ++i)
-    services.set(i, x.services[i]);
 }
 
 class control_server;
@@ -229,7 +197,52 @@ public:
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> getService(GetServiceContext context) override {
+    std::string id = context.getParams().getId();
+    return ctx_.request(cfg_.node, slow, get_atom_v, std::move(id))
+      .then([this, context](caf::message msg) mutable {
+        value_codec codec{ctx_, false};
+        write_result(take<value>(msg), context.getResults().initResult(),
+                     &codec);
+      });
+  }
+
+  kj::Promise<void> nodes(NodesContext context) override {
+    auto mine = ctx_.request(cfg_.node, quick, status_atom_v);
+    auto members = ctx_.request(cfg_.cluster, quick, nodes_atom_v);
+    return mine.then(
+      [this, context, members = kj::mv(members)](caf::message mine) mutable {
+        return members.then(
+          [this, context, mine = kj::mv(mine)](caf::message all) mutable {
+            return gather_nodes(context, take<node_status>(mine),
+                                take<std::vector<node_entry>>(all));
+          });
+      });
+  }
+
+  kj::Promise<void> installOn(InstallOnContext context) override {
+    auto params = context.getParams();
+    std::string source = params.getSource();
+    std::string node = params.getNode();
+    if (auto src = parse_plugin_source(source); !src) {
+      write_error(src.error(), context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    return ctx_
+      .request(cfg_.node, slow, install_atom_v, std::move(source),
+               std::move(node))
+      .then([context](caf::message msg) mutable {
+        plugin_reply(take<plugin_info>(msg), context.getResults().initResult());
+      });
+  }
+
+  kj::Promise<void> installArchive(InstallArchiveContext context) override;
+
 private:
+  kj::Promise<void> gather_nodes(NodesContext context,
+                                 caf::expected<node_status> self,
+                                 caf::expected<std::vector<node_entry>> all);
+
   static void plugin_reply(const caf::expected<plugin_info>& res,
                            wire::PluginResult::Builder out) {
     if (res)
@@ -242,18 +255,194 @@ private:
   const control_server_config& cfg_;
 };
 
+/// One connection to the node, as the servers on it see it.
+struct connection_info {
+  uint64_t id = 0;
+  /// Over the cluster listener (a peer), not the local socket.
+  bool tcp = false;
+  /// The peer's address, for logs.
+  std::string peer;
+  /// The node that joined the directory over it, if any.
+  std::string joined;
+};
+
+/// Which connection a node last joined over: only that one going away
+/// takes the node down (a node that reconnected keeps its membership).
+using joined_map = std::map<std::string, uint64_t>;
+
+/// A kj exception for a Joy error, which the worker's control loop turns
+/// back into one (a heartbeat refused means: join again).
+[[noreturn]] void throw_error(const caf::error& err) {
+  KJ_FAIL_REQUIRE(message_of(err));
+}
+
+/// The head's directory for its workers; every call goes to the cluster
+/// actor.
+class cluster_server final : public wire::Cluster::Server {
+public:
+  cluster_server(kj_context& ctx, const control_server_config& cfg,
+                 std::shared_ptr<connection_info> conn,
+                 std::shared_ptr<joined_map> joined)
+    : ctx_(ctx), cfg_(cfg), conn_(std::move(conn)), joined_(std::move(joined)) {
+    // nop
+  }
+
+  kj::Promise<void> join(JoinContext context) override {
+    auto entry = read_entry(context.getParams().getNode());
+    auto id = entry.node_id;
+    return ctx_.request(cfg_.cluster, quick, join_atom_v, std::move(entry))
+      .then([this, context, id](caf::message msg) mutable {
+        auto out = context.getResults().initResult();
+        auto res = take<uint64_t>(msg);
+        if (!res) {
+          log(log_level::warning, "cluster", "refused the join of node ", id,
+              " from ", conn_->peer, ": ", message_of(res.error()));
+          write_error(res.error(), out.initErr());
+          return;
+        }
+        conn_->joined = id;
+        (*joined_)[id] = conn_->id;
+        out.setOk(*res);
+      });
+  }
+
+  kj::Promise<void> heartbeat(HeartbeatContext context) override {
+    auto params = context.getParams();
+    std::string id = params.getNodeId();
+    if (id != conn_->joined)
+      throw_error(make_error(errc::permission_denied,
+                             "heartbeats come from the node that joined"));
+    return ctx_
+      .request(cfg_.cluster, quick, heartbeat_atom_v, std::move(id),
+               params.getSeq())
+      .then([context](caf::message msg) mutable {
+        auto res = take<uint64_t>(msg);
+        if (!res)
+          throw_error(res.error());
+        context.getResults().setEpoch(*res);
+      });
+  }
+
+  kj::Promise<void> publish(PublishContext context) override {
+    auto params = context.getParams();
+    std::string id = params.getNodeId();
+    if (id != conn_->joined)
+      throw_error(make_error(errc::permission_denied,
+                             "a node publishes only what it runs itself"));
+    auto c = params.getCommitted();
+    return ctx_
+      .request(cfg_.cluster, quick, publish_atom_v, std::move(id),
+               read_texts(params.getPlugins()),
+               resources{c.getCpus(), c.getMemoryBytes(), c.getGpus()},
+               read_services(params.getServices()))
+      .then([context](caf::message msg) mutable {
+        auto out = context.getResults().initResult();
+        auto res = take<bool>(msg);
+        if (res)
+          out.initOk().setNull();
+        else
+          write_error(res.error(), out.initErr());
+      });
+  }
+
+  kj::Promise<void> locate(LocateContext context) override {
+    auto params = context.getParams();
+    std::string id = params.getId();
+    return ctx_
+      .request(cfg_.cluster, quick, locate_atom_v, std::move(id),
+               params.getPlugin(), conn_->joined)
+      .then([context](caf::message msg) mutable {
+        write_location(take<location>(msg), context.getResults().initResult());
+      });
+  }
+
+  kj::Promise<void> place(PlaceContext context) override {
+    auto params = context.getParams();
+    resources need{params.getCpus(), params.getMemoryBytes(), params.getGpus()};
+    return ctx_.request(cfg_.cluster, quick, place_atom_v, need)
+      .then([context](caf::message msg) mutable {
+        write_location(take<location>(msg), context.getResults().initResult());
+      });
+  }
+
+  kj::Promise<void> nodes(NodesContext context) override {
+    return ctx_.request(cfg_.cluster, quick, nodes_atom_v)
+      .then([context](caf::message msg) mutable {
+        auto out = context.getResults().initResult();
+        auto res = take<std::vector<node_entry>>(msg);
+        if (!res) {
+          write_error(res.error(), out.initErr());
+          return;
+        }
+        auto list = out.initOk(static_cast<unsigned>(res->size()));
+        for (unsigned i = 0; i < res->size(); ++i)
+          write_entry((*res)[i], list[i]);
+      });
+  }
+
+  kj::Promise<void> listServices(ListServicesContext context) override {
+    value_codec codec{ctx_, false};
+    auto query = read_value(context.getParams().getQuery(), &codec);
+    if (!query) {
+      write_error(query.error(), context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    return ctx_.request(cfg_.cluster, quick, list_atom_v, std::move(*query))
+      .then([this, context](caf::message msg) mutable {
+        value_codec codec{ctx_, false};
+        write_result(take<value>(msg), context.getResults().initResult(),
+                     &codec);
+      });
+  }
+
+private:
+  static void write_location(const caf::expected<location>& x,
+                             wire::LocateResult::Builder out) {
+    if (!x) {
+      write_error(x.error(), out.initErr());
+      return;
+    }
+    auto ok = out.initOk();
+    ok.setNodeId(x->node_id);
+    ok.setAddress(x->address);
+  }
+
+  kj_context& ctx_;
+  const control_server_config& cfg_;
+  std::shared_ptr<connection_info> conn_;
+  std::shared_ptr<joined_map> joined_;
+};
+
+/// Compares without leaking where the first difference is (tokens have a
+/// fixed length, so the length may show).
+bool same_secret(const std::string& given, const std::string& expected) {
+  if (expected.empty() || given.size() != expected.size())
+    return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  return diff == 0;
+}
+
 /// The bootstrap: nothing but the handshake before it succeeds.
 class gate_server final : public wire::Gate::Server {
 public:
-  gate_server(kj_context& ctx, const control_server_config& cfg)
-    : ctx_(ctx), cfg_(cfg) {
+  gate_server(kj_context& ctx, const control_server_config& cfg,
+              std::shared_ptr<connection_info> conn,
+              std::shared_ptr<joined_map> joined)
+    : ctx_(ctx), cfg_(cfg), conn_(std::move(conn)), joined_(std::move(joined)) {
     // nop
   }
 
   kj::Promise<void> hello(HelloContext context) override {
     auto params = context.getParams();
     auto out = context.getResults().initResult();
+    std::string client = params.getClient();
     if (params.getVersion() != protocol_version) {
+      if (conn_->tcp)
+        log(log_level::warning, "cluster", "refused ", client, " from ",
+            conn_->peer, ": it speaks protocol ", params.getVersion(),
+            ", this node ", protocol_version);
       write_error(errc::version_mismatch,
                   "client speaks protocol "
                     + std::to_string(params.getVersion()) + ", this node (Joy "
@@ -262,30 +451,79 @@ public:
                   {}, out.initErr());
       return kj::READY_NOW;
     }
+    if (conn_->tcp
+        && !same_secret(std::string{params.getToken()}, cfg_.token)) {
+      log(log_level::warning, "cluster", "refused ", client, " from ",
+          conn_->peer, ": ",
+          params.getToken().size() == 0 ? "no cluster token"
+                                        : "wrong cluster token");
+      write_error(errc::permission_denied,
+                  params.getToken().size() == 0
+                    ? "this node requires the cluster token (--token-file)"
+                    : "wrong cluster token",
+                  {}, out.initErr());
+      return kj::READY_NOW;
+    }
     auto session = out.initOk();
     session.setNode(kj::heap<node_server>(ctx_, cfg_));
     session.setNodeId(cfg_.node_id);
     session.setVersion(std::string{version()});
+    session.setHead(cfg_.head);
+    if (conn_->tcp && cfg_.head)
+      session.setCluster(kj::heap<cluster_server>(ctx_, cfg_, conn_, joined_));
     return kj::READY_NOW;
   }
 
 private:
   kj_context& ctx_;
   const control_server_config& cfg_;
+  std::shared_ptr<connection_info> conn_;
+  std::shared_ptr<joined_map> joined_;
 };
+
+std::string peer_name(kj::AsyncIoStream& stream) {
+  sockaddr_storage addr{};
+  kj::uint len = sizeof(addr);
+  try {
+    stream.getpeername(reinterpret_cast<sockaddr*>(&addr), &len);
+  } catch (...) {
+    return "?";
+  }
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<sockaddr_in6*>(&addr);
+    ::inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
+    port = ntohs(in->sin6_port);
+  }
+  return std::string{host} + ":" + std::to_string(port);
+}
 
 class control_server final : public kj_resource,
                              private kj::TaskSet::ErrorHandler {
 public:
-  control_server(kj_context& ctx, unique_fd listener, control_server_config cfg)
+  control_server(kj_context& ctx, unique_fd listener, unique_fd tcp,
+                 control_server_config cfg)
     : ctx_(ctx),
       listener_(std::move(listener)),
       cfg_(std::move(cfg)),
+      joined_(std::make_shared<joined_map>()),
       tasks_(*this) {
     observer_ = kj::heap<kj::UnixEventPort::FdObserver>(
       ctx_.event_port(), listener_.get(),
       kj::UnixEventPort::FdObserver::OBSERVE_READ);
     tasks_.add(accept_loop());
+    if (tcp) {
+      receiver_ = ctx_.low_level().wrapListenSocketFd(
+        tcp.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
+                         | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC
+                         | kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+      tasks_.add(accept_peers());
+    }
   }
 
   ~control_server() noexcept(false) override {
@@ -325,21 +563,61 @@ private:
             cred.uid, " (pid ", cred.pid, ")");
         continue;
       }
-      serve(std::move(conn));
+      auto stream = ctx_.low_level().wrapUnixSocketFd(
+        conn.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
+                          | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC
+                          | kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+      auto info = std::make_shared<connection_info>();
+      info->id = ++next_connection_;
+      serve(kj::mv(stream), std::move(info));
     }
   }
 
-  void serve(unique_fd conn) {
-    auto id = ++next_connection_;
-    auto stream = ctx_.low_level().wrapUnixSocketFd(
-      conn.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP
-                        | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC
-                        | kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+  /// Peers: TLS first (when configured), then the gate.
+  kj::Promise<void> accept_peers() {
+    return receiver_->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
+      auto info = std::make_shared<connection_info>();
+      info->id = ++next_connection_;
+      info->tcp = true;
+      info->peer = peer_name(*stream);
+      if (cfg_.tls == nullptr) {
+        serve(rpc_link::without_fds(kj::mv(stream)), std::move(info));
+      } else {
+        auto peer = info->peer;
+        tasks_.add(
+          ctx_.timer()
+            .timeoutAfter(10 * kj::SECONDS,
+                          cfg_.tls->wrapServer(kj::mv(stream)))
+            .then(
+              [this, info](kj::Own<kj::AsyncIoStream> secure) {
+                serve(rpc_link::without_fds(kj::mv(secure)), info);
+              },
+              [peer](kj::Exception&& ex) {
+                log(log_level::warning, "cluster", "refused a connection from ",
+                    peer, ": TLS handshake failed: ", describe_tls_failure(ex));
+              }));
+      }
+      return accept_peers();
+    });
+  }
+
+  void serve(kj::Own<kj::AsyncCapabilityStream> stream,
+             std::shared_ptr<connection_info> info) {
     stream_limits limits;
-    limits.max_fds = 0; // the CLI never passes fds
-    auto link = rpc_link::serve(kj::mv(stream), limits,
-                                kj::heap<gate_server>(ctx_, cfg_));
-    tasks_.add(link->on_disconnect().then([this, id] {
+    limits.max_fds = 0; // neither the CLI nor peers pass fds
+    auto link = rpc_link::serve(
+      kj::mv(stream), limits, kj::heap<gate_server>(ctx_, cfg_, info, joined_));
+    auto id = info->id;
+    tasks_.add(link->on_disconnect().then([this, id, info] {
+      // A node whose control connection went is down, unless it already
+      // joined again over another one.
+      if (!info->joined.empty()) {
+        auto i = joined_->find(info->joined);
+        if (i != joined_->end() && i->second == id) {
+          joined_->erase(i);
+          kj_context::send(cfg_.cluster, down_atom_v, info->joined);
+        }
+      }
       // Destroy the connection in a later turn, outside its own callback.
       return kj::evalLater([this, id] { connections_.erase(id); });
     }));
@@ -349,16 +627,265 @@ private:
   kj_context& ctx_;
   unique_fd listener_;
   control_server_config cfg_;
+  std::shared_ptr<joined_map> joined_;
   kj::Own<kj::UnixEventPort::FdObserver> observer_;
+  kj::Own<kj::ConnectionReceiver> receiver_;
   std::map<uint64_t, kj::Own<rpc_link>> connections_;
   uint64_t next_connection_ = 0;
   kj::TaskSet tasks_;
 };
 
+/// Writes the stream arm of an archive into a file, chunk by chunk.
+class file_sink final : public wire::ByteSink::Server {
+public:
+  file_sink(int fd, uint64_t size, std::shared_ptr<bool> done)
+    : fd_(fd), size_(size), done_(std::move(done)) {
+    // nop
+  }
+
+  kj::Promise<void> write(WriteContext context) override {
+    auto chunk = context.getParams().getChunk();
+    KJ_REQUIRE(written_ + chunk.size() <= size_, "more bytes than announced");
+    auto* p = chunk.begin();
+    auto left = chunk.size();
+    while (left > 0) {
+      auto n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR)
+        continue;
+      KJ_REQUIRE(n > 0, "cannot write the archive", std::strerror(errno));
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    written_ += chunk.size();
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> done(DoneContext) override {
+    KJ_REQUIRE(written_ == size_, "the archive ended early", written_, size_);
+    *done_ = true;
+    return kj::READY_NOW;
+  }
+
+private:
+  int fd_;
+  uint64_t size_;
+  uint64_t written_ = 0;
+  std::shared_ptr<bool> done_;
+};
+
+/// Plugin archives beyond this are refused before a byte is written.
+constexpr uint64_t max_archive_bytes = uint64_t{4} << 30;
+
+std::string random_suffix() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%08x%08x", rd(), rd());
+  return buf;
+}
+
+kj::Promise<void> node_server::installArchive(InstallArchiveContext context) {
+  auto params = context.getParams();
+  std::string source = params.getSource();
+  auto archive = params.getArchive();
+  auto fail = [&](caf::error err) {
+    write_error(err, context.getResults().initResult().initErr());
+    return kj::READY_NOW;
+  };
+  ::mkdir(cfg_.downloads_dir.c_str(), 0700);
+  auto path = cfg_.downloads_dir + "/archive-" + random_suffix() + ".tar.gz";
+  auto fd = std::make_shared<unique_fd>(
+    ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!*fd)
+    return fail(make_error(errc::io_error, "cannot create " + path + ": "
+                                             + std::strerror(errno)));
+  kj::Promise<void> written = kj::READY_NOW;
+  switch (archive.which()) {
+    case wire::Binary::INLINE: {
+      auto data = archive.getInline();
+      if (::write(fd->get(), data.begin(), data.size())
+          != static_cast<ssize_t>(data.size())) {
+        ::unlink(path.c_str());
+        return fail(make_error(errc::io_error, "cannot write " + path));
+      }
+      break;
+    }
+    case wire::Binary::STREAM: {
+      auto st = archive.getStream();
+      if (st.getSize() > max_archive_bytes) {
+        ::unlink(path.c_str());
+        return fail(make_error(errc::too_large,
+                               "a plugin archive of "
+                                 + std::to_string(st.getSize() >> 20)
+                                 + " MiB is larger than this node accepts"));
+      }
+      auto done = std::make_shared<bool>(false);
+      auto req = st.getSource().pipeToRequest();
+      req.setSink(kj::heap<file_sink>(fd->get(), st.getSize(), done));
+      written = req.send().then(
+        [done](auto&&) { KJ_REQUIRE(*done, "the archive ended early"); });
+      break;
+    }
+    default:
+      ::unlink(path.c_str());
+      return fail(make_error(errc::invalid_argument,
+                             "a plugin archive travels inline or streamed"));
+  }
+  return written.then(
+    [this, context, source, path, fd]() mutable -> kj::Promise<void> {
+      fd->reset();
+      return ctx_.request(cfg_.node, slow, archive_atom_v, source, path)
+        .then([context](caf::message msg) mutable {
+          plugin_reply(take<plugin_info>(msg),
+                       context.getResults().initResult());
+        });
+    },
+    [context, path](kj::Exception&& ex) mutable {
+      ::unlink(path.c_str());
+      write_error(error_from_exception(ex, "the archive's sender"),
+                  context.getResults().initResult().initErr());
+    });
+}
+
+kj::Promise<void>
+node_server::gather_nodes(NodesContext context, caf::expected<node_status> self,
+                          caf::expected<std::vector<node_entry>> all) {
+  if (!self) {
+    write_error(self.error(), context.getResults().initResult().initErr());
+    return kj::READY_NOW;
+  }
+  std::vector<node_entry> others;
+  if (all)
+    for (auto& e : *all)
+      if (e.node_id != cfg_.node_id)
+        others.push_back(std::move(e));
+  using status_response = capnp::Response<wire::Node::StatusResults>;
+  auto answers = std::make_shared<kj::Array<kj::Maybe<status_response>>>(
+    kj::heapArray<kj::Maybe<status_response>>(others.size()));
+  kj::Vector<kj::Promise<void>> waits;
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    if (!others[i].up)
+      continue;
+    auto asked = peer_status(ctx_, cfg_.links,
+                             location{others[i].node_id, others[i].address});
+    waits.add(ctx_.timer()
+                .timeoutAfter(5 * kj::SECONDS, kj::mv(asked))
+                .then([answers, i](
+                        status_response resp) { (*answers)[i] = kj::mv(resp); },
+                      [](kj::Exception&&) {
+                        // Listed from the directory's memory instead.
+                      }));
+  }
+  return kj::joinPromises(waits.releaseAsArray())
+    .then([context, self = std::move(*self), others = std::move(others),
+           answers]() mutable {
+      auto list = context.getResults().initResult().initOk(
+        static_cast<unsigned>(1 + others.size()));
+      write_status(self, list[0]);
+      for (unsigned i = 0; i < others.size(); ++i) {
+        auto& e = others[i];
+        KJ_IF_MAYBE (resp, (*answers)[i]) {
+          auto r = resp->getResult();
+          if (r.isOk()) {
+            list.setWithCaveats(i + 1, r.getOk());
+            continue;
+          }
+        }
+        auto out = list[i + 1];
+        out.setNodeId(e.node_id);
+        out.setAddress(e.address);
+        out.setListen(e.address);
+        out.setVersion(e.version);
+        out.setHead(e.head);
+        auto res = out.initResources();
+        res.setCpus(e.total.cpus);
+        res.setMemoryBytes(e.total.memory_bytes);
+        res.setGpus(e.total.gpus);
+        out.setState(e.up ? "unreachable" : "down");
+      }
+    });
+}
+
+/// Parses host:port ([v6]:port too). Errors: invalid_argument.
+caf::expected<std::pair<std::string, std::string>>
+split_host_port(const std::string& text) {
+  auto bad
+    = make_error(errc::invalid_argument, "'" + text + "' is not HOST:PORT");
+  std::string host;
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    auto end = text.find(']');
+    if (end == std::string::npos || end + 1 >= text.size()
+        || text[end + 1] != ':')
+      return bad;
+    host = text.substr(1, end - 1);
+    port = text.substr(end + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos)
+      return bad;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty() || port.empty()
+      || port.find_first_not_of("0123456789") != std::string::npos)
+    return bad;
+  return std::make_pair(host, port);
+}
+
 } // namespace
 
+caf::expected<std::pair<unique_fd, std::string>>
+bind_listener(const std::string& listen) {
+  auto hp = split_host_port(listen);
+  if (!hp)
+    return hp.error();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (int rc
+      = ::getaddrinfo(hp->first.c_str(), hp->second.c_str(), &hints, &found);
+      rc != 0)
+    return make_error(errc::invalid_argument,
+                      "cannot listen on " + listen + ": " + ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard{found, ::freeaddrinfo};
+  unique_fd fd{::socket(found->ai_family,
+                        found->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+  if (!fd)
+    return make_error(errc::io_error,
+                      std::string{"socket: "} + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0
+      || ::listen(fd.get(), 128) != 0)
+    return make_error(errc::io_error, "cannot listen on " + listen + ": "
+                                        + std::strerror(errno));
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  uint16_t port = addr.ss_family == AF_INET6
+                    ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                    : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  auto host = hp->first.find(':') != std::string::npos ? "[" + hp->first + "]"
+                                                       : hp->first;
+  return std::make_pair(std::move(fd), host + ":" + std::to_string(port));
+}
+
+bool is_loopback(const std::string& host_port) {
+  auto hp = split_host_port(host_port);
+  if (!hp)
+    return false;
+  auto& host = hp->first;
+  if (host == "localhost" || host == "::1")
+    return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1
+         && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
 caf::error start_control_server(kj_context& ctx, uint64_t id,
-                                control_server_config cfg) {
+                                control_server_config cfg, unique_fd tcp) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (cfg.socket_path.size() >= sizeof(addr.sun_path))
@@ -386,7 +913,8 @@ caf::error start_control_server(kj_context& ctx, uint64_t id,
   if (::listen(fd.get(), 64) != 0)
     return make_error(errc::io_error,
                       std::string{"listen: "} + std::strerror(errno));
-  ctx.adopt(id, kj::heap<control_server>(ctx, std::move(fd), std::move(cfg)));
+  ctx.adopt(id, kj::heap<control_server>(ctx, std::move(fd), std::move(tcp),
+                                         std::move(cfg)));
   return caf::none;
 }
 

@@ -2,13 +2,19 @@
 // SPDX-License-Identifier: MIT
 
 /// @file
-/// The node's control socket, `<home>/joyd.sock`: Cap'n Proto `Gate` →
-/// `Node` (schema/node.capnp) for the `joy` CLI. Lives on the kj thread.
+/// The node's doors, on the kj thread: Cap'n Proto `Gate` → `Node`
+/// (schema/node.capnp), and on a head also `Cluster`.
 ///
-/// Local control only: the socket is created mode 0600 (under a 077 umask,
-/// so it is never briefly wider), and every connection's `SO_PEERCRED` uid
-/// must be the daemon's own or root's; others are closed before a byte is
-/// read. Each connection still goes through the validating stream.
+/// * The control socket, `<home>/joyd.sock`, for the `joy` CLI: local
+///   only. It is created mode 0600 (under a 077 umask, so it is never
+///   briefly wider), and every connection's `SO_PEERCRED` uid must be the
+///   daemon's own or root's; others are closed before a byte is read.
+/// * The cluster listener (`--listen host:port`), for other nodes: mutual
+///   TLS first when configured (nothing reaches Cap'n Proto before the
+///   handshake), then `hello` must bring the cluster token; a wrong one
+///   gets an error and nothing else. Both sides log the refusal.
+///
+/// Every connection goes through the validating stream.
 #pragma once
 
 #include <functional>
@@ -17,8 +23,14 @@
 #include <caf/error.hpp>
 #include <caf/timespan.hpp>
 
+namespace kj {
+class TlsContext;
+}
+
+#include "actors/cluster/cluster_actor.hpp"
 #include "actors/node/node_actor.hpp"
 #include "runtime/kj_thread.hpp"
+#include "runtime/unique_fd.hpp"
 
 namespace joy {
 
@@ -32,12 +44,40 @@ struct control_server_config {
   caf::timespan call_timeout = std::chrono::seconds{120};
   /// Called (on the kj thread) when a client asks the daemon to shut down.
   std::function<void()> on_shutdown;
+
+  // -- the cluster ------------------------------------------------------------
+
+  /// The directory: the cluster actor on a head, the gateway's proxy of the
+  /// head's on a worker.
+  cluster_actor cluster;
+  bool head = true;
+  /// The cluster token every peer's hello must carry.
+  std::string token;
+  /// Mutual TLS on the listener, or null for plaintext (loopback only).
+  kj::TlsContext* tls = nullptr;
+  /// The cluster links' resource (for the status of other nodes).
+  uint64_t links = 0;
+  /// Where archives sent by other nodes are kept while they install.
+  std::string downloads_dir;
 };
 
-/// Binds and starts serving; call on the kj thread. The server is the
-/// resource `id` (drop it to stop accepting and close every connection).
-/// Errors: io_error (cannot bind, e.g. the path is too long or taken).
+/// Binds the control socket and starts serving it and `cluster_listener`
+/// (from bind_listener; none when empty); call on the kj thread. The
+/// server is the resource `id` (drop it to stop accepting and close every
+/// connection). Errors: io_error (cannot bind, e.g. the path is too long or
+/// taken).
 caf::error start_control_server(kj_context& ctx, uint64_t id,
-                                control_server_config cfg);
+                                control_server_config cfg,
+                                unique_fd cluster_listener);
+
+/// Binds the cluster listener on HOST:PORT (port 0 picks a free one) and
+/// returns it with its actual address. Errors: invalid_argument (not
+/// HOST:PORT, an unknown host), io_error (the port is taken).
+caf::expected<std::pair<unique_fd, std::string>>
+bind_listener(const std::string& host_port);
+
+/// True for a listen address only this machine reaches (127.0.0.0/8, ::1,
+/// localhost).
+bool is_loopback(const std::string& host_port);
 
 } // namespace joy

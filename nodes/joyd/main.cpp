@@ -28,7 +28,10 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <kj/compat/tls.h>
 
+#include "actors/cluster/cluster_actor.hpp"
+#include "actors/cluster/tls.hpp"
 #include "actors/core/core_actor.hpp"
 #include "actors/node/node_actor.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
@@ -38,6 +41,7 @@
 #include "actors/sandbox/cgroup.hpp"
 #include "actors/sandbox/landlock.hpp"
 #include "actors/sandbox/sandbox_policy.hpp"
+#include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/log.hpp"
@@ -88,6 +92,69 @@ joy::unique_fd lock_home(const std::string& home, std::string& error) {
     return {};
   }
   return fd;
+}
+
+/// The port nodes listen on and dial when an address names none.
+constexpr const char* default_port = "7700";
+
+std::string with_port(std::string address) {
+  if (address.empty() || address.back() == ']'
+      || address.find(':') == std::string::npos)
+    return address + ":" + default_port;
+  return address;
+}
+
+/// The cluster token: from `file`, or on a head without one, made once in
+/// `<home>/cluster.token` for the workers to copy.
+caf::expected<std::string> cluster_token(const std::string& home,
+                                         std::string file, bool head) {
+  if (file.empty())
+    file = home + "/cluster.token";
+  std::ifstream in{file};
+  std::string token;
+  if (in) {
+    std::getline(in, token);
+    while (!token.empty()
+           && std::isspace(static_cast<unsigned char>(token.back())))
+      token.pop_back();
+    if (token.size() < 16)
+      return joy::make_error(joy::errc::invalid_argument,
+                             "the cluster token in " + file
+                               + " is shorter than 16 characters");
+    return token;
+  }
+  if (!head)
+    return joy::make_error(joy::errc::not_found,
+                           "joining a cluster needs its token: copy the "
+                           "head's cluster.token and pass --token-file ("
+                             + file + " does not exist)");
+  std::random_device rd;
+  char buf[65];
+  for (int i = 0; i < 8; ++i)
+    std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  token = buf;
+  auto old = ::umask(077);
+  std::ofstream out{file};
+  out << token << "\n";
+  ::umask(old);
+  if (!out)
+    return joy::make_error(joy::errc::io_error, "cannot write " + file);
+  joy::log(joy::log_level::info, "joyd", "made a cluster token in ", file,
+           ": workers need a copy (--token-file)");
+  return token;
+}
+
+/// `--home` as given on the command line, before CLI11 parses it (the
+/// config file's default place depends on it).
+std::string home_from_args(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--home" && i + 1 < argc)
+      return argv[i + 1];
+    if (a.rfind("--home=", 0) == 0)
+      return a.substr(7);
+  }
+  return joy::default_home();
 }
 
 } // namespace
@@ -154,6 +221,53 @@ int main(int argc, char** argv) {
     ->expected(4);
   std::string bwrap = joy::sandbox_settings{}.bwrap;
   app.add_option("--bwrap", bwrap, "The bubblewrap program");
+  // -- the cluster (docs/cluster.md)
+  // --------------------------------------------
+  bool head_flag = false;
+  std::string join;
+  std::string listen;
+  std::string advertise;
+  std::string token_file;
+  std::string tls_mode = "auto";
+  std::string tls_dir;
+  double heartbeat_s = 1;
+  double phi_threshold = 8;
+  double acceptable_pause_s = 3;
+  app.add_flag("--head", head_flag,
+               "Run the cluster's directory (the default without --address)");
+  app.add_option("--address", join,
+                 "Join the cluster whose head listens at HOST[:PORT] "
+                 "(default port 7700)");
+  app.add_option("--listen", listen,
+                 "Listen for other nodes on HOST[:PORT] (port 0: any free "
+                 "one). Beyond loopback this requires TLS");
+  app.add_option("--advertise", advertise,
+                 "HOST:PORT other nodes use to reach this one (default: the "
+                 "listen address)");
+  app.add_option("--token-file", token_file,
+                 "The cluster token (default $JOY_HOME/cluster.token, made "
+                 "by a head that has none)");
+  app
+    .add_option("--tls", tls_mode,
+                "Mutual TLS between nodes: auto (default: on when the TLS "
+                "dir has certificates or an address is not loopback), on, off")
+    ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_option("--tls-dir", tls_dir,
+                 "ca.pem, node.pem and node-key.pem from `joy cert` "
+                 "(default $JOY_HOME/tls)");
+  app.add_option("--heartbeat", heartbeat_s, "Seconds between heartbeats")
+    ->check(CLI::PositiveNumber);
+  app
+    .add_option("--phi", phi_threshold,
+                "Suspicion level at which a silent node is down (default 8)")
+    ->check(CLI::PositiveNumber);
+  app
+    .add_option("--acceptable-pause", acceptable_pause_s,
+                "Seconds of silence tolerated beyond the usual (default 3)")
+    ->check(CLI::NonNegativeNumber);
+  app.set_config("--config", home_from_args(argc, argv) + "/joyd.toml",
+                 "A TOML file of these options (default $JOY_HOME/joyd.toml, "
+                 "read when it exists)");
   app.add_flag("--version", show_version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
   if (show_version) {
@@ -271,6 +385,45 @@ int main(int argc, char** argv) {
   if (!launcher)
     return fail(joy::message_of(launcher.error()));
 
+  // -- the cluster ------------------------------------------------------------
+  bool head = join.empty();
+  if (head_flag && !head)
+    return fail("--head and --address exclude each other: a node either "
+                "runs the directory or joins one");
+  join = join.empty() ? join : with_port(join);
+  listen = listen.empty() ? listen : with_port(listen);
+  if (!head && listen.empty())
+    listen = joy::is_loopback(join) ? "127.0.0.1:0" : "";
+  if (!head && listen.empty())
+    return fail("a worker needs --listen HOST[:PORT] so that other nodes "
+                "can call its plugins");
+  bool clustered = !listen.empty() || !join.empty();
+  bool beyond_loopback = (!listen.empty() && !joy::is_loopback(listen))
+                         || (!join.empty() && !joy::is_loopback(join));
+  std::string token;
+  kj::Own<kj::TlsContext> tls;
+  if (clustered) {
+    auto t = cluster_token(home, token_file, head);
+    if (!t)
+      return fail(joy::message_of(t.error()));
+    token = std::move(*t);
+    auto files = joy::tls_files_in(tls_dir.empty() ? home + "/tls" : tls_dir);
+    bool have_certs = ::access(files.cert.c_str(), R_OK) == 0;
+    bool use_tls = tls_mode == "on"
+                   || (tls_mode == "auto" && (have_certs || beyond_loopback));
+    if (beyond_loopback && (!use_tls || !have_certs))
+      return fail("nodes reachable beyond loopback need mutual TLS, and "
+                  + files.cert
+                  + " does not exist: make certificates with `joy cert` "
+                    "(docs/cluster.md)");
+    if (use_tls) {
+      auto ctx = joy::make_tls_context(files);
+      if (!ctx)
+        return fail(joy::message_of(ctx.error()));
+      tls = kj::mv(*ctx);
+    }
+  }
+
   // -- actors and the kj thread -----------------------------------------------
   caf::actor_system_config cfg;
   joy::configure_actor_system(cfg, 2);
@@ -286,6 +439,71 @@ int main(int argc, char** argv) {
   auto registry = joy::spawn_registry(sys, std::move(*store));
   auto spawner = joy::spawn_spawner(sys, std::move(*launcher));
   auto core = joy::spawn_core(sys);
+  auto span = [](double s) {
+    return std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>{s});
+  };
+
+  // The listener first: with port 0 its address is known only then, and
+  // the directory and the node show it; a taken port stops the daemon here.
+  joy::unique_fd tcp;
+  std::string bound;
+  if (!listen.empty()) {
+    auto l = joy::bind_listener(listen);
+    if (!l) {
+      caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
+      sys.await_all_actors_done();
+      kj.stop();
+      return fail(joy::message_of(l.error()));
+    }
+    tcp = std::move(l->first);
+    bound = std::move(l->second);
+  }
+  auto advertised = advertise.empty() ? bound : with_port(advertise);
+  if (!advertised.empty() && advertised.rfind("0.0.0.0:", 0) == 0) {
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof(host) - 1);
+    advertised = std::string{host} + advertised.substr(7);
+  }
+  auto server_id = kj.next_id();
+  auto links_id = kj.next_id();
+  joy::control_server_config ccfg;
+  ccfg.socket_path = socket;
+  ccfg.node_id = node_id;
+  ccfg.core = core;
+  ccfg.head = head;
+  ccfg.token = token;
+  ccfg.tls = tls.get();
+  ccfg.links = links_id;
+  ccfg.downloads_dir = home + "/incoming";
+  // `joy stop`: wake the main thread the same way a signal does.
+  ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
+
+  joy::node_entry self_entry;
+  self_entry.node_id = node_id;
+  self_entry.version = std::string{joy::version()};
+  self_entry.head = head;
+  self_entry.total.cpus = std::max(1u, std::thread::hardware_concurrency());
+  self_entry.total.memory_bytes
+    = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
+      * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+
+  joy::cluster_actor cluster;
+  std::string known_nodes;
+  if (head) {
+    caf::scoped_actor self{sys};
+    self
+      ->request(registry, std::chrono::seconds{30}, joy::meta_atom_v,
+                std::string{"cluster_nodes"})
+      .receive([&](std::string& text) { known_nodes = std::move(text); },
+               [](caf::error&) {});
+  } else {
+    // A worker's directory is the head's, asked over the control link.
+    cluster = caf::actor_cast<joy::cluster_actor>(kj.gateway());
+  }
+
   joy::node_config ncfg;
   ncfg.node_id = node_id;
   ncfg.home = home;
@@ -298,56 +516,83 @@ int main(int argc, char** argv) {
   ncfg.work_dir = home + "/work";
   ncfg.sandbox = sandbox_settings;
   ncfg.sandbox_description = sandbox_description;
-  ncfg.call_timeout = std::chrono::duration_cast<caf::timespan>(
-    std::chrono::duration<double>{call_timeout_s});
-  ncfg.stop_grace = std::chrono::duration_cast<caf::timespan>(
-    std::chrono::duration<double>{stop_grace_s});
+  ncfg.head = head;
+  ncfg.tls = tls.get() != nullptr;
+  ncfg.call_timeout = span(call_timeout_s);
+  ncfg.stop_grace = span(stop_grace_s);
   ncfg.log_max_bytes = log_max_bytes;
-  auto span = [](double s) {
-    return std::chrono::duration_cast<caf::timespan>(
-      std::chrono::duration<double>{s});
-  };
   ncfg.restart.intensity = static_cast<uint32_t>(restart[0]);
   ncfg.restart.period = span(restart[1]);
   ncfg.restart.backoff_min = span(restart[2]);
   ncfg.restart.backoff_max = span(restart[3]);
-  ncfg.log_check = std::chrono::duration_cast<caf::timespan>(
-    std::chrono::duration<double>{log_check_s});
-  auto node = joy::spawn_node(sys, kj, registry, spawner, core, ncfg,
-                              std::move(*installed));
-
-  joy::control_server_config ccfg;
-  ccfg.socket_path = socket;
-  ccfg.node_id = node_id;
-  ccfg.node = node;
-  ccfg.core = core;
+  ncfg.log_check = span(log_check_s);
   ccfg.call_timeout = ncfg.call_timeout;
-  // `joy stop`: wake the main thread the same way a signal does.
-  ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
-  auto server_id = kj.next_id();
-  std::promise<caf::error> listening;
-  kj.post([&listening, server_id, ccfg](joy::kj_context& ctx) mutable {
-    // Function values passed through this node can be called from here.
-    joy::serve_remote_functions(ctx);
-    listening.set_value(
-      joy::start_control_server(ctx, server_id, std::move(ccfg)));
-  });
+
   // Steps 3 and 4 of the shutdown order: end the actors (hosts are linked
   // to the node and go with it), then join the kj thread.
+  joy::node_actor node;
   auto end_actors_and_kj = [&] {
-    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    if (node)
+      caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    if (head && cluster)
+      caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
     kj.stop();
   };
+
+  self_entry.address = advertised;
+  ncfg.listen = advertised;
+  if (head) {
+    joy::cluster_config clcfg;
+    clcfg.self = self_entry;
+    clcfg.detector.expected_interval
+      = std::chrono::milliseconds{static_cast<int64_t>(heartbeat_s * 1000)};
+    clcfg.detector.acceptable_pause = std::chrono::milliseconds{
+      static_cast<int64_t>(acceptable_pause_s * 1000)};
+    clcfg.detector.threshold = phi_threshold;
+    clcfg.on_down = kj.gateway();
+    clcfg.registry = registry;
+    clcfg.known = joy::nodes_from_json(known_nodes);
+    cluster = joy::spawn_cluster(sys, std::move(clcfg));
+  }
+  joy::cluster_links_config lcfg2;
+  lcfg2.dial.node_id = node_id;
+  lcfg2.dial.token = token;
+  lcfg2.dial.tls = tls.get();
+  lcfg2.head = join;
+  lcfg2.self = self_entry;
+  lcfg2.heartbeat = static_cast<int64_t>(heartbeat_s * 1000) * kj::MILLISECONDS;
+  lcfg2.head_timeout
+    = static_cast<int64_t>((heartbeat_s + acceptable_pause_s + 1) * 1000)
+      * kj::MILLISECONDS;
+  node = joy::spawn_node(sys, kj, registry, spawner, core, cluster, ncfg,
+                         std::move(*installed));
+  ccfg.node = node;
+  ccfg.cluster = cluster;
+  std::promise<caf::error> listening;
+  kj.post([&listening, server_id, links_id, ccfg = std::move(ccfg),
+           tcp = std::make_shared<joy::unique_fd>(std::move(tcp)),
+           lcfg2 = std::move(lcfg2)](joy::kj_context& ctx) mutable {
+    // Function values passed through this node can be called from here.
+    joy::serve_remote_functions(ctx);
+    joy::start_cluster_links(ctx, links_id, std::move(lcfg2));
+    listening.set_value(joy::start_control_server(
+      ctx, server_id, std::move(ccfg), std::move(*tcp)));
+  });
   if (auto err = listening.get_future().get()) {
     end_actors_and_kj();
     return fail(joy::message_of(err));
   }
   joy::log(joy::log_level::info, "joyd", "node ", node_id, " (Joy ",
            joy::version(), ") listening on ", socket,
+           advertised.empty()
+             ? std::string{}
+             : " and " + advertised
+                 + (tls.get() != nullptr ? " (mutual TLS)" : " (plaintext)"),
+           head ? ", the cluster's head" : ", joining the head at " + join,
            "; sandbox: ", sandbox_description);
 
   // -- run until told to stop -------------------------------------------------
@@ -358,7 +603,10 @@ int main(int argc, char** argv) {
   joy::log(joy::log_level::info, "joyd", "stopping (", sigabbrev_np(sig), ")");
 
   // 1. Stop accepting: drop the control server and its connections.
-  kj.post([server_id](joy::kj_context& ctx) { ctx.drop(server_id); });
+  kj.post([server_id, links_id](joy::kj_context& ctx) {
+    ctx.drop(server_id);
+    ctx.drop(links_id);
+  });
   // 2. Stop every plugin.
   {
     caf::scoped_actor self{sys};

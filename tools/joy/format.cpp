@@ -77,6 +77,9 @@ json status_json(wire::NodeStatus::Reader x) {
                           {"memory_bytes", res.getMemoryBytes()},
                           {"gpus", res.getGpus()}};
   out["sandbox"] = x.getSandbox().cStr();
+  out["state"] = x.getState().size() > 0 ? x.getState().cStr() : "up";
+  out["listen"] = x.getListen().cStr();
+  out["tls"] = x.getTls();
   json plugins = json::array();
   for (auto p : x.getPlugins())
     plugins.push_back(plugin_json(p));
@@ -110,7 +113,18 @@ std::string status_text(wire::NodeStatus::Reader x) {
   };
   line("node",
        std::string{x.getNodeId().cStr()} + (x.getHead() ? "  (head)" : ""));
+  std::string state = x.getState().cStr();
+  if (!state.empty() && state != "up") {
+    // What the directory remembers of a node that does not answer.
+    line("state", state == "down" ? "DOWN" : "UNREACHABLE");
+    line("version", x.getVersion().cStr());
+    line("listen", x.getListen().cStr());
+    return out;
+  }
   line("version", x.getVersion().cStr());
+  if (x.getListen().size() > 0)
+    line("listen", std::string{x.getListen().cStr()}
+                     + (x.getTls() ? "  (mutual TLS)" : "  (plaintext)"));
   line("address", x.getAddress().cStr());
   line("home", x.getHome().cStr());
   line("pid", std::to_string(x.getPid()));

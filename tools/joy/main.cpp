@@ -17,6 +17,7 @@
 //   joy rollback <plugin>        back to the version installed before
 //   joy call <plugin> <method> [json args...]
 //   joy ui                       show plugins' UI calls, answer their prompts
+//   joy cert ca | node NAME      the cluster's CA and node certificates
 //
 // Every error is one line on stderr and a non-zero exit code.
 
@@ -32,6 +33,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -43,6 +46,7 @@
 #include "runtime/value_json.hpp"
 #include "runtime/value_wire.hpp"
 #include "schema/plugin.capnp.h"
+#include "tools/joy/cert.hpp"
 #include "tools/joy/format.hpp"
 #include "tools/joy/new_plugin.hpp"
 #include "tools/joy/node_client.hpp"
@@ -198,14 +202,23 @@ int cmd_stop(const std::string& home) {
 
 int cmd_status(const std::string& home, bool as_json) {
   auto client = connect(home);
-  auto resp = check(client->wait(client->node().statusRequest().send(), 30s));
+  // Every node of the cluster, this one first.
+  auto resp = check(client->wait(client->node().nodesRequest().send(), 30s));
   auto result = resp.getResult();
   if (result.isErr())
     fail(joy::read_error(result.getErr()));
-  if (as_json)
-    print_json(joy::cli::status_json(result.getOk()));
-  else
-    std::cout << joy::cli::status_text(result.getOk());
+  auto nodes = result.getOk();
+  if (as_json) {
+    auto out = joy::cli::status_json(nodes[0]);
+    joy::json others = joy::json::array();
+    for (unsigned i = 1; i < nodes.size(); ++i)
+      others.push_back(joy::cli::status_json(nodes[i]));
+    out["cluster"] = std::move(others);
+    print_json(out);
+    return 0;
+  }
+  for (unsigned i = 0; i < nodes.size(); ++i)
+    std::cout << (i > 0 ? "\n" : "") << joy::cli::status_text(nodes[i]);
   return 0;
 }
 
@@ -226,22 +239,7 @@ int cmd_plugins(const std::string& home, bool as_json) {
   return 0;
 }
 
-int cmd_install(const std::string& home, const std::string& source,
-                bool as_json) {
-  // A local folder wins; otherwise the node reads URLs and manifest
-  // references itself (and says what it cannot parse).
-  std::error_code ec;
-  auto path = fs::absolute(source, ec).lexically_normal();
-  auto remote = source.find("://") != std::string::npos
-                || (source.find(':') != std::string::npos
-                    && source.find('/') != std::string::npos);
-  if (!remote && (ec || !fs::exists(path)))
-    throw command_error{"error (not_found): " + source + " does not exist"};
-  auto client = connect(home);
-  auto req = client->node().installRequest();
-  req.setSource(!remote || fs::exists(path) ? path.string() : source);
-  auto resp = check(client->wait(req.send(), 0ms));
-  auto result = resp.getResult();
+void print_installed(joy::wire::PluginResult::Reader result, bool as_json) {
   if (result.isErr())
     fail(joy::read_error(result.getErr()));
   auto p = result.getOk();
@@ -254,6 +252,35 @@ int cmd_install(const std::string& home, const std::string& source,
               << p.getPath().cStr() << "\n  sha256  " << p.getSha256().cStr()
               << "\n  state   " << p.getState().cStr() << "\n";
   }
+}
+
+/// `node`: install on that node of the cluster (an id or a unique prefix;
+/// "" lets the head place it); nullopt: on this node.
+int cmd_install(const std::string& home, const std::string& source,
+                const std::optional<std::string>& node, bool as_json) {
+  // A local folder wins; otherwise the node reads URLs and manifest
+  // references itself (and says what it cannot parse).
+  std::error_code ec;
+  auto path = fs::absolute(source, ec).lexically_normal();
+  auto remote = source.find("://") != std::string::npos
+                || (source.find(':') != std::string::npos
+                    && source.find('/') != std::string::npos);
+  if (!remote && (ec || !fs::exists(path)))
+    throw command_error{"error (not_found): " + source + " does not exist"};
+  auto client = connect(home);
+  auto text = !remote || fs::exists(path) ? path.string() : source;
+  if (!node) {
+    auto req = client->node().installRequest();
+    req.setSource(text);
+    auto resp = check(client->wait(req.send(), 0ms));
+    print_installed(resp.getResult(), as_json);
+    return 0;
+  }
+  auto req = client->node().installOnRequest();
+  req.setSource(text);
+  req.setNode(*node);
+  auto resp = check(client->wait(req.send(), 0ms));
+  print_installed(resp.getResult(), as_json);
   return 0;
 }
 
@@ -482,8 +509,31 @@ int main(int argc, char** argv) {
                  "Supervision: INTENSITY PERIOD_S BACKOFF_MIN_S "
                  "BACKOFF_MAX_S (default 5 30 0.5 30)")
     ->expected(4);
+  // The cluster's options go to joyd as they are (docs/cluster.md).
+  bool start_head = false;
+  start->add_flag("--head", start_head,
+                  "Run the cluster's directory (the default without "
+                  "--address)");
+  const std::vector<std::pair<std::string, std::string>> cluster_options{
+    {"--address", "Join the cluster whose head listens at HOST[:PORT]"},
+    {"--listen", "Listen for other nodes on HOST[:PORT] (default port 7700)"},
+    {"--advertise", "HOST:PORT other nodes use to reach this one"},
+    {"--token-file", "The cluster token (default $JOY_HOME/cluster.token)"},
+    {"--tls", "Mutual TLS between nodes: auto (default), on or off"},
+    {"--tls-dir", "Certificates from `joy cert` (default $JOY_HOME/tls)"},
+    {"--heartbeat", "Seconds between heartbeats (default 1)"},
+    {"--phi", "Suspicion level at which a silent node is down (default 8)"},
+    {"--acceptable-pause", "Seconds of silence tolerated (default 3)"},
+    {"--config", "A TOML file of joyd's options (default "
+                 "$JOY_HOME/joyd.toml)"}};
+  std::map<std::string, std::string> cluster_values;
+  for (auto& [flag, help] : cluster_options)
+    start->add_option(flag, cluster_values[flag], help);
 
   app.add_subcommand("stop", "Stop the node and every plugin");
+
+  joy::cli::cert_args cert_args;
+  auto* cert = joy::cli::add_cert_command(app, cert_args);
 
   auto* status = app.add_subcommand(
     "status", "Show the node: identity, resources, plugins");
@@ -500,6 +550,11 @@ int main(int argc, char** argv) {
                  "its .tar.gz, or user/repo[@ref]:Name[@tag]")
     ->required();
   install->add_flag("--json", install_json, "Print JSON");
+  std::string install_node;
+  auto* install_node_opt = install->add_option(
+    "--node", install_node,
+    "Install on this node of the cluster (its id or a unique prefix; '' "
+    "places it by the manifest's resources)");
 
   app.add_subcommand("ui", "Be the node's UI: show plugins' alerts and "
                            "answer their prompts here");
@@ -614,8 +669,21 @@ int main(int argc, char** argv) {
         extra.emplace_back("--restart");
         extra.insert(extra.end(), supervision.begin(), supervision.end());
       }
+      if (start_head)
+        extra.emplace_back("--head");
+      for (auto& [flag, val] : cluster_values) {
+        if (val.empty())
+          continue;
+        // Paths as the user meant them, whatever joyd's directory.
+        bool path
+          = flag == "--token-file" || flag == "--tls-dir" || flag == "--config";
+        extra.insert(extra.end(),
+                     {flag, path ? fs::absolute(val).string() : val});
+      }
       return cmd_start(home, foreground, extra);
     }
+    if (cert->parsed())
+      return joy::cli::run_cert_command(cert_args, home);
     if (app.got_subcommand("stop"))
       return cmd_stop(home);
     if (app.got_subcommand("ui"))
@@ -623,7 +691,11 @@ int main(int argc, char** argv) {
     if (status->parsed())
       return cmd_status(home, status_json);
     if (install->parsed())
-      return cmd_install(home, source, install_json);
+      return cmd_install(home, source,
+                         install_node_opt->count() > 0
+                           ? std::optional<std::string>{install_node}
+                           : std::nullopt,
+                         install_json);
     if (logs->parsed())
       return cmd_logs(home, logs_name, logs_lines, logs_follow);
     if (uninstall->parsed())

@@ -1,0 +1,679 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "nodes/joyd/cluster_links.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include <kj/compat/tls.h>
+
+#include "actors/cluster/cluster_actor.hpp"
+#include "actors/cluster/tls.hpp"
+#include "nodes/joyd/node_wire.hpp"
+#include "runtime/call_control.hpp"
+#include "runtime/log.hpp"
+#include "runtime/plugin_actor.hpp"
+#include "runtime/protocol.hpp"
+#include "runtime/rpc_link.hpp"
+#include "runtime/value_codec.hpp"
+#include "runtime/value_wire.hpp"
+
+namespace joy {
+
+namespace {
+
+/// Links between nodes carry ndarrays by the stream arm: messages stay
+/// small, and a stalled peer cannot make this node buffer without bound.
+stream_limits peer_limits() {
+  stream_limits limits;
+  limits.max_fds = 0;
+  return limits;
+}
+
+/// Progress of a call running on another node, back to our caller.
+class monitor_forwarder final : public wire::CallMonitor::Server {
+public:
+  explicit monitor_forwarder(std::shared_ptr<call_control> control)
+    : control_(std::move(control)) {
+    // nop
+  }
+
+  kj::Promise<void> progress(ProgressContext context) override {
+    auto params = context.getParams();
+    control_->progress(params.getFraction(), params.getMessage());
+    return kj::READY_NOW;
+  }
+
+private:
+  std::shared_ptr<call_control> control_;
+};
+
+caf::error unreachable(const std::string& address, const kj::Exception& ex) {
+  std::string why = ex.getDescription().cStr();
+  // kj-tls reports a refused handshake as a plain failure naming OpenSSL.
+  if (why.find("certificate") != std::string::npos
+      || why.find("TLS") != std::string::npos
+      || why.find("SSL") != std::string::npos)
+    return make_error(errc::permission_denied,
+                      "TLS with the node at " + address
+                        + " failed: " + describe_tls_failure(ex)
+                        + " (is its certificate from this cluster's CA?)");
+  if (ex.getType() == kj::Exception::Type::DISCONNECTED)
+    return make_error(
+      errc::disconnected,
+      "the node at " + address
+        + " closed the connection during the handshake (does it require TLS, "
+          "or trust another CA?): "
+        + why);
+  return make_error(errc::unavailable,
+                    "cannot reach the node at " + address + ": " + why);
+}
+
+} // namespace
+
+kj::Promise<caf::expected<kj::Own<peer_connection>>>
+dial(kj_context& ctx, const std::string& address, const dial_options& opts) {
+  using result = caf::expected<kj::Own<peer_connection>>;
+  auto* tls = opts.tls;
+  auto token = opts.token;
+  auto me = opts.node_id;
+  auto connecting
+    = ctx.io()
+        .getNetwork()
+        .parseAddress(address)
+        .then([](kj::Own<kj::NetworkAddress> addr) {
+          return addr->connect().attach(kj::mv(addr));
+        })
+        .then([tls](kj::Own<kj::AsyncIoStream> stream)
+                -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+          if (tls == nullptr)
+            return kj::mv(stream);
+          return tls->wrapClient(kj::mv(stream), cluster_server_name);
+        })
+        .then([token, me, address](kj::Own<kj::AsyncIoStream> stream) {
+          auto conn = kj::heap<peer_connection>();
+          conn->link = rpc_link::connect(rpc_link::without_fds(kj::mv(stream)),
+                                         peer_limits());
+          auto gate = conn->link->bootstrap_as<wire::Gate>();
+          auto req = gate.helloRequest();
+          req.setVersion(protocol_version);
+          req.setClient(me);
+          req.setToken(token);
+          return req.send().then(
+            [conn = kj::mv(conn),
+             address](capnp::Response<wire::Gate::HelloResults> resp) mutable
+            -> result {
+              auto res = resp.getResult();
+              if (res.isErr()) {
+                auto err = read_error(res.getErr());
+                return make_error(code_of(err),
+                                  "the node at " + address
+                                    + " refused us: " + message_of(err));
+              }
+              auto session = res.getOk();
+              conn->node = session.getNode();
+              conn->node_id = session.getNodeId();
+              conn->version = session.getVersion();
+              conn->head = session.getHead();
+              if (session.hasCluster())
+                conn->cluster = session.getCluster();
+              return kj::mv(conn);
+            });
+        });
+  return ctx.timer()
+    .timeoutAfter(opts.timeout, kj::mv(connecting))
+    .catch_([address](kj::Exception&& ex) -> result {
+      return unreachable(address, ex);
+    });
+}
+
+namespace {
+
+class cluster_links final : public kj_resource,
+                            private kj::TaskSet::ErrorHandler {
+public:
+  cluster_links(kj_context& ctx, cluster_links_config cfg)
+    : ctx_(ctx), cfg_(std::move(cfg)), tasks_(*this) {
+    if (!cfg_.head.empty())
+      tasks_.add(control_loop(kj::Duration{}));
+  }
+
+  /// The gateway's requests; see the header.
+  bool handle(caf::message& msg, reply_handle& rh) {
+    if (msg.match_elements<peer_atom, call_atom, location, std::string,
+                           call_request>()) {
+      call(msg.get_as<location>(2), msg.get_as<std::string>(3),
+           std::move(msg.get_mutable_as<call_request>(4)), std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<peer_atom, get_atom, location, std::string>()) {
+      get_service(msg.get_as<location>(2), msg.get_as<std::string>(3),
+                  std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<peer_atom, install_atom, location, std::string,
+                           value>()) {
+      install(msg.get_as<location>(2), msg.get_as<std::string>(3),
+              msg.get_as<value>(4), std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<peer_atom, down_atom, std::string>()) {
+      drop(msg.get_as<std::string>(2), "the directory counts it as down");
+      return true;
+    }
+    return cfg_.head.empty() ? false : directory(msg, rh);
+  }
+
+  kj::Promise<capnp::Response<wire::Node::StatusResults>>
+  status_of(const location& where) {
+    return status(where);
+  }
+
+private:
+  struct slot {
+    std::string address;
+    kj::Own<peer_connection> conn;
+    kj::Maybe<kj::ForkedPromise<void>> connecting;
+    /// Why the dial failed, for every caller that waited on it.
+    std::shared_ptr<caf::error> failure;
+    uint64_t generation = 0;
+  };
+
+  void taskFailed(kj::Exception&& ex) override {
+    log(log_level::warning, "cluster", ex.getDescription().cStr());
+  }
+
+  // -- data links -------------------------------------------------------------
+
+  /// Fails with a kj exception carrying the Joy error's message.
+  kj::Promise<capnp::Response<wire::Node::StatusResults>>
+  status(const location& where) {
+    return peer(where).then([](caf::expected<peer_connection*> p) {
+      if (!p)
+        KJ_FAIL_REQUIRE(message_of(p.error()));
+      return (*p)->node.statusRequest().send();
+    });
+  }
+
+  kj::Promise<caf::expected<peer_connection*>> peer(const location& where) {
+    auto id = where.node_id;
+    auto& s = peers_[id];
+    if (s.address != where.address) {
+      s = slot{};
+      s.address = where.address;
+    }
+    if (s.conn)
+      return caf::expected<peer_connection*>{s.conn.get()};
+    if (s.connecting == nullptr) {
+      auto gen = s.generation = ++generations_;
+      auto failure = s.failure = std::make_shared<caf::error>();
+      s.connecting
+        = dial(ctx_, where.address, cfg_.dial)
+            .then([this, id, gen,
+                   failure](caf::expected<kj::Own<peer_connection>> conn) {
+              auto i = peers_.find(id);
+              if (i == peers_.end() || i->second.generation != gen)
+                return;
+              if (conn && (*conn)->node_id != id)
+                conn = make_error(errc::unavailable,
+                                  "the node at " + i->second.address + " is "
+                                    + (*conn)->node_id + ", not " + id);
+              if (!conn) {
+                *failure = std::move(conn.error());
+                peers_.erase(i); // the next call dials again
+                return;
+              }
+              i->second.conn = kj::mv(*conn);
+              i->second.connecting = nullptr;
+              tasks_.add(
+                i->second.conn->link->on_disconnect().then([this, id, gen] {
+                  auto j = peers_.find(id);
+                  if (j != peers_.end() && j->second.generation == gen)
+                    drop(id, "its connection closed");
+                }));
+            })
+            .fork();
+    }
+    KJ_IF_MAYBE (forked, s.connecting) {
+      auto gen = s.generation;
+      return forked->addBranch().then([this, id, gen, failure = s.failure]()
+                                        -> caf::expected<peer_connection*> {
+        auto i = peers_.find(id);
+        if (i != peers_.end() && i->second.generation == gen && i->second.conn)
+          return i->second.conn.get();
+        if (*failure)
+          return *failure;
+        return make_error(errc::disconnected,
+                          "the link to node " + id + " closed while opening");
+      });
+    }
+    return caf::expected<peer_connection*>{
+      make_error(errc::internal, "no link to node " + id)};
+  }
+
+  void drop(const std::string& id, const char* why) {
+    auto i = peers_.find(id);
+    if (i == peers_.end())
+      return;
+    log(log_level::info, "cluster", "closing the link to node ", id, ": ", why);
+    // Calls in flight on it fail with `disconnected` as the link goes.
+    auto conn = kj::mv(i->second.conn);
+    peers_.erase(i);
+    if (conn)
+      tasks_.add(kj::evalLater([conn = kj::mv(conn)]() mutable {}));
+  }
+
+  void call(const location& where, std::string plugin, call_request req,
+            reply_handle rh) {
+    auto node = where.node_id;
+    tasks_.add(peer(where).then([this, node, plugin = std::move(plugin),
+                                 req = std::move(req), rh = std::move(rh)](
+                                  caf::expected<peer_connection*> p) mutable
+                                -> kj::Promise<void> {
+      if (!p) {
+        rh.deliver(std::move(p.error()));
+        return kj::READY_NOW;
+      }
+      auto request = (*p)->node.callRequest();
+      request.setPlugin(plugin);
+      request.setMethod(req.method);
+      value_codec codec{ctx_, false};
+      if (auto err = write_list(
+            req.args, request.initArgs(static_cast<unsigned>(req.args.size())),
+            &codec)) {
+        rh.deliver(std::move(err));
+        return kj::READY_NOW;
+      }
+      if (auto err = write_map(
+            req.kwargs,
+            request.initKwargs(static_cast<unsigned>(req.kwargs.size())),
+            &codec)) {
+        rh.deliver(std::move(err));
+        return kj::READY_NOW;
+      }
+      request.setTimeoutMs(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(req.timeout)
+          .count()));
+      if (req.control)
+        request.setMonitor(kj::heap<monitor_forwarder>(req.control));
+      auto what = "plugin '" + plugin + "' on node " + node;
+      kj::Promise<caf::expected<value>> sent = request.send().then(
+        [this](capnp::Response<wire::Node::CallResults> resp) {
+          value_codec codec{ctx_, false};
+          return codec.finish(read_result(resp.getResult(), &codec));
+        },
+        [what](kj::Exception&& ex) -> caf::expected<value> {
+          return error_from_exception(ex, what);
+        });
+      if (req.control) {
+        // Our caller giving up cancels the call over there (dropping
+        // the request sends Cap'n Proto's Finish).
+        auto cancelled = kj::newPromiseAndFulfiller<void>();
+        auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(
+          kj::mv(cancelled.fulfiller));
+        req.control->on_cancel([fulfiller] { (*fulfiller)->fulfill(); });
+        sent = sent.exclusiveJoin(
+          cancelled.promise.then([what]() -> caf::expected<value> {
+            return make_error(errc::cancelled,
+                              "the caller of " + what + " gave up");
+          }));
+      }
+      return sent.then([rh = std::move(rh)](caf::expected<value> res) mutable {
+        if (res)
+          rh.deliver_value(std::move(*res));
+        else
+          rh.deliver(std::move(res.error()));
+      });
+    }));
+  }
+
+  void get_service(const location& where, std::string id, reply_handle rh) {
+    auto node = where.node_id;
+    tasks_.add(peer(where).then(
+      [this, node, id = std::move(id), rh = std::move(rh)](
+        caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
+        if (!p) {
+          rh.deliver(std::move(p.error()));
+          return kj::READY_NOW;
+        }
+        auto request = (*p)->node.getServiceRequest();
+        request.setId(id);
+        auto what = "node " + node;
+        return request.send()
+          .then(
+            [this](capnp::Response<wire::Node::GetServiceResults> resp) {
+              value_codec codec{ctx_, false};
+              return codec.finish(read_result(resp.getResult(), &codec));
+            },
+            [what](kj::Exception&& ex) -> caf::expected<value> {
+              return error_from_exception(ex, what);
+            })
+          .then([rh = std::move(rh)](caf::expected<value> res) mutable {
+            if (res)
+              rh.deliver_value(std::move(*res));
+            else
+              rh.deliver(std::move(res.error()));
+          });
+      }));
+  }
+
+  void install(const location& where, std::string source, value archive,
+               reply_handle rh) {
+    auto node = where.node_id;
+    tasks_.add(peer(where).then(
+      [this, node, source = std::move(source), archive = std::move(archive),
+       rh = std::move(rh)](
+        caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
+        if (!p) {
+          rh.deliver(std::move(p.error()));
+          return kj::READY_NOW;
+        }
+        auto what = "node " + node;
+        auto done
+          = [rh = std::move(rh)](caf::expected<plugin_info> res) mutable {
+              if (res)
+                rh.deliver_value(std::move(*res));
+              else
+                rh.deliver(std::move(res.error()));
+            };
+        auto take
+          = [](wire::PluginResult::Reader r) -> caf::expected<plugin_info> {
+          if (r.isErr())
+            return read_error(r.getErr());
+          return read_info(r.getOk());
+        };
+        auto fail = [what](kj::Exception&& ex) -> caf::expected<plugin_info> {
+          return error_from_exception(ex, what);
+        };
+        auto* bytes = archive.as_bytes();
+        if (bytes == nullptr) {
+          auto request = (*p)->node.installRequest();
+          request.setSource(source);
+          return request.send()
+            .then(
+              [take](capnp::Response<wire::Node::InstallResults> resp) {
+                return take(resp.getResult());
+              },
+              kj::mv(fail))
+            .then(kj::mv(done));
+        }
+        auto request = (*p)->node.installArchiveRequest();
+        request.setSource(source);
+        value_codec codec{ctx_, false};
+        if (auto err = codec.write_binary(*bytes, request.initArchive())) {
+          done(std::move(err));
+          return kj::READY_NOW;
+        }
+        return request.send()
+          .then(
+            [take](capnp::Response<wire::Node::InstallArchiveResults> resp) {
+              return take(resp.getResult());
+            },
+            kj::mv(fail))
+          .then(kj::mv(done));
+      }));
+  }
+
+  // -- the head's directory (on a worker) -------------------------------------
+
+  bool directory(caf::message& msg, reply_handle& rh) {
+    if (msg.match_elements<publish_atom, std::string, std::vector<std::string>,
+                           resources, std::vector<service_entry>>()) {
+      // Kept: a (re)join publishes the latest again.
+      publish_ = published{msg.get_as<std::vector<std::string>>(2),
+                           msg.get_as<resources>(3),
+                           msg.get_as<std::vector<service_entry>>(4)};
+      if (joined_)
+        tasks_.add(send_publish());
+      rh.deliver_value(true);
+      return true;
+    }
+    if (!msg.match_elements<locate_atom, std::string, bool, std::string>()
+        && !msg.match_elements<place_atom, resources>()
+        && !msg.match_elements<nodes_atom>()
+        && !msg.match_elements<list_atom, value>())
+      return false;
+    if (!joined_ || !head_) {
+      rh.deliver(make_error(errc::unavailable,
+                            "the head at " + cfg_.head
+                              + " is unreachable (this node keeps trying)"));
+      return true;
+    }
+    auto& cluster = head_->cluster;
+    auto to_location
+      = [](wire::LocateResult::Reader r) -> caf::expected<location> {
+      if (r.isErr())
+        return read_error(r.getErr());
+      return location{r.getOk().getNodeId(), r.getOk().getAddress()};
+    };
+    if (msg.match_elements<locate_atom, std::string, bool, std::string>()) {
+      auto req = cluster.locateRequest();
+      req.setId(msg.get_as<std::string>(1));
+      req.setPlugin(msg.get_as<bool>(2));
+      answer(req.send().then(
+               [to_location](capnp::Response<wire::Cluster::LocateResults> r) {
+                 return to_location(r.getResult());
+               }),
+             std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<place_atom, resources>()) {
+      auto need = msg.get_as<resources>(1);
+      auto req = cluster.placeRequest();
+      req.setCpus(need.cpus);
+      req.setMemoryBytes(need.memory_bytes);
+      req.setGpus(need.gpus);
+      answer(req.send().then(
+               [to_location](capnp::Response<wire::Cluster::PlaceResults> r) {
+                 return to_location(r.getResult());
+               }),
+             std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<nodes_atom>()) {
+      answer(cluster.nodesRequest().send().then(
+               [](capnp::Response<wire::Cluster::NodesResults> resp)
+                 -> caf::expected<std::vector<node_entry>> {
+                 auto r = resp.getResult();
+                 if (r.isErr())
+                   return read_error(r.getErr());
+                 std::vector<node_entry> out;
+                 for (auto x : r.getOk())
+                   out.push_back(read_entry(x));
+                 return out;
+               }),
+             std::move(rh));
+      return true;
+    }
+    // (list_atom, query)
+    auto req = cluster.listServicesRequest();
+    value_codec codec{ctx_, false};
+    if (auto err = write_value(msg.get_as<value>(1), req.initQuery(), &codec)) {
+      rh.deliver(std::move(err));
+      return true;
+    }
+    answer(req.send().then(
+             [this](capnp::Response<wire::Cluster::ListServicesResults> resp) {
+               value_codec codec{ctx_, false};
+               return read_result(resp.getResult(), &codec);
+             }),
+           std::move(rh));
+    return true;
+  }
+
+  template <class T>
+  void answer(kj::Promise<caf::expected<T>> promise, reply_handle rh) {
+    auto head = cfg_.head;
+    tasks_.add(promise
+                 .catch_([head](kj::Exception&& ex) -> caf::expected<T> {
+                   return error_from_exception(ex, "the head at " + head);
+                 })
+                 .then([rh = std::move(rh)](caf::expected<T> res) mutable {
+                   if (res)
+                     rh.deliver_value(std::move(*res));
+                   else
+                     rh.deliver(std::move(res.error()));
+                 }));
+  }
+
+  // -- the control link (on a worker) -----------------------------------------
+
+  struct published {
+    std::vector<std::string> plugins;
+    resources committed;
+    std::vector<service_entry> services;
+  };
+
+  kj::Promise<void> send_publish() {
+    if (!publish_ || !head_)
+      return kj::READY_NOW;
+    auto req = head_->cluster.publishRequest();
+    req.setNodeId(cfg_.dial.node_id);
+    auto plugins
+      = req.initPlugins(static_cast<unsigned>(publish_->plugins.size()));
+    for (unsigned i = 0; i < publish_->plugins.size(); ++i)
+      plugins.set(i, publish_->plugins[i]);
+    write_services(publish_->services, req.initServices(static_cast<unsigned>(
+                                         publish_->services.size())));
+    auto committed = req.initCommitted();
+    committed.setCpus(publish_->committed.cpus);
+    committed.setMemoryBytes(publish_->committed.memory_bytes);
+    committed.setGpus(publish_->committed.gpus);
+    return req.send().ignoreResult();
+  }
+
+  /// Dials the head, joins, then beats until the head is lost; then again
+  /// after `backoff`.
+  kj::Promise<void> control_loop(kj::Duration backoff) {
+    auto start = backoff > kj::Duration{} ? ctx_.timer().afterDelay(backoff)
+                                          : kj::Promise<void>{kj::READY_NOW};
+    return start.then([this] { return dial(ctx_, cfg_.head, cfg_.dial); })
+      .then([this](caf::expected<kj::Own<peer_connection>> conn)
+              -> kj::Promise<caf::error> {
+        if (!conn)
+          return caf::error{std::move(conn.error())};
+        if (!(*conn)->head)
+          return caf::error{
+            make_error(errc::failed_precondition, "the node at " + cfg_.head
+                                                    + " is not a head (node "
+                                                    + (*conn)->node_id + ")")};
+        head_ = kj::mv(*conn);
+        auto req = head_->cluster.joinRequest();
+        auto self = cfg_.self;
+        write_entry(self, req.initNode());
+        return req.send().then(
+          [this](capnp::Response<wire::Cluster::JoinResults> resp)
+            -> kj::Promise<caf::error> {
+            auto r = resp.getResult();
+            if (r.isErr())
+              return caf::error{read_error(r.getErr())};
+            epoch_ = r.getOk();
+            joined_ = true;
+            failures_in_a_row_ = 0;
+            log(log_level::info, "cluster", "joined the head at ", cfg_.head,
+                " (node ", head_->node_id, ")");
+            return send_publish().then([this] { return beat(); });
+          });
+      })
+      .catch_([this](kj::Exception&& ex) {
+        return error_from_exception(ex, "the head at " + cfg_.head);
+      })
+      .then([this](caf::error err) {
+        if (joined_)
+          log(log_level::warning, "cluster", "lost the head at ", cfg_.head,
+              ": ", message_of(err));
+        else if (failures_in_a_row_ == 0 || failures_in_a_row_ % 20 == 0)
+          log(log_level::warning, "cluster", "cannot join the head at ",
+              cfg_.head, ": ", message_of(err));
+        ++failures_in_a_row_;
+        joined_ = false;
+        head_ = nullptr;
+        auto next
+          = failures_in_a_row_ <= 1 ? cfg_.backoff_min : last_backoff_ * 2;
+        if (next > cfg_.backoff_max)
+          next = cfg_.backoff_max;
+        last_backoff_ = next;
+        return control_loop(next);
+      });
+  }
+
+  /// Heartbeats until one goes unanswered for `head_timeout` or the link
+  /// breaks; resolves with why.
+  kj::Promise<caf::error> beat() {
+    auto req = head_->cluster.heartbeatRequest();
+    req.setNodeId(cfg_.dial.node_id);
+    req.setSeq(++seq_);
+    auto reply = req.send().then(
+      [this](capnp::Response<wire::Cluster::HeartbeatResults> resp)
+        -> kj::Promise<caf::error> {
+        auto epoch = resp.getEpoch();
+        if (epoch == epoch_)
+          return caf::error{};
+        epoch_ = epoch;
+        return refresh_membership();
+      });
+    auto timeout = cfg_.head_timeout;
+    return ctx_.timer()
+      .timeoutAfter(timeout, kj::mv(reply))
+      .then([this](caf::error err) -> kj::Promise<caf::error> {
+        if (err)
+          return kj::mv(err);
+        return ctx_.timer().afterDelay(cfg_.heartbeat).then([this] {
+          return beat();
+        });
+      });
+  }
+
+  /// Membership changed: cut the links to nodes that are now down.
+  kj::Promise<caf::error> refresh_membership() {
+    return head_->cluster.nodesRequest().send().then(
+      [this](capnp::Response<wire::Cluster::NodesResults> resp) {
+        auto r = resp.getResult();
+        if (r.isOk())
+          for (auto x : r.getOk())
+            if (x.getState() != "up")
+              drop(x.getNodeId(), "the directory counts it as down");
+        return caf::error{};
+      });
+  }
+
+  kj_context& ctx_;
+  cluster_links_config cfg_;
+  std::map<std::string, slot> peers_;
+  uint64_t generations_ = 0;
+  kj::Own<peer_connection> head_;
+  bool joined_ = false;
+  uint64_t epoch_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t failures_in_a_row_ = 0;
+  kj::Duration last_backoff_{};
+  std::optional<published> publish_;
+  kj::TaskSet tasks_;
+};
+
+} // namespace
+
+kj::Promise<capnp::Response<wire::Node::StatusResults>>
+peer_status(kj_context& ctx, uint64_t links, const location& where) {
+  auto* self = ctx.find_as<cluster_links>(links);
+  KJ_REQUIRE(self != nullptr, "this node has no cluster links");
+  return self->status_of(where);
+}
+
+void start_cluster_links(kj_context& ctx, uint64_t id,
+                         cluster_links_config cfg) {
+  auto links = kj::heap<cluster_links>(ctx, std::move(cfg));
+  auto* raw = links.get();
+  ctx.adopt(id, kj::mv(links));
+  ctx.on_request(
+    [raw, id](kj_context& ctx, caf::message& msg, reply_handle& rh) {
+      // The resource may be gone (shutdown) while the handler stays.
+      if (ctx.find(id) != raw)
+        return false;
+      return raw->handle(msg, rh);
+    });
+}
+
+} // namespace joy

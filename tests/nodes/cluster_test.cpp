@@ -1,0 +1,345 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+// Real daemons joined into a cluster over TCP on loopback: joining, direct
+// calls between nodes with callbacks, services and large arrays, failure
+// detection, restarts, and the refusals at the door (R7).
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <kj/async-io.h>
+
+#include "runtime/errc.hpp"
+#include "runtime/protocol.hpp"
+#include "runtime/rpc_link.hpp"
+#include "runtime/value_wire.hpp"
+#include "schema/node.capnp.h"
+#include "tests/nodes/node_fixture.hpp"
+
+using namespace joy;
+using namespace joy::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Detection in a test's time: beats every 200 ms, 1 s of pause.
+const std::vector<std::string> quick_detection{"--heartbeat", "0.2",
+                                               "--acceptable-pause", "1"};
+
+std::vector<std::string> with(std::vector<std::string> xs,
+                              const std::vector<std::string>& more) {
+  xs.insert(xs.end(), more.begin(), more.end());
+  return xs;
+}
+
+/// A node of a test cluster.
+struct cluster_node : node_fixture {
+  std::string id() {
+    return status()["node_id"].get<std::string>();
+  }
+
+  std::string listen() {
+    return status()["listen"].get<std::string>();
+  }
+
+  std::string log() {
+    return read_file(home() + "/logs/joyd.log");
+  }
+
+  /// The states of the other nodes as this one's status shows them.
+  std::vector<std::string> others() {
+    std::vector<std::string> out;
+    auto st = status();
+    for (auto& n : st["cluster"])
+      out.push_back(n["state"].get<std::string>());
+    return out;
+  }
+};
+
+/// A head on loopback, port `port` (0: any free one).
+void start_head(cluster_node& head, int port = 0,
+                std::vector<std::string> more = {}) {
+  head.start(with(
+    with({"--sandbox", "none", "--listen", "127.0.0.1:" + std::to_string(port)},
+         quick_detection),
+    more));
+}
+
+void start_worker(cluster_node& worker, cluster_node& head,
+                  const std::string& head_address,
+                  std::vector<std::string> more = {}) {
+  worker.start(with(with({"--sandbox", "none", "--address", head_address,
+                          "--token-file", head.home() + "/cluster.token"},
+                         quick_detection),
+                    more));
+}
+
+/// A port free right now on loopback.
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool joined(cluster_node& worker) {
+  return worker.log().find("joined the head") != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("nodes on loopback join a head and use each other's plugins "
+          "directly: calls, callbacks both ways, services and 256 MiB arrays",
+          "[nodes][cluster]") {
+  cluster_node a;
+  cluster_node b;
+  start_head(a);
+  start_worker(b, a, a.listen());
+  await([&] { return joined(b); });
+  auto b_id = b.id();
+  // Installed from A onto B: the folder travels packed.
+  a.ok(
+    {"install", "--node", b_id.substr(0, 8), a.copy_example("demo", "demo-b")});
+  a.ok({"install", "--node", b_id, a.copy_example("arrays", "arrays-b")});
+  a.ok({"install", example("demo")});
+  a.ok({"install", example("arrays")});
+  CHECK(b.plugin("demo-b")["state"] != nullptr);
+  CHECK(a.plugin("demo-b") == nullptr);
+
+  // From A's CLI to B's plugin; the result comes back to A.
+  await([&] {
+    return a.joy({"call", "demo-b", "live_callbacks"}).exit_code == 0;
+  });
+  // A's demo hands a callback to B's demo-b, which calls back 100 times.
+  CHECK(a.call("demo", "loop_through", "demo-b", 100) == 9900);
+  // The other way round: B's CLI calls A's demo, which calls back into B.
+  CHECK(b.call("demo", "loop_through", "demo-b", 10) == 90);
+  // A service registered on B, found and called from A.
+  b.ok({"call", "demo-b", "offer", "\"tools\""});
+  await([&] {
+    return a.joy({"call", "demo", "use", "\"demo-b:tools\"", "21"}).out
+           == "42.0\n";
+  });
+  // Every node in everyone's status.
+  auto st = a.status();
+  REQUIRE(st["cluster"].size() == 1);
+  CHECK(st["cluster"][0]["node_id"] == b_id);
+  CHECK(st["cluster"][0]["state"] == "up");
+  CHECK(b.status()["cluster"][0]["head"] == true);
+  // 256 MiB there and back, checked on both sides.
+  auto quarter = std::to_string(256u << 20);
+  CHECK(a.ok({"call", "arrays", "round_trip", "\"arrays-b\"", quarter, "5"})
+        == "true\n");
+  CHECK(b.ok({"call", "arrays-b", "send", "\"arrays\"", quarter, "6"})
+        == "true\n");
+  // Calls never went through anyone but A and B; with only two nodes, the
+  // data path check is the netns test's: here, both logs name the link.
+  CHECK(a.log().find("refused") == std::string::npos);
+}
+
+TEST_CASE("a killed worker is down at once, calls to its plugins fail with "
+          "disconnected, and it brings its plugins back when it returns",
+          "[nodes][cluster]") {
+  cluster_node a;
+  cluster_node b;
+  start_head(a);
+  auto head = a.listen();
+  start_worker(b, a, head);
+  await([&] { return joined(b); });
+  b.ok({"install", example("hello")});
+  await([&] { return a.joy({"call", "hello", "add", "1", "2"}).out == "3\n"; });
+  ::kill(b.daemon_pid(), SIGKILL);
+  await([&] { return !b.daemon_running(); });
+  await([&] { return a.others() == std::vector<std::string>{"down"}; }, 6s);
+  auto r = a.joy({"call", "hello", "add", "1", "2"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("disconnected")
+                      && Catch::Contains("which is down"));
+  for (int pid : b.processes_in_home())
+    ::kill(pid, SIGKILL);
+  start_worker(b, a, head);
+  auto back = eventually([&] {
+    return a.joy({"call", "hello", "add", "1", "2"}).out == "3\n";
+  });
+  INFO(b.log() + "\n" + a.log());
+  REQUIRE(back);
+  CHECK(a.others() == std::vector<std::string>{"up"});
+}
+
+TEST_CASE("a head killed with -9 gets its workers back on its own when it "
+          "restarts, and remembers them",
+          "[nodes][cluster]") {
+  cluster_node a;
+  cluster_node b;
+  auto port = free_port();
+  start_head(a, port);
+  auto head = a.listen();
+  start_worker(b, a, head);
+  await([&] { return joined(b); });
+  b.ok({"install", example("hello")});
+  await([&] { return a.joy({"call", "hello", "add", "2", "2"}).out == "4\n"; });
+  ::kill(a.daemon_pid(), SIGKILL);
+  await([&] { return !a.daemon_running(); });
+  await([&] { return b.log().find("lost the head") != std::string::npos; });
+  // The worker's own plugins still answer its own CLI meanwhile.
+  CHECK(b.call("hello", "add", 1, 1) == 2);
+  start_head(a, port);
+  // The worker dials again (backoff at most 5 s) and publishes its plugins.
+  await(
+    [&] {
+      return a.joy({"call", "hello", "add", "2", "2"}).out == "4\n";
+    },
+    15s);
+  CHECK(a.others() == std::vector<std::string>{"up"});
+}
+
+namespace {
+
+/// A raw hello to a node's cluster port, as an old or rogue peer would
+/// send it; returns the error or the node id.
+caf::expected<std::string> raw_hello(const std::string& address,
+                                     uint32_t version,
+                                     const std::string& token) {
+  auto io = kj::setupAsyncIo();
+  try {
+    auto addr
+      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
+    auto stream = addr->connect().wait(io.waitScope);
+    stream_limits limits;
+    auto link
+      = rpc_link::connect(rpc_link::without_fds(kj::mv(stream)), limits);
+    auto req = link->bootstrap_as<wire::Gate>().helloRequest();
+    req.setVersion(version);
+    req.setClient("a test");
+    req.setToken(token);
+    auto resp = io.provider->getTimer()
+                  .timeoutAfter(10 * kj::SECONDS, req.send())
+                  .wait(io.waitScope);
+    auto res = resp.getResult();
+    if (res.isErr())
+      return read_error(res.getErr());
+    return std::string{res.getOk().getNodeId()};
+  } catch (const kj::Exception& ex) {
+    return make_error(errc::disconnected, ex.getDescription().cStr());
+  }
+}
+
+} // namespace
+
+TEST_CASE("peers without the token, with a wrong one or an old protocol get "
+          "nothing but a clear refusal, logged on both sides (R7)",
+          "[nodes][cluster]") {
+  cluster_node a;
+  start_head(a);
+  auto head = a.listen();
+  std::string token;
+  {
+    std::ifstream in{a.home() + "/cluster.token"};
+    std::getline(in, token);
+  }
+  auto good = raw_hello(head, protocol_version, token);
+  REQUIRE(good);
+  CHECK(*good == a.id());
+  auto none = raw_hello(head, protocol_version, "");
+  REQUIRE_FALSE(none);
+  CHECK(code_of(none.error()) == errc::permission_denied);
+  CHECK_THAT(message_of(none.error()), Catch::Contains("requires the cluster "
+                                                       "token"));
+  auto wrong
+    = raw_hello(head, protocol_version, std::string(token.size(), 'x'));
+  REQUIRE_FALSE(wrong);
+  CHECK(code_of(wrong.error()) == errc::permission_denied);
+  CHECK_THAT(message_of(wrong.error()), Catch::Contains("wrong cluster token"));
+  auto old = raw_hello(head, protocol_version - 1, token);
+  REQUIRE_FALSE(old);
+  CHECK(code_of(old.error()) == errc::version_mismatch);
+  auto log = a.log();
+  CHECK_THAT(log, Catch::Contains("no cluster token"));
+  CHECK_THAT(log, Catch::Contains("wrong cluster token"));
+  CHECK_THAT(log, Catch::Contains("speaks protocol"));
+  // The token never shows in a log.
+  CHECK(log.find(token) == std::string::npos);
+
+  // A worker with the wrong token keeps running alone and says why.
+  cluster_node b;
+  auto bad_token = (b.dir() / "wrong.token").string();
+  write_file(bad_token, std::string(32, 'y') + "\n");
+  b.start(
+    with({"--sandbox", "none", "--address", head, "--token-file", bad_token},
+         quick_detection));
+  await(
+    [&] { return b.log().find("wrong cluster token") != std::string::npos; });
+  CHECK_FALSE(joined(b));
+  CHECK(a.status()["cluster"].empty());
+  // A worker without any token does not start.
+  cluster_node c;
+  auto r = c.joy({"start", "--sandbox", "none", "--address", head});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err + c.log(), Catch::Contains("--token-file"));
+}
+
+TEST_CASE("listening beyond loopback without TLS is refused at start",
+          "[nodes][cluster]") {
+  cluster_node a;
+  auto r = a.joy({"start", "--sandbox", "none", "--listen", "0.0.0.0:0"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err + a.log(), Catch::Contains("need mutual TLS"));
+}
+
+TEST_CASE("a TLS cluster joins with certificates from its CA and refuses "
+          "another CA's, plaintext peers and plaintext ports (R7)",
+          "[nodes][cluster]") {
+  cluster_node a;
+  cluster_node b;
+  cluster_node c;
+  auto ca = (a.dir() / "ca").string();
+  auto other_ca = (a.dir() / "other-ca").string();
+  a.ok({"cert", "ca", "--dir", ca});
+  a.ok({"cert", "ca", "--dir", other_ca});
+  a.ok({"cert", "node", "a", "--ca", ca, "--out", a.home() + "/tls"});
+  a.ok({"cert", "node", "b", "--ca", ca, "--out", b.home() + "/tls"});
+  a.ok({"cert", "node", "c", "--ca", other_ca, "--out", c.home() + "/tls"});
+  // Certificates in the home's tls/ turn TLS on by themselves.
+  start_head(a);
+  auto head = a.listen();
+  CHECK(a.status()["tls"] == true);
+  start_worker(b, a, head);
+  await([&] { return joined(b); });
+  CHECK(b.status()["tls"] == true);
+  b.ok({"install", example("hello")});
+  await([&] { return a.joy({"call", "hello", "add", "4", "5"}).out == "9\n"; });
+
+  // Another CA's certificate: refused during the handshake, both sides say.
+  start_worker(c, a, head);
+  await(
+    [&] { return c.log().find("cannot join the head") != std::string::npos; });
+  CHECK_THAT(c.log(), Catch::Contains("TLS"));
+  await(
+    [&] { return a.log().find("TLS handshake failed") != std::string::npos; });
+  CHECK_FALSE(joined(c));
+
+  // Plaintext to the TLS port gets nothing: no hello answered.
+  std::string token;
+  {
+    std::ifstream in{a.home() + "/cluster.token"};
+    std::getline(in, token);
+  }
+  auto plain = raw_hello(head, protocol_version, token);
+  REQUIRE_FALSE(plain);
+  // And a plaintext worker is refused with a line saying why.
+  cluster_node d;
+  start_worker(d, a, head, {"--tls", "off"});
+  await(
+    [&] { return d.log().find("cannot join the head") != std::string::npos; });
+  CHECK_THAT(d.log(), Catch::Contains("require TLS"));
+  CHECK(a.status()["cluster"].size() == 1);
+}
