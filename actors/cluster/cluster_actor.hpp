@@ -62,7 +62,7 @@ struct cluster_config {
   node_entry self;
   phi_accrual_config detector;
   /// How often the detector is consulted.
-  caf::timespan check_interval = std::chrono::milliseconds{500};
+  caf::timespan check_interval = std::chrono::milliseconds{250};
   /// Told `(peer_atom, down_atom, node_id)` when a node goes down, so that
   /// links to it are cut and calls on them fail at once (the kj gateway).
   caf::actor on_down;

@@ -239,6 +239,11 @@ struct pending_install {
   std::string archive;
 };
 
+struct cached_location {
+  location where;
+  std::chrono::steady_clock::time_point until;
+};
+
 struct node_state {
   static inline const char* name = "node";
 
@@ -251,6 +256,8 @@ struct node_state {
   std::map<std::string, hosted> plugins;
   /// A publish to the directory is scheduled.
   bool publish_pending = false;
+  /// Where plugins and services of other nodes were found lately.
+  std::map<std::string, cached_location> locations;
   int64_t started_at = 0;
   std::chrono::steady_clock::time_point started;
   bool shutting_down = false;
@@ -520,15 +527,36 @@ caf::expected<std::string> text_arg(const value_list& args, std::size_t i,
 
 /// Asks the directory which node has `what` (a plugin name, or a service
 /// id), then runs `found(location)`, or `failed(error)`.
+/// How long a located plugin or service is taken to stay where it is
+/// without asking the head again. A call that finds it gone (not_found,
+/// disconnected) forgets it at once.
+constexpr auto location_ttl = std::chrono::seconds{10};
+
+std::string location_key(const std::string& what, bool plugin) {
+  return (plugin ? "plugin:" : "service:") + what;
+}
+
+/// Asks the directory which node has `what` (a plugin name, or a service
+/// id), then runs `found(location)`, or `failed(error)`. Answers are kept
+/// for `location_ttl`, so that a call costs no trip to the head.
 template <class Found, class Failed>
 void on_node_of(self_ptr self, const std::string& what, bool plugin,
                 Found found, Failed failed) {
   auto& st = self->state;
+  auto key = location_key(what, plugin);
+  if (auto i = st.locations.find(key); i != st.locations.end()) {
+    if (std::chrono::steady_clock::now() < i->second.until) {
+      auto where = i->second.where;
+      found(where);
+      return;
+    }
+    st.locations.erase(i);
+  }
   self
     ->request(st.cluster, std::chrono::seconds{30}, locate_atom_v, what, plugin,
               st.cfg.node_id)
     .then(
-      [self, what, plugin, found, failed](location& where) mutable {
+      [self, what, plugin, key, found, failed](location& where) mutable {
         if (where.node_id == self->state.cfg.node_id) {
           // The directory is a beat behind this node.
           failed(make_error(errc::not_found,
@@ -536,9 +564,30 @@ void on_node_of(self_ptr self, const std::string& what, bool plugin,
                               + what + "' is no longer on this node"));
           return;
         }
+        self->state.locations[key] = cached_location{
+          where, std::chrono::steady_clock::now() + location_ttl};
         found(where);
       },
       [failed](caf::error& err) mutable { failed(std::move(err)); });
+}
+
+/// Sends `xs...` to the node at `where` through the kj gateway and delivers
+/// the answer to `rp`; an answer saying the thing is not there (any more)
+/// drops the kept location of `key`.
+template <class T, class... Ts>
+void on_peer(self_ptr self, caf::typed_response_promise<T> rp, std::string key,
+             caf::timespan timeout, Ts&&... xs) {
+  self
+    ->request(caf::actor_cast<caf::actor>(self->state.kj->gateway()), timeout,
+              std::forward<Ts>(xs)...)
+    .then([rp](T& x) mutable { rp.deliver(std::move(x)); },
+          [self, rp, key](caf::error& err) mutable {
+            auto code = code_of(err);
+            if (code == errc::not_found || code == errc::disconnected
+                || code == errc::unavailable)
+              self->state.locations.erase(key);
+            rp.deliver(std::move(err));
+          });
 }
 
 /// Tells the directory what this node runs, soon: once per burst of
@@ -638,8 +687,10 @@ caf::result<value> service_object(self_ptr self, const std::string& id,
             on_node_of(
               self, id, false,
               [self, rp, id](location& where) mutable {
-                rp.delegate(self->state.kj->gateway(), peer_atom_v, get_atom_v,
-                            std::move(where), id);
+                on_peer(self, rp, location_key(id, false),
+                        self->state.cfg.start_timeout
+                          + std::chrono::seconds{30},
+                        peer_atom_v, get_atom_v, std::move(where), id);
               },
               [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
           });
@@ -668,8 +719,11 @@ caf::result<value> call_plugin(self_ptr self, const std::string& name,
     on_node_of(
       self, name, true,
       [self, rp, name, req = std::move(req)](location& where) mutable {
-        rp.delegate(self->state.kj->gateway(), peer_atom_v, call_atom_v,
-                    std::move(where), name, std::move(req));
+        // The callee's host enforces the call's deadline (which progress
+        // renews); this only bounds a link that never answers.
+        auto timeout = std::chrono::hours{24};
+        on_peer(self, rp, location_key(name, true), timeout, peer_atom_v,
+                call_atom_v, std::move(where), name, std::move(req));
       },
       [rp, local](caf::error err) mutable {
         // Not in the cluster at all: say what this node has.
@@ -1064,6 +1118,14 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         return rp;
       },
       [self](publish_atom) { publish(self); },
+      [self](down_atom, const std::string& node) {
+        auto& locations = self->state.locations;
+        for (auto i = locations.begin(); i != locations.end();)
+          if (i->second.where.node_id == node)
+            i = locations.erase(i);
+          else
+            ++i;
+      },
       [self](start_atom, const std::string& name) -> caf::result<plugin_info> {
         return ask_host(self, name, start_atom_v,
                         self->state.cfg.start_timeout);

@@ -57,6 +57,9 @@ using node_actor = caf::typed_actor<
   caf::replies_to<archive_atom, std::string, std::string>::with<plugin_info>,
   /// Time to tell the directory what this node runs; sent to itself.
   caf::reacts_to<publish_atom>,
+  /// The link to another node was cut: what was located there is
+  /// forgotten.
+  caf::reacts_to<down_atom, std::string>,
   /// Starts a plugin and replies once it runs.
   caf::replies_to<start_atom, std::string>::with<plugin_info>,
   /// Stops a plugin and replies once its process is gone.

@@ -29,6 +29,7 @@ namespace {
 stream_limits peer_limits() {
   stream_limits limits;
   limits.max_fds = 0;
+  limits.stream_window_bytes = peer_stream_window;
   return limits;
 }
 
@@ -60,7 +61,8 @@ caf::error unreachable(const std::string& address, const kj::Exception& ex) {
                       "TLS with the node at " + address
                         + " failed: " + describe_tls_failure(ex)
                         + " (is its certificate from this cluster's CA?)");
-  if (ex.getType() == kj::Exception::Type::DISCONNECTED)
+  if (ex.getType() == kj::Exception::Type::DISCONNECTED
+      && why.find("connect(") == std::string::npos)
     return make_error(
       errc::disconnected,
       "the node at " + address
@@ -258,6 +260,9 @@ private:
     if (i == peers_.end())
       return;
     log(log_level::info, "cluster", "closing the link to node ", id, ": ", why);
+    // The node forgets where things were on it.
+    if (cfg_.node)
+      kj_context::send(cfg_.node, down_atom_v, id);
     // Calls in flight on it fail with `disconnected` as the link goes.
     auto conn = kj::mv(i->second.conn);
     peers_.erase(i);
@@ -549,7 +554,12 @@ private:
   kj::Promise<void> control_loop(kj::Duration backoff) {
     auto start = backoff > kj::Duration{} ? ctx_.timer().afterDelay(backoff)
                                           : kj::Promise<void>{kj::READY_NOW};
-    return start.then([this] { return dial(ctx_, cfg_.head, cfg_.dial); })
+    return start
+      .then([this] {
+        auto opts = cfg_.dial;
+        opts.timeout = cfg_.head_dial_timeout;
+        return dial(ctx_, cfg_.head, opts);
+      })
       .then([this](caf::expected<kj::Own<peer_connection>> conn)
               -> kj::Promise<caf::error> {
         if (!conn)
@@ -574,7 +584,12 @@ private:
             failures_in_a_row_ = 0;
             log(log_level::info, "cluster", "joined the head at ", cfg_.head,
                 " (node ", head_->node_id, ")");
-            return send_publish().then([this] { return beat(); });
+            // The join counts as the first beat: the next one keeps the
+            // rhythm, or the head's detector would learn a ~0 s interval
+            // and grow lenient.
+            return send_publish()
+              .then([this] { return ctx_.timer().afterDelay(cfg_.heartbeat); })
+              .then([this] { return beat(); });
           });
       })
       .catch_([this](kj::Exception&& ex) {

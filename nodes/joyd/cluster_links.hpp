@@ -43,6 +43,10 @@ namespace joy {
 
 class rpc_link;
 
+/// Stream-arm bytes in flight on a link between nodes: eight 1 MiB chunks
+/// keep a TCP (or TLS) link busy instead of one chunk per round trip.
+constexpr uint64_t peer_stream_window = uint64_t{8} << 20;
+
 /// One connection to another node, after a successful hello.
 struct peer_connection {
   kj::Own<rpc_link> link;
@@ -77,11 +81,18 @@ struct cluster_links_config {
   std::string head;
   /// What this node tells the head about itself when it joins.
   node_entry self;
+  /// Told `(down_atom, node_id)` when the link to a node is cut.
+  caf::actor node;
   kj::Duration heartbeat = 1 * kj::SECONDS;
   /// No heartbeat reply for this long: the head counts as gone.
   kj::Duration head_timeout = 5 * kj::SECONDS;
-  kj::Duration backoff_min = 500 * kj::MILLISECONDS;
-  kj::Duration backoff_max = 5 * kj::SECONDS;
+  /// Redialling a lost head: a connect costs little, and a short ceiling
+  /// brings the node back within seconds of a healed partition.
+  kj::Duration backoff_min = 250 * kj::MILLISECONDS;
+  kj::Duration backoff_max = 1 * kj::SECONDS;
+  /// A dial of the head that is not through by then is given up (a
+  /// partitioned network swallows SYNs; the next try starts afresh).
+  kj::Duration head_dial_timeout = 2 * kj::SECONDS;
 };
 
 /// The status of the node at `where`, over the data link to it (resource

@@ -605,6 +605,8 @@ private:
              std::shared_ptr<connection_info> info) {
     stream_limits limits;
     limits.max_fds = 0; // neither the CLI nor peers pass fds
+    if (info->tcp)
+      limits.stream_window_bytes = peer_stream_window;
     auto link = rpc_link::serve(
       kj::mv(stream), limits, kj::heap<gate_server>(ctx_, cfg_, info, joined_));
     auto id = info->id;
@@ -768,11 +770,12 @@ node_server::gather_nodes(NodesContext context, caf::expected<node_status> self,
     auto asked = peer_status(ctx_, cfg_.links,
                              location{others[i].node_id, others[i].address});
     waits.add(ctx_.timer()
-                .timeoutAfter(5 * kj::SECONDS, kj::mv(asked))
+                .timeoutAfter(2 * kj::SECONDS, kj::mv(asked))
                 .then([answers, i](
                         status_response resp) { (*answers)[i] = kj::mv(resp); },
                       [](kj::Exception&&) {
-                        // Listed from the directory's memory instead.
+                        // Listed from the directory's memory instead, as
+                        // unreachable: up for the directory, silent here.
                       }));
   }
   return kj::joinPromises(waits.releaseAsArray())

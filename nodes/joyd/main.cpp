@@ -570,6 +570,7 @@ int main(int argc, char** argv) {
       * kj::MILLISECONDS;
   node = joy::spawn_node(sys, kj, registry, spawner, core, cluster, ncfg,
                          std::move(*installed));
+  lcfg2.node = caf::actor_cast<caf::actor>(node);
   ccfg.node = node;
   ccfg.cluster = cluster;
   std::promise<caf::error> listening;

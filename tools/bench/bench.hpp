@@ -171,6 +171,15 @@ private:
 
 /// Child modes (the bench re-executes itself with the socket on fd 3).
 int serve_capnp();
+
+/// The raw baselines' Plugin server: `call` adds its two int64 arguments
+/// straight from the message, with no Joy in between.
+capnp::Capability::Client raw_plugin_server();
+
+/// B6 and B7b: a plugin on one node calling a plugin on another, and
+/// ndarrays between them, against raw Cap'n Proto over TCP, a raw unix
+/// socket and raw TCP throughput, measured in the same run.
+std::vector<row> run_cluster_benches(const options& opts);
 int serve_echo();
 
 } // namespace joy::bench

@@ -152,6 +152,56 @@ int main(int argc, char** argv) {
     },
     {"other", "service_id", "n"});
 
+  // Calls/s of `other`'s echo with `in_flight` calls always outstanding.
+  p.exports.add("pipelined",
+                [](joy::context& ctx, std::string other, int64_t n,
+                   int64_t in_flight) -> joy::future<joy::value> {
+                  struct state {
+                    int64_t issued = 0;
+                    int64_t done = 0;
+                    int64_t n = 0;
+                    bool over = false;
+                    clock::time_point t0 = clock::now();
+                    joy::promise<joy::value> finished;
+                    std::function<void()> lane;
+                  };
+                  auto st = std::make_shared<state>();
+                  st->n = n;
+                  auto& api = ctx.api();
+                  std::weak_ptr<state> weak = st;
+                  st->lane = [weak, &api, other] {
+                    auto st = weak.lock();
+                    if (!st || st->over || st->issued >= st->n)
+                      return;
+                    ++st->issued;
+                    api.call(other, "echo", {joy::value{st->issued}})
+                      .on_complete([st](caf::expected<joy::value> r) {
+                        if (st->over)
+                          return;
+                        if (!r) {
+                          st->over = true;
+                          st->finished.set_error(std::move(r.error()));
+                          return;
+                        }
+                        if (++st->done == st->n) {
+                          st->over = true;
+                          auto s = std::chrono::duration<double>(clock::now()
+                                                                 - st->t0);
+                          st->finished.set_value(
+                            joy::value{static_cast<double>(st->n) / s.count()});
+                          return;
+                        }
+                        st->lane();
+                      });
+                  };
+                  auto fut = st->finished.get_future();
+                  for (int64_t i = 0; i < in_flight; ++i)
+                    st->lane();
+                  // Keeps the state until the last answer.
+                  return fut.then([st](joy::value x) { return x; });
+                },
+                {"other", "n", "in_flight"});
+
   // An ndarray of `bytes` to `other`, which reads all of it, vs memcpy of
   // the same bytes here; GB/s, medians of `reps`.
   p.exports.add(

@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
   app.add_flag("--json", as_json, "Print JSON");
   app
     .add_option("--only", only,
-                "Run only these benchmarks (B1, B3, B4, B8; B5, B7a and CB run "
-                "together)")
+                "Run only these benchmarks (B1, B3, B4, B8; B6 and B7b run "
+                "together, as do B5, B7a and CB)")
     ->delimiter(',');
   app.add_option("--samples", opts.samples, "Round trips per latency figure");
   app.add_option("--calls", opts.calls, "Calls per throughput figure");
@@ -63,6 +63,10 @@ int main(int argc, char** argv) {
     }
     if (want("B8")) {
       auto r = joy::bench::run_b8(opts);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    if (want("B6") || want("B7b")) {
+      auto r = joy::bench::run_cluster_benches(opts);
       rows.insert(rows.end(), r.begin(), r.end());
     }
     if (want("B5") || want("B7a") || want("CB")) {

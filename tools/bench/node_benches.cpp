@@ -6,118 +6,15 @@
 // where a plugin author's calls start. Baselines run in the same plugin in
 // the same run: a plain call for B5 and callbacks, memcpy for B7a.
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
 
 #include "tools/bench/bench.hpp"
-
-extern char** environ;
+#include "tools/bench/bench_node.hpp"
 
 namespace joy::bench {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-/// Runs `argv` and returns its stdout; throws with its stderr on failure.
-std::string run(const std::vector<std::string>& argv) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  std::vector<char*> args;
-  for (auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc
-    = ::posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]);
-  ::close(err[1]);
-  auto drain = [](int fd) {
-    std::string s;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;)
-      s.append(buf, static_cast<std::size_t>(n));
-    ::close(fd);
-    return s;
-  };
-  auto text = drain(out[0]);
-  auto errors = drain(err[0]);
-  if (rc != 0)
-    throw std::runtime_error("cannot run " + argv[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error(argv[0] + " " + argv[1] + " failed: " + errors);
-  return text;
-}
-
-/// A node in a temp home with two bench plugins; stopped and removed at
-/// the end.
-class bench_node {
-public:
-  explicit bench_node(const options& opts) : joy_(opts.bin_dir + "/joy") {
-    char tmpl[] = "/tmp/joy-bench-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    joy({"start"});
-    for (auto name : {"bench-a", "bench-b"}) {
-      auto folder = dir_ / "src" / name;
-      fs::create_directories(folder);
-      fs::copy_file(opts.bin_dir + "/joy-bench-plugin",
-                    folder / "joy-bench-plugin");
-      std::ofstream{folder / "plugin.json"} << nlohmann::json{
-        {"name", name},
-        {"type", "native"},
-        {"version", "0.1.0"},
-        {"entry", "joy-bench-plugin"}}.dump();
-      joy({"install", folder.string()});
-    }
-  }
-
-  ~bench_node() {
-    try {
-      joy({"stop"});
-    } catch (...) {
-      // Nothing more to do; the temp dir goes anyway.
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string joy(std::vector<std::string> args) {
-    args.insert(args.begin(), {joy_, "--home", (dir_ / "h").string()});
-    return run(args);
-  }
-
-  nlohmann::json call(std::vector<std::string> args) {
-    args.insert(args.begin(), "call");
-    return nlohmann::json::parse(joy(std::move(args)));
-  }
-
-private:
-  std::string joy_;
-  fs::path dir_;
-};
-
-} // namespace
-
 std::vector<row> run_node_benches(const options& opts) {
-  bench_node node{opts};
+  bench_node node{opts, {}, {"bench-a", "bench-b"}};
   std::vector<row> rows;
   auto id = node.call({"bench-b", "offer"}).get<std::string>();
   auto n = std::to_string(std::max<std::size_t>(opts.samples / 4, 100));
