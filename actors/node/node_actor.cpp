@@ -1083,7 +1083,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         if (st.shutting_down)
           return make_error(errc::unavailable, "the node is shutting down");
         auto rp = self->make_response_promise<plugin_info>();
-        st.installs.push_back(pending_install{std::move(source), rp});
+        st.installs.push_back(pending_install{std::move(source), rp, {}});
         if (!st.installing)
           next_install(self);
         return rp;
