@@ -571,23 +571,14 @@ void on_node_of(self_ptr self, const std::string& what, bool plugin,
       [failed](caf::error& err) mutable { failed(std::move(err)); });
 }
 
-/// Sends `xs...` to the node at `where` through the kj gateway and delivers
-/// the answer to `rp`; an answer saying the thing is not there (any more)
-/// drops the kept location of `key`.
+/// Hands the request on to the node at `where` through the kj gateway,
+/// which answers the requester directly (one hop less on the way back).
+/// An answer saying the thing is not there any more makes the links tell
+/// this actor to forget what it located on that node (`down_atom`).
 template <class T, class... Ts>
-void on_peer(self_ptr self, caf::typed_response_promise<T> rp, std::string key,
-             caf::timespan timeout, Ts&&... xs) {
-  self
-    ->request(caf::actor_cast<caf::actor>(self->state.kj->gateway()), timeout,
-              std::forward<Ts>(xs)...)
-    .then([rp](T& x) mutable { rp.deliver(std::move(x)); },
-          [self, rp, key](caf::error& err) mutable {
-            auto code = code_of(err);
-            if (code == errc::not_found || code == errc::disconnected
-                || code == errc::unavailable)
-              self->state.locations.erase(key);
-            rp.deliver(std::move(err));
-          });
+void on_peer(self_ptr self, caf::typed_response_promise<T> rp, Ts&&... xs) {
+  rp.delegate(caf::actor_cast<caf::actor>(self->state.kj->gateway()),
+              std::forward<Ts>(xs)...);
 }
 
 /// Tells the directory what this node runs, soon: once per burst of
@@ -687,10 +678,8 @@ caf::result<value> service_object(self_ptr self, const std::string& id,
             on_node_of(
               self, id, false,
               [self, rp, id](location& where) mutable {
-                on_peer(self, rp, location_key(id, false),
-                        self->state.cfg.start_timeout
-                          + std::chrono::seconds{30},
-                        peer_atom_v, get_atom_v, std::move(where), id);
+                on_peer(self, rp, peer_atom_v, get_atom_v, std::move(where),
+                        id);
               },
               [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
           });
@@ -719,11 +708,8 @@ caf::result<value> call_plugin(self_ptr self, const std::string& name,
     on_node_of(
       self, name, true,
       [self, rp, name, req = std::move(req)](location& where) mutable {
-        // The callee's host enforces the call's deadline (which progress
-        // renews); this only bounds a link that never answers.
-        auto timeout = std::chrono::hours{24};
-        on_peer(self, rp, location_key(name, true), timeout, peer_atom_v,
-                call_atom_v, std::move(where), name, std::move(req));
+        on_peer(self, rp, peer_atom_v, call_atom_v, std::move(where), name,
+                std::move(req));
       },
       [rp, local](caf::error err) mutable {
         // Not in the cluster at all: say what this node has.

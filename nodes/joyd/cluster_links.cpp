@@ -3,6 +3,9 @@
 
 #include "nodes/joyd/cluster_links.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,6 +78,15 @@ caf::error unreachable(const std::string& address, const kj::Exception& ex) {
 
 } // namespace
 
+void no_delay(kj::AsyncIoStream& stream) {
+  int one = 1;
+  try {
+    stream.setsockopt(IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  } catch (const kj::Exception&) {
+    // Not a TCP socket: nothing to do.
+  }
+}
+
 kj::Promise<caf::expected<kj::Own<peer_connection>>>
 dial(kj_context& ctx, const std::string& address, const dial_options& opts) {
   using result = caf::expected<kj::Own<peer_connection>>;
@@ -90,6 +102,7 @@ dial(kj_context& ctx, const std::string& address, const dial_options& opts) {
         })
         .then([tls](kj::Own<kj::AsyncIoStream> stream)
                 -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+          no_delay(*stream);
           if (tls == nullptr)
             return kj::mv(stream);
           return tls->wrapClient(kj::mv(stream), cluster_server_name);
@@ -325,13 +338,26 @@ private:
                               "the caller of " + what + " gave up");
           }));
       }
-      return sent.then([rh = std::move(rh)](caf::expected<value> res) mutable {
-        if (res)
-          rh.deliver_value(std::move(*res));
-        else
+      return sent.then(
+        [this, node, rh = std::move(rh)](caf::expected<value> res) mutable {
+          if (res) {
+            rh.deliver_value(std::move(*res));
+            return;
+          }
+          forget_on_miss(node, res.error());
           rh.deliver(std::move(res.error()));
-      });
+        });
     }));
+  }
+
+  /// A call that found nothing there (moved, uninstalled) or no way there:
+  /// the node forgets what it located on that peer, and asks again.
+  void forget_on_miss(const std::string& node, const caf::error& err) {
+    auto code = code_of(err);
+    if (cfg_.node
+        && (code == errc::not_found || code == errc::disconnected
+            || code == errc::unavailable))
+      kj_context::send(cfg_.node, down_atom_v, node);
   }
 
   void get_service(const location& where, std::string id, reply_handle rh) {
@@ -340,6 +366,7 @@ private:
       [this, node, id = std::move(id), rh = std::move(rh)](
         caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
         if (!p) {
+          forget_on_miss(node, p.error());
           rh.deliver(std::move(p.error()));
           return kj::READY_NOW;
         }
@@ -355,12 +382,15 @@ private:
             [what](kj::Exception&& ex) -> caf::expected<value> {
               return error_from_exception(ex, what);
             })
-          .then([rh = std::move(rh)](caf::expected<value> res) mutable {
-            if (res)
-              rh.deliver_value(std::move(*res));
-            else
+          .then(
+            [this, node, rh = std::move(rh)](caf::expected<value> res) mutable {
+              if (res) {
+                rh.deliver_value(std::move(*res));
+                return;
+              }
+              forget_on_miss(node, res.error());
               rh.deliver(std::move(res.error()));
-          });
+            });
       }));
   }
 
@@ -372,6 +402,7 @@ private:
        rh = std::move(rh)](
         caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
         if (!p) {
+          forget_on_miss(node, p.error());
           rh.deliver(std::move(p.error()));
           return kj::READY_NOW;
         }

@@ -69,6 +69,10 @@ struct dial_options {
   kj::Duration timeout = 10 * kj::SECONDS;
 };
 
+/// Sets TCP_NODELAY: calls and their small answers must not wait for
+/// Nagle's algorithm behind an unacknowledged segment.
+void no_delay(kj::AsyncIoStream& stream);
+
 /// Connects to the node at `address` (host:port) and says hello. Fails
 /// (never throws) with a Joy error saying what went wrong: unreachable,
 /// TLS refused, token refused, version mismatch.

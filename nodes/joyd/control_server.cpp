@@ -580,6 +580,7 @@ private:
       info->id = ++next_connection_;
       info->tcp = true;
       info->peer = peer_name(*stream);
+      no_delay(*stream);
       if (cfg_.tls == nullptr) {
         serve(rpc_link::without_fds(kj::mv(stream)), std::move(info));
       } else {
