@@ -289,9 +289,12 @@ void kj_thread::run() {
       post([id, msg = std::move(msg)](kj_context& ctx) mutable {
         ctx.fulfill(id, std::move(msg));
       });
-    } else if (ptr->mid.is_request()) {
-      // A CAF -> kj request to the gateway.
-      reply_handle reply{comp_ptr, *ptr};
+    } else {
+      // A CAF -> kj request to the gateway, or a message without a
+      // requester (its reply handle is never pending).
+      reply_handle reply;
+      if (ptr->mid.is_request())
+        reply = reply_handle{comp_ptr, *ptr};
       auto msg = ptr->move_content_to_message();
       post([msg = std::move(msg),
             reply = std::move(reply)](kj_context& ctx) mutable {

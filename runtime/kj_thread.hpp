@@ -144,7 +144,8 @@ public:
 
   // -- CAF -> kj requests --------------------------------------------------
 
-  /// Handles requests sent to the gateway (`kj_thread::gateway()`): called
+  /// Handles requests (and plain messages, whose reply handle is never
+  /// pending) sent to the gateway (`kj_thread::gateway()`): called
   /// on this thread with the request's content; returns false to let the
   /// next handler look at it. A request no handler takes is answered with
   /// `errc::unimplemented`.

@@ -1084,6 +1084,12 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
              call_request& req) -> caf::result<value> {
         return call_plugin(self, name, std::move(req));
       },
+      [self](call_atom, const std::string& name, call_request& req,
+             bool here_only) -> caf::result<value> {
+        if (here_only && self->state.plugins.count(name) == 0)
+          return find_plugin(self, name).error();
+        return call_plugin(self, name, std::move(req));
+      },
       [self](get_atom, const std::string& id) -> caf::result<value> {
         return service_object(self, id, false);
       },

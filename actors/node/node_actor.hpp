@@ -45,6 +45,9 @@ using node_actor = caf::typed_actor<
   /// Errors: not_found, disconnected (its node went down), and those of
   /// the plugin interface.
   caf::replies_to<call_atom, std::string, call_request>::with<value>,
+  /// The same for calls from other nodes: `true` keeps it to this node's
+  /// plugins (a call is never passed on twice). Errors: not_found.
+  caf::replies_to<call_atom, std::string, call_request, bool>::with<value>,
   /// The object of a service of this node (never another's): what peers
   /// get from `Node.getService`. Errors: not_found.
   caf::replies_to<get_atom, std::string>::with<value>,

@@ -187,9 +187,13 @@ public:
   }
 
 private:
+  /// Held by whoever uses a link in a later turn; the link itself goes
+  /// when the slot drops its reference and the last user is done.
+  using peer_ref = std::shared_ptr<kj::Own<peer_connection>>;
+
   struct slot {
     std::string address;
-    kj::Own<peer_connection> conn;
+    peer_ref conn;
     kj::Maybe<kj::ForkedPromise<void>> connecting;
     /// Why the dial failed, for every caller that waited on it.
     std::shared_ptr<caf::error> failure;
@@ -205,77 +209,94 @@ private:
   /// Fails with a kj exception carrying the Joy error's message.
   kj::Promise<capnp::Response<wire::Node::StatusResults>>
   status(const location& where) {
-    return peer(where).then([](caf::expected<peer_connection*> p) {
+    return peer(where).then([](caf::expected<peer_ref> p) {
       if (!p)
         KJ_FAIL_REQUIRE(message_of(p.error()));
-      return (*p)->node.statusRequest().send();
+      return (**p)->node.statusRequest().send();
     });
   }
 
-  kj::Promise<caf::expected<peer_connection*>> peer(const location& where) {
+  kj::Promise<caf::expected<peer_ref>> peer(const location& where) {
     auto id = where.node_id;
     auto& s = peers_[id];
-    if (s.address != where.address) {
-      s = slot{};
+    // A live link stays, whatever address a caller remembers: a node that
+    // moved closes its old link, which drops the slot.
+    if (s.address != where.address && !s.conn && s.connecting == nullptr)
       s.address = where.address;
-    }
     if (s.conn)
-      return caf::expected<peer_connection*>{s.conn.get()};
+      return caf::expected<peer_ref>{s.conn};
     if (s.connecting == nullptr) {
       auto gen = s.generation = ++generations_;
       auto failure = s.failure = std::make_shared<caf::error>();
-      s.connecting
-        = dial(ctx_, where.address, cfg_.dial)
-            .then([this, id, gen,
+      auto address = s.address;
+      auto fork
+        = dial(ctx_, address, cfg_.dial)
+            .then([this, id, gen, address,
                    failure](caf::expected<kj::Own<peer_connection>> conn) {
-              auto i = peers_.find(id);
-              if (i == peers_.end() || i->second.generation != gen)
-                return;
               if (conn && (*conn)->node_id != id)
                 conn = make_error(errc::unavailable,
-                                  "the node at " + i->second.address + " is "
+                                  "the node at " + address + " is "
                                     + (*conn)->node_id + ", not " + id);
-              if (!conn) {
+              if (!conn)
                 *failure = std::move(conn.error());
-                peers_.erase(i); // the next call dials again
-                return;
-              }
-              i->second.conn = kj::mv(*conn);
-              i->second.connecting = nullptr;
-              tasks_.add(
-                i->second.conn->link->on_disconnect().then([this, id, gen] {
-                  auto j = peers_.find(id);
-                  if (j != peers_.end() && j->second.generation == gen)
-                    drop(id, "its connection closed");
-                }));
+              // Settle the slot in a later turn: this callback runs inside
+              // the fork, which the slot owns.
+              auto ready
+                = conn
+                    ? std::make_shared<kj::Own<peer_connection>>(kj::mv(*conn))
+                    : nullptr;
+              tasks_.add(kj::evalLater([this, id, gen, ready] {
+                auto i = peers_.find(id);
+                if (i == peers_.end() || i->second.generation != gen)
+                  return;
+                if (!ready) {
+                  peers_.erase(i); // the next call dials again
+                  return;
+                }
+                i->second.conn = std::move(ready);
+                i->second.connecting = nullptr;
+                tasks_.add((*i->second.conn)
+                             ->link->on_disconnect()
+                             .then([this, id, gen] {
+                               auto j = peers_.find(id);
+                               if (j != peers_.end()
+                                   && j->second.generation == gen)
+                                 drop(id, "its connection closed");
+                             }));
+              }));
             })
             .fork();
+      s.connecting = kj::mv(fork);
     }
     KJ_IF_MAYBE (forked, s.connecting) {
       auto gen = s.generation;
-      return forked->addBranch().then([this, id, gen, failure = s.failure]()
-                                        -> caf::expected<peer_connection*> {
-        auto i = peers_.find(id);
-        if (i != peers_.end() && i->second.generation == gen && i->second.conn)
-          return i->second.conn.get();
-        if (*failure)
-          return *failure;
-        return make_error(errc::disconnected,
-                          "the link to node " + id + " closed while opening");
-      });
+      // The slot settles in the turn after the dial; wait for it.
+      return forked->addBranch()
+        .then([] { return kj::evalLater([] {}); })
+        .then([this, id, gen,
+               failure = s.failure]() -> caf::expected<peer_ref> {
+          auto i = peers_.find(id);
+          if (i != peers_.end() && i->second.generation == gen
+              && i->second.conn)
+            return i->second.conn;
+          if (*failure)
+            return *failure;
+          return make_error(errc::disconnected,
+                            "the link to node " + id + " closed while opening");
+        });
     }
-    return caf::expected<peer_connection*>{
+    return caf::expected<peer_ref>{
       make_error(errc::internal, "no link to node " + id)};
   }
 
   void drop(const std::string& id, const char* why) {
+    // The node forgets where things were on it, link or not.
+    if (cfg_.node)
+      kj_context::send(cfg_.node, down_atom_v, id);
     auto i = peers_.find(id);
     if (i == peers_.end())
       return;
     log(log_level::info, "cluster", "closing the link to node ", id, ": ", why);
-    // The node forgets where things were on it.
-    if (cfg_.node)
-      kj_context::send(cfg_.node, down_atom_v, id);
     // Calls in flight on it fail with `disconnected` as the link goes.
     auto conn = kj::mv(i->second.conn);
     peers_.erase(i);
@@ -288,13 +309,13 @@ private:
     auto node = where.node_id;
     tasks_.add(peer(where).then([this, node, plugin = std::move(plugin),
                                  req = std::move(req), rh = std::move(rh)](
-                                  caf::expected<peer_connection*> p) mutable
+                                  caf::expected<peer_ref> p) mutable
                                 -> kj::Promise<void> {
       if (!p) {
         rh.deliver(std::move(p.error()));
         return kj::READY_NOW;
       }
-      auto request = (*p)->node.callRequest();
+      auto request = (**p)->node.callRequest();
       request.setPlugin(plugin);
       request.setMethod(req.method);
       value_codec codec{ctx_, false};
@@ -364,13 +385,13 @@ private:
     auto node = where.node_id;
     tasks_.add(peer(where).then(
       [this, node, id = std::move(id), rh = std::move(rh)](
-        caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
+        caf::expected<peer_ref> p) mutable -> kj::Promise<void> {
         if (!p) {
           forget_on_miss(node, p.error());
           rh.deliver(std::move(p.error()));
           return kj::READY_NOW;
         }
-        auto request = (*p)->node.getServiceRequest();
+        auto request = (**p)->node.getServiceRequest();
         request.setId(id);
         auto what = "node " + node;
         return request.send()
@@ -400,7 +421,7 @@ private:
     tasks_.add(peer(where).then(
       [this, node, source = std::move(source), archive = std::move(archive),
        rh = std::move(rh)](
-        caf::expected<peer_connection*> p) mutable -> kj::Promise<void> {
+        caf::expected<peer_ref> p) mutable -> kj::Promise<void> {
         if (!p) {
           forget_on_miss(node, p.error());
           rh.deliver(std::move(p.error()));
@@ -425,7 +446,7 @@ private:
         };
         auto* bytes = archive.as_bytes();
         if (bytes == nullptr) {
-          auto request = (*p)->node.installRequest();
+          auto request = (**p)->node.installRequest();
           request.setSource(source);
           return request.send()
             .then(
@@ -435,7 +456,7 @@ private:
               kj::mv(fail))
             .then(kj::mv(done));
         }
-        auto request = (*p)->node.installArchiveRequest();
+        auto request = (**p)->node.installArchiveRequest();
         request.setSource(source);
         value_codec codec{ctx_, false};
         if (auto err = codec.write_binary(*bytes, request.initArchive())) {
@@ -604,9 +625,12 @@ private:
         auto req = head_->cluster.joinRequest();
         auto self = cfg_.self;
         write_entry(self, req.initNode());
-        return req.send().then(
-          [this](capnp::Response<wire::Cluster::JoinResults> resp)
-            -> kj::Promise<caf::error> {
+        // A head that stops answering mid-join is lost like one that stops
+        // answering heartbeats.
+        return ctx_.timer()
+          .timeoutAfter(cfg_.head_timeout, req.send())
+          .then([this](capnp::Response<wire::Cluster::JoinResults> resp)
+                  -> kj::Promise<caf::error> {
             auto r = resp.getResult();
             if (r.isErr())
               return caf::error{read_error(r.getErr())};
@@ -618,7 +642,8 @@ private:
             // The join counts as the first beat: the next one keeps the
             // rhythm, or the head's detector would learn a ~0 s interval
             // and grow lenient.
-            return send_publish()
+            return ctx_.timer()
+              .timeoutAfter(cfg_.head_timeout, send_publish())
               .then([this] { return ctx_.timer().afterDelay(cfg_.heartbeat); })
               .then([this] { return beat(); });
           });

@@ -54,11 +54,20 @@ caf::expected<T> take(const caf::message& msg) {
 
 class control_server;
 
+/// A kj exception for a Joy error, which the worker's control loop turns
+/// back into one (a heartbeat refused means: join again).
+[[noreturn]] void throw_error(const caf::error& err) {
+  KJ_FAIL_REQUIRE(message_of(err));
+}
+
 /// What an authenticated client may call.
 class node_server final : public wire::Node::Server {
 public:
-  node_server(kj_context& ctx, const control_server_config& cfg)
-    : ctx_(ctx), cfg_(cfg) {
+  /// `peer`: a node of the cluster over TCP, not the local CLI. Peers get
+  /// what nodes need of each other (status, calls, services, installs of
+  /// what can travel); running the node stays with its own CLI.
+  node_server(kj_context& ctx, const control_server_config& cfg, bool peer)
+    : ctx_(ctx), cfg_(cfg), peer_(peer) {
     // nop
   }
 
@@ -78,8 +87,12 @@ public:
     std::string source = context.getParams().getSource();
     // Relative paths would resolve against joyd's directory, not the
     // caller's: refuse them here, before anything else happens.
-    if (auto src = parse_plugin_source(source); !src) {
-      write_error(src.error(), context.getResults().initResult().initErr());
+    auto src = parse_plugin_source(source);
+    if (!src || (peer_ && src->kind == plugin_source::folder)) {
+      // A peer sends folders packed (installArchive): a path here would
+      // name this machine's files.
+      write_error(src ? local_only("install of a folder") : src.error(),
+                  context.getResults().initResult().initErr());
       return kj::READY_NOW;
     }
     return ctx_.request(cfg_.node, slow, install_atom_v, std::move(source))
@@ -129,8 +142,13 @@ public:
     std::string plugin = params.getPlugin();
     // The plugin host enforces the deadline (renewed by progress); this one
     // only bounds a node actor that never answers.
-    auto answer = ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
-                               std::move(plugin), std::move(req));
+    // A call from another node stays here: it was located here, and is
+    // never passed on again.
+    auto answer
+      = peer_ ? ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
+                             std::move(plugin), std::move(req), true)
+              : ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
+                             std::move(plugin), std::move(req));
     return cancel_on_drop(kj::mv(answer), std::move(control))
       .then([this, context](caf::message msg) mutable {
         value_codec codec{ctx_, false}; // the CLI passes no fds
@@ -140,6 +158,11 @@ public:
   }
 
   kj::Promise<void> attachUi(AttachUiContext context) override {
+    if (peer_) {
+      write_error(local_only("attachUi"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     value_codec codec{ctx_, false}; // the CLI passes no fds
     auto out = context.getResults().initResult();
     auto handler = codec.read_function(context.getParams().getHandler());
@@ -159,6 +182,11 @@ public:
   }
 
   kj::Promise<void> startPlugin(StartPluginContext context) override {
+    if (peer_) {
+      write_error(local_only("startPlugin"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     std::string name = context.getParams().getName();
     return ctx_.request(cfg_.node, quick, start_atom_v, std::move(name))
       .then([context](caf::message msg) mutable {
@@ -167,6 +195,11 @@ public:
   }
 
   kj::Promise<void> stopPlugin(StopPluginContext context) override {
+    if (peer_) {
+      write_error(local_only("stopPlugin"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     std::string name = context.getParams().getName();
     return ctx_.request(cfg_.node, quick, stop_atom_v, std::move(name))
       .then([context](caf::message msg) mutable {
@@ -175,6 +208,11 @@ public:
   }
 
   kj::Promise<void> uninstall(UninstallContext context) override {
+    if (peer_) {
+      write_error(local_only("uninstall"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     std::string name = context.getParams().getName();
     return ctx_.request(cfg_.node, slow, uninstall_atom_v, std::move(name))
       .then([context](caf::message msg) mutable {
@@ -183,6 +221,11 @@ public:
   }
 
   kj::Promise<void> rollback(RollbackContext context) override {
+    if (peer_) {
+      write_error(local_only("rollback"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     std::string name = context.getParams().getName();
     return ctx_.request(cfg_.node, quick, rollback_atom_v, std::move(name))
       .then([context](caf::message msg) mutable {
@@ -191,6 +234,8 @@ public:
   }
 
   kj::Promise<void> shutdown(ShutdownContext) override {
+    if (peer_)
+      throw_error(local_only("shutdown"));
     log(log_level::info, "joyd", "shutdown requested by a client");
     if (cfg_.on_shutdown)
       cfg_.on_shutdown();
@@ -221,6 +266,11 @@ public:
   }
 
   kj::Promise<void> installOn(InstallOnContext context) override {
+    if (peer_) {
+      write_error(local_only("installOn"),
+                  context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
     auto params = context.getParams();
     std::string source = params.getSource();
     std::string node = params.getNode();
@@ -239,6 +289,13 @@ public:
   kj::Promise<void> installArchive(InstallArchiveContext context) override;
 
 private:
+  static caf::error local_only(const char* what) {
+    return make_error(errc::permission_denied,
+                      std::string{what}
+                        + " is not served on the cluster port: use the "
+                          "node's own joy CLI");
+  }
+
   kj::Promise<void> gather_nodes(NodesContext context,
                                  caf::expected<node_status> self,
                                  caf::expected<std::vector<node_entry>> all);
@@ -253,6 +310,7 @@ private:
 
   kj_context& ctx_;
   const control_server_config& cfg_;
+  bool peer_;
 };
 
 /// One connection to the node, as the servers on it see it.
@@ -270,12 +328,6 @@ struct connection_info {
 /// takes the node down (a node that reconnected keeps its membership).
 using joined_map = std::map<std::string, uint64_t>;
 
-/// A kj exception for a Joy error, which the worker's control loop turns
-/// back into one (a heartbeat refused means: join again).
-[[noreturn]] void throw_error(const caf::error& err) {
-  KJ_FAIL_REQUIRE(message_of(err));
-}
-
 /// The head's directory for its workers; every call goes to the cluster
 /// actor.
 class cluster_server final : public wire::Cluster::Server {
@@ -290,6 +342,11 @@ public:
   kj::Promise<void> join(JoinContext context) override {
     auto entry = read_entry(context.getParams().getNode());
     auto id = entry.node_id;
+    // Recorded before the directory hears of it: the close of an older
+    // connection of the same node, arriving meanwhile, must not take the
+    // node down.
+    (*joined_)[id] = conn_->id;
+    conn_->joined = id;
     return ctx_.request(cfg_.cluster, quick, join_atom_v, std::move(entry))
       .then([this, context, id](caf::message msg) mutable {
         auto out = context.getResults().initResult();
@@ -298,10 +355,12 @@ public:
           log(log_level::warning, "cluster", "refused the join of node ", id,
               " from ", conn_->peer, ": ", message_of(res.error()));
           write_error(res.error(), out.initErr());
+          if (auto i = joined_->find(id);
+              i != joined_->end() && i->second == conn_->id)
+            joined_->erase(i);
+          conn_->joined.clear();
           return;
         }
-        conn_->joined = id;
-        (*joined_)[id] = conn_->id;
         out.setOk(*res);
       });
   }
@@ -465,7 +524,7 @@ public:
       return kj::READY_NOW;
     }
     auto session = out.initOk();
-    session.setNode(kj::heap<node_server>(ctx_, cfg_));
+    session.setNode(kj::heap<node_server>(ctx_, cfg_, conn_->tcp));
     session.setNodeId(cfg_.node_id);
     session.setVersion(std::string{version()});
     session.setHead(cfg_.head);
@@ -641,18 +700,23 @@ private:
 /// Writes the stream arm of an archive into a file, chunk by chunk.
 class file_sink final : public wire::ByteSink::Server {
 public:
-  file_sink(int fd, uint64_t size, std::shared_ptr<bool> done)
-    : fd_(fd), size_(size), done_(std::move(done)) {
+  /// Shares the file with the install, which closes it when the transfer
+  /// is over: writes after that (a peer keeping the sink) are refused.
+  file_sink(std::shared_ptr<unique_fd> fd, uint64_t size,
+            std::shared_ptr<bool> done)
+    : fd_(std::move(fd)), size_(size), done_(std::move(done)) {
     // nop
   }
 
   kj::Promise<void> write(WriteContext context) override {
     auto chunk = context.getParams().getChunk();
+    KJ_REQUIRE(fd_->get() >= 0 && !*done_,
+               "the archive is complete or abandoned");
     KJ_REQUIRE(written_ + chunk.size() <= size_, "more bytes than announced");
     auto* p = chunk.begin();
     auto left = chunk.size();
     while (left > 0) {
-      auto n = ::write(fd_, p, left);
+      auto n = ::write(fd_->get(), p, left);
       if (n < 0 && errno == EINTR)
         continue;
       KJ_REQUIRE(n > 0, "cannot write the archive", std::strerror(errno));
@@ -670,7 +734,7 @@ public:
   }
 
 private:
-  int fd_;
+  std::shared_ptr<unique_fd> fd_;
   uint64_t size_;
   uint64_t written_ = 0;
   std::shared_ptr<bool> done_;
@@ -723,7 +787,7 @@ kj::Promise<void> node_server::installArchive(InstallArchiveContext context) {
       }
       auto done = std::make_shared<bool>(false);
       auto req = st.getSource().pipeToRequest();
-      req.setSink(kj::heap<file_sink>(fd->get(), st.getSize(), done));
+      req.setSink(kj::heap<file_sink>(fd, st.getSize(), done));
       written = req.send().then(
         [done](auto&&) { KJ_REQUIRE(*done, "the archive ended early"); });
       break;

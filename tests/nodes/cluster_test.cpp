@@ -233,7 +233,49 @@ caf::expected<std::string> raw_hello(const std::string& address,
   }
 }
 
+/// With the token, asks the node to shut down over its cluster port, as
+/// a peer could; returns what it answered.
+std::string peer_shutdown(const std::string& address,
+                          const std::string& token) {
+  auto io = kj::setupAsyncIo();
+  try {
+    auto addr
+      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
+    auto link = rpc_link::connect(
+      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
+      stream_limits{});
+    auto req = link->bootstrap_as<wire::Gate>().helloRequest();
+    req.setVersion(protocol_version);
+    req.setClient("a peer");
+    req.setToken(token);
+    auto hello = req.send().wait(io.waitScope);
+    if (hello.getResult().isErr())
+      return "hello refused";
+    auto node = hello.getResult().getOk().getNode();
+    node.shutdownRequest().send().wait(io.waitScope);
+    return "shut down";
+  } catch (const kj::Exception& ex) {
+    return ex.getDescription().cStr();
+  }
+}
+
 } // namespace
+
+TEST_CASE("a peer with the token may call plugins but not run the node: no "
+          "shutdown, no local folders",
+          "[nodes][cluster]") {
+  cluster_node a;
+  start_head(a);
+  std::string token;
+  {
+    std::ifstream in{a.home() + "/cluster.token"};
+    std::getline(in, token);
+  }
+  CHECK_THAT(peer_shutdown(a.listen(), token),
+             Catch::Contains("not served on the cluster port"));
+  CHECK(a.daemon_running());
+  CHECK(a.status()["state"] == "up");
+}
 
 TEST_CASE("peers without the token, with a wrong one or an old protocol get "
           "nothing but a clear refusal, logged on both sides (R7)",
