@@ -322,7 +322,15 @@ struct connection_info {
   std::string peer;
   /// The node that joined the directory over it, if any.
   std::string joined;
+  /// Said a successful hello.
+  bool greeted = false;
+  /// Closes the connection soon (after the current answer went out).
+  std::function<void()> close;
 };
+
+/// A peer that says no hello within this is closed; so is one whose hello
+/// was refused, so that each guess at the token costs a connection.
+constexpr auto hello_deadline = 10 * kj::SECONDS;
 
 /// Which connection a node last joined over: only that one going away
 /// takes the node down (a node that reconnected keeps its membership).
@@ -521,8 +529,11 @@ public:
                     ? "this node requires the cluster token (--token-file)"
                     : "wrong cluster token",
                   {}, out.initErr());
+      if (conn_->close)
+        conn_->close();
       return kj::READY_NOW;
     }
+    conn_->greeted = true;
     auto session = out.initOk();
     session.setNode(kj::heap<node_server>(ctx_, cfg_, conn_->tcp));
     session.setNodeId(cfg_.node_id);
@@ -670,6 +681,23 @@ private:
     auto link = rpc_link::serve(
       kj::mv(stream), limits, kj::heap<gate_server>(ctx_, cfg_, info, joined_));
     auto id = info->id;
+    if (info->tcp) {
+      // Closed in a later task, once the refusal went out.
+      info->close = [this, id] {
+        tasks_.add(
+          ctx_.timer().afterDelay(100 * kj::MILLISECONDS).then([this, id] {
+            connections_.erase(id);
+          }));
+      };
+      tasks_.add(ctx_.timer().afterDelay(hello_deadline).then([this, id, info] {
+        if (!info->greeted) {
+          log(log_level::warning, "cluster", "closed the connection from ",
+              info->peer, ": no hello within ", hello_deadline / kj::SECONDS,
+              " s");
+          connections_.erase(id);
+        }
+      }));
+    }
     tasks_.add(link->on_disconnect().then([this, id, info] {
       // A node whose control connection went is down, unless it already
       // joined again over another one.

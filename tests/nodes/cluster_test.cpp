@@ -259,6 +259,36 @@ std::string peer_shutdown(const std::string& address,
   }
 }
 
+/// A wrong token, then the right one on the same connection; returns the
+/// second hello's failure (or "accepted").
+std::string peer_shutdown_after_wrong_token(const std::string& address,
+                                            const std::string& token) {
+  auto io = kj::setupAsyncIo();
+  try {
+    auto addr
+      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
+    auto link = rpc_link::connect(
+      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
+      stream_limits{});
+    auto gate = link->bootstrap_as<wire::Gate>();
+    auto hello = [&](const std::string& t) {
+      auto req = gate.helloRequest();
+      req.setVersion(protocol_version);
+      req.setClient("a guesser");
+      req.setToken(t);
+      return req.send();
+    };
+    hello(std::string(token.size(), 'z')).wait(io.waitScope);
+    io.provider->getTimer()
+      .afterDelay(500 * kj::MILLISECONDS)
+      .wait(io.waitScope);
+    hello(token).wait(io.waitScope);
+    return "accepted";
+  } catch (const kj::Exception& ex) {
+    return ex.getDescription().cStr();
+  }
+}
+
 } // namespace
 
 TEST_CASE("a peer with the token may call plugins but not run the node: no "
@@ -301,6 +331,10 @@ TEST_CASE("peers without the token, with a wrong one or an old protocol get "
   REQUIRE_FALSE(wrong);
   CHECK(code_of(wrong.error()) == errc::permission_denied);
   CHECK_THAT(message_of(wrong.error()), Catch::Contains("wrong cluster token"));
+  // A refused hello costs the connection: a second guess on it fails.
+  CHECK_THAT(peer_shutdown_after_wrong_token(head, token),
+             Catch::Contains("disconnected") || Catch::Contains("closed")
+               || Catch::Contains("Broken") || Catch::Contains("EOF"));
   auto old = raw_hello(head, protocol_version - 1, token);
   REQUIRE_FALSE(old);
   CHECK(code_of(old.error()) == errc::version_mismatch);
