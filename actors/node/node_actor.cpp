@@ -904,19 +904,28 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
   }
 }
 
+/// Queues an install on this node (one at a time); `archive`: a tarball
+/// another node sent, or empty.
+caf::result<plugin_info> enqueue_install(self_ptr self, std::string source,
+                                         std::string archive) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return make_error(errc::unavailable, "the node is shutting down");
+  auto rp = self->make_response_promise<plugin_info>();
+  st.installs.push_back(
+    pending_install{std::move(source), rp, std::move(archive)});
+  if (!st.installing)
+    next_install(self);
+  return rp;
+}
+
 /// Installs `source` on the node `node` (an id or its unique prefix; ""
 /// lets the directory place it).
 caf::result<plugin_info> install_on(self_ptr self, std::string source,
                                     std::string node) {
   auto& st = self->state;
   if (node == st.cfg.node_id) {
-    if (st.shutting_down)
-      return make_error(errc::unavailable, "the node is shutting down");
-    auto rp = self->make_response_promise<plugin_info>();
-    st.installs.push_back(pending_install{std::move(source), rp, {}});
-    if (!st.installing)
-      next_install(self);
-    return rp;
+    return enqueue_install(self, std::move(source), {});
   }
   auto src = parse_plugin_source(source);
   if (!src)
@@ -1065,14 +1074,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         return rp;
       },
       [self](install_atom, std::string& source) -> caf::result<plugin_info> {
-        auto& st = self->state;
-        if (st.shutting_down)
-          return make_error(errc::unavailable, "the node is shutting down");
-        auto rp = self->make_response_promise<plugin_info>();
-        st.installs.push_back(pending_install{std::move(source), rp, {}});
-        if (!st.installing)
-          next_install(self);
-        return rp;
+        return enqueue_install(self, std::move(source), {});
       },
       [self](list_atom) -> std::vector<plugin_info> {
         std::vector<plugin_info> out;
@@ -1099,15 +1101,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
       },
       [self](archive_atom, std::string& source,
              std::string& archive) -> caf::result<plugin_info> {
-        auto& st = self->state;
-        if (st.shutting_down)
-          return make_error(errc::unavailable, "the node is shutting down");
-        auto rp = self->make_response_promise<plugin_info>();
-        st.installs.push_back(
-          pending_install{std::move(source), rp, std::move(archive)});
-        if (!st.installing)
-          next_install(self);
-        return rp;
+        return enqueue_install(self, std::move(source), std::move(archive));
       },
       [self](publish_atom) { publish(self); },
       [self](down_atom, const std::string& node) {

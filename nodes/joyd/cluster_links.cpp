@@ -304,6 +304,20 @@ private:
       tasks_.add(kj::evalLater([conn = kj::mv(conn)]() mutable {}));
   }
 
+  /// Delivers a peer's answer; one saying the thing is not there makes the
+  /// node forget what it located on that peer.
+  auto answer_from(std::string node, reply_handle rh) {
+    return [this, node = std::move(node),
+            rh = std::move(rh)](caf::expected<value> res) mutable {
+      if (res) {
+        rh.deliver_value(std::move(*res));
+        return;
+      }
+      forget_on_miss(node, res.error());
+      rh.deliver(std::move(res.error()));
+    };
+  }
+
   void call(const location& where, std::string plugin, call_request req,
             reply_handle rh) {
     auto node = where.node_id;
@@ -359,15 +373,7 @@ private:
                               "the caller of " + what + " gave up");
           }));
       }
-      return sent.then(
-        [this, node, rh = std::move(rh)](caf::expected<value> res) mutable {
-          if (res) {
-            rh.deliver_value(std::move(*res));
-            return;
-          }
-          forget_on_miss(node, res.error());
-          rh.deliver(std::move(res.error()));
-        });
+      return sent.then(answer_from(node, std::move(rh)));
     }));
   }
 
@@ -403,15 +409,7 @@ private:
             [what](kj::Exception&& ex) -> caf::expected<value> {
               return error_from_exception(ex, what);
             })
-          .then(
-            [this, node, rh = std::move(rh)](caf::expected<value> res) mutable {
-              if (res) {
-                rh.deliver_value(std::move(*res));
-                return;
-              }
-              forget_on_miss(node, res.error());
-              rh.deliver(std::move(res.error()));
-            });
+          .then(answer_from(node, std::move(rh)));
       }));
   }
 
