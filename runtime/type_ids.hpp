@@ -63,4 +63,18 @@ CAF_ADD_ATOM(joy, joy, peer_atom, "peer")
 CAF_ADD_ATOM(joy, joy, nodes_atom, "nodes")
 CAF_ADD_ATOM(joy, joy, archive_atom, "archive")
 
+// -- bridge -----------------------------------------------------------------
+CAF_ADD_ATOM(joy, joy, frame_atom, "frame")
+CAF_ADD_ATOM(joy, joy, closed_atom, "closed")
+CAF_ADD_ATOM(joy, joy, admit_atom, "admit")
+CAF_ADD_ATOM(joy, joy, leave_atom, "leave")
+CAF_ADD_ATOM(joy, joy, forward_atom, "forward")
+CAF_ADD_ATOM(joy, joy, deliver_atom, "deliver")
+CAF_ADD_ATOM(joy, joy, event_atom, "event")
+CAF_ADD_ATOM(joy, joy, ping_atom, "ping")
+CAF_ADD_ATOM(joy, joy, token_atom, "token")
+CAF_ADD_ATOM(joy, joy, subscribe_atom, "subscribe")
+CAF_ADD_ATOM(joy, joy, client_atom, "client")
+CAF_ADD_ATOM(joy, joy, auth_atom, "auth")
+
 CAF_END_TYPE_ID_BLOCK(joy)

@@ -200,6 +200,8 @@ struct NodeStatus {
   listen @13 :Text;
   # host:port of its cluster listener, "" without one.
   tls @14 :Bool;
+  bridge @15 :Text;
+  # The URL of its bridge (browser core and hypha-rpc), "" without one.
 }
 
 struct StatusResult {

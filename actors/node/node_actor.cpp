@@ -1058,6 +1058,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;
           s.listen = st.cfg.listen;
+          s.bridge = st.cfg.bridge;
           s.tls = st.cfg.tls;
           for (auto& [name, h] : st.plugins)
             s.plugins.push_back(h.info());

@@ -116,6 +116,8 @@ struct node_config {
   /// speaks TLS (shown in status).
   std::string listen;
   bool tls = false;
+  /// The bridge's URL ("" when the node serves no browsers).
+  std::string bridge;
   /// Defaults handed to every plugin host.
   caf::timespan start_timeout = std::chrono::seconds{10};
   caf::timespan stop_grace = std::chrono::seconds{5};

@@ -35,6 +35,8 @@ struct node_status {
   /// host:port of its cluster listener, "" without one.
   std::string listen;
   bool tls = false;
+  /// The URL of its bridge, "" without one.
+  std::string bridge;
 };
 
 template <class Inspector>
@@ -42,7 +44,7 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("joy::node_status"), x.node_id, x.version,
            x.address, x.home, x.started_at, x.uptime_ms, x.cpus, x.memory_bytes,
            x.gpus, x.sandbox, x.pid, x.head, x.plugins, x.services, x.listen,
-           x.tls);
+           x.tls, x.bridge);
 }
 
 } // namespace joy

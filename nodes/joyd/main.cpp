@@ -41,6 +41,7 @@
 #include "actors/sandbox/cgroup.hpp"
 #include "actors/sandbox/landlock.hpp"
 #include "actors/sandbox/sandbox_policy.hpp"
+#include "nodes/joyd/bridge_node.hpp"
 #include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/kj_thread.hpp"
@@ -265,6 +266,19 @@ int main(int argc, char** argv) {
     .add_option("--acceptable-pause", acceptable_pause_s,
                 "Seconds of silence tolerated beyond the usual (default 3)")
     ->check(CLI::NonNegativeNumber);
+  joy::bridge_options bridge_opts;
+  app.add_option("--bridge", bridge_opts.address,
+                 "Serve the browser core and the hypha-rpc WebSocket endpoint "
+                 "on HOST[:PORT] (default port 9527; port 0: any free one)");
+  app.add_option("--bridge-origin", bridge_opts.origins,
+                 "A browser origin (scheme://host:port) allowed to connect "
+                 "besides the bridge's own; repeatable");
+  app.add_option("--bridge-url", bridge_opts.url,
+                 "The URL clients are told (default http://HOST:PORT)");
+  app.add_flag("--bridge-anonymous", bridge_opts.anonymous_remote,
+               "Let clients beyond loopback connect without a token");
+  app.add_option("--web-root", bridge_opts.web_root,
+                 "The browser core's files (default: next to the programs)");
   app.set_config("--config", home_from_args(argc, argv) + "/joyd.toml",
                  "A TOML file of these options (default $JOY_HOME/joyd.toml, "
                  "read when it exists)");
@@ -528,10 +542,26 @@ int main(int argc, char** argv) {
   ncfg.log_check = span(log_check_s);
   ccfg.call_timeout = ncfg.call_timeout;
 
+  // The bridge binds before the node starts so that its address is known;
+  // it serves once the node runs.
+  joy::bridge_node bridge;
+  if (!bridge_opts.address.empty()) {
+    if (auto err = bridge.start(sys, bridge_opts, home, node_id, core)) {
+      caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
+      sys.await_all_actors_done();
+      kj.stop();
+      return fail(joy::message_of(err));
+    }
+    ncfg.bridge = bridge.url();
+  }
+
   // Steps 3 and 4 of the shutdown order: end the actors (hosts are linked
   // to the node and go with it), then join the kj thread.
   joy::node_actor node;
   auto end_actors_and_kj = [&] {
+    bridge.stop();
     if (node)
       caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     if (head && cluster)
@@ -587,6 +617,7 @@ int main(int argc, char** argv) {
     end_actors_and_kj();
     return fail(joy::message_of(err));
   }
+  bridge.run(node);
   joy::log(joy::log_level::info, "joyd", "node ", node_id, " (Joy ",
            joy::version(), ") listening on ", socket,
            advertised.empty()
@@ -594,7 +625,9 @@ int main(int argc, char** argv) {
              : " and " + advertised
                  + (tls.get() != nullptr ? " (mutual TLS)" : " (plaintext)"),
            head ? ", the cluster's head" : ", joining the head at " + join,
-           "; sandbox: ", sandbox_description);
+           "; sandbox: ", sandbox_description,
+           bridge.url().empty() ? std::string{}
+                                : "; browser core at " + bridge.url());
 
   // -- run until told to stop -------------------------------------------------
   int sig = 0;
@@ -603,7 +636,9 @@ int main(int argc, char** argv) {
   }
   joy::log(joy::log_level::info, "joyd", "stopping (", sigabbrev_np(sig), ")");
 
-  // 1. Stop accepting: drop the control server and its connections.
+  // 1. Stop accepting: drop the bridge, the control server and their
+  // connections.
+  bridge.stop();
   kj.post([server_id, links_id](joy::kj_context& ctx) {
     ctx.drop(server_id);
     ctx.drop(links_id);

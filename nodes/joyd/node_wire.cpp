@@ -86,6 +86,7 @@ void write_status(const node_status& x, wire::NodeStatus::Builder out) {
   out.setState("up");
   out.setListen(x.listen);
   out.setTls(x.tls);
+  out.setBridge(x.bridge);
 }
 
 void write_entry(const node_entry& x, wire::NodeEntry::Builder out) {

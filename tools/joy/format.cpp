@@ -80,6 +80,7 @@ json status_json(wire::NodeStatus::Reader x) {
   out["state"] = x.getState().size() > 0 ? x.getState().cStr() : "up";
   out["listen"] = x.getListen().cStr();
   out["tls"] = x.getTls();
+  out["bridge"] = x.getBridge().cStr();
   json plugins = json::array();
   for (auto p : x.getPlugins())
     plugins.push_back(plugin_json(p));
@@ -125,6 +126,8 @@ std::string status_text(wire::NodeStatus::Reader x) {
   if (x.getListen().size() > 0)
     line("listen", std::string{x.getListen().cStr()}
                      + (x.getTls() ? "  (mutual TLS)" : "  (plaintext)"));
+  if (x.getBridge().size() > 0)
+    line("bridge", std::string{x.getBridge().cStr()} + "  (browser core)");
   line("address", x.getAddress().cStr());
   line("home", x.getHome().cStr());
   line("pid", std::to_string(x.getPid()));

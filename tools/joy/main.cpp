@@ -525,7 +525,10 @@ int main(int argc, char** argv) {
     {"--phi", "Suspicion level at which a silent node is down (default 8)"},
     {"--acceptable-pause", "Seconds of silence tolerated (default 3)"},
     {"--config", "A TOML file of joyd's options (default "
-                 "$JOY_HOME/joyd.toml)"}};
+                 "$JOY_HOME/joyd.toml)"},
+    {"--bridge", "Serve the browser core and hypha-rpc clients on "
+                 "HOST[:PORT] (default port 9527)"},
+    {"--bridge-url", "The URL browser clients are told"}};
   std::map<std::string, std::string> cluster_values;
   for (auto& [flag, help] : cluster_options)
     start->add_option(flag, cluster_values[flag], help);
