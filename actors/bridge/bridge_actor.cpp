@@ -93,8 +93,10 @@ void drop_services(self_ptr self, const std::string& ws,
   auto& st = self->state;
   for (auto i = st.services.begin(); i != st.services.end();) {
     if (i->second.workspace == ws && i->second.client == cid) {
-      if (i->second.service != "built-in")
+      if (i->second.service != "built-in") {
         caf::anon_send(st.cfg->core, unregister_atom_v, i->second.id);
+        caf::anon_send(st.cfg->node, publish_atom_v);
+      }
       i = st.services.erase(i);
     } else {
       ++i;
@@ -349,8 +351,10 @@ bridge_actor spawn_bridge(caf::actor_system& sys, bridge_settings_ptr cfg) {
                   && (cid + ":" + x.service) != id))
             continue;
           auto info = x.info;
-          if (x.service != "built-in")
+          if (x.service != "built-in") {
             caf::anon_send(st.cfg->core, unregister_atom_v, x.id);
+            caf::anon_send(st.cfg->node, publish_atom_v);
+          }
           st.services.erase(i);
           broadcast(self, ws, "service_removed", std::move(info));
           return true;

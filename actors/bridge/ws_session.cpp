@@ -6,6 +6,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
@@ -1090,12 +1091,16 @@ void manager_register(self_ptr self, const envelope& env, value info) {
           self
             ->request(self->state.cfg->core, std::chrono::seconds{10},
                       register_atom_v, *native)
-            .then([](service_info&) {},
-                  [](caf::error& err) {
-                    log(log_level::warning, "bridge",
-                        "a client's service is not visible to plugins: ",
-                        message_of(err));
-                  });
+            .then(
+              [self](service_info&) {
+                // The cluster's directory learns of it too.
+                caf::anon_send(self->state.cfg->node, publish_atom_v);
+              },
+              [](caf::error& err) {
+                log(log_level::warning, "bridge",
+                    "a client's service is not visible to plugins: ",
+                    message_of(err));
+              });
         reply(value{});
       },
       [reply](caf::error& err) { reply(std::move(err)); });
@@ -1142,6 +1147,10 @@ void manager_get_service(self_ptr self, const envelope& env, value query,
       self, client, sid,
       [self, env, info_only, client, sid](caf::expected<value> obj) {
         auto& manager = self->state.manager;
+        if (!obj && code_of(obj.error()) == errc::not_found)
+          obj = make_error(errc::not_found, "Service not found: public/"
+                                              + client + ":" + sid + " ("
+                                              + message_of(obj.error()) + ")");
         if (obj && info_only)
           obj = native_info(value_map{{"id", "public/" + client + ":" + sid},
                                       {"name", client}});
