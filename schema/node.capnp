@@ -90,6 +90,10 @@ interface Cluster {
   # Descriptors of matching services on every node that is up.
   place @6 (cpus :UInt32, memoryBytes :UInt64, gpus :UInt32) -> (result :LocateResult);
   # The node automatic placement picks for a plugin needing that much.
+  ui @7 (op :Text, plugin :Text, args :List(V.Value)) -> (result :V.Result);
+  # A UI call (alert, prompt, ...) of a worker's plugin when the worker has
+  # no UI of its own: the head's UI answers it (the browser core through a
+  # bridge, or `joy ui`). Arguments are plain data.
 }
 
 struct NodeEntry {

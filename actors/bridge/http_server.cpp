@@ -549,8 +549,10 @@ private:
     if (type.rfind("text/html", 0) == 0) {
       // The core loads only its own files; window plugins run in
       // sandboxed iframes (srcdoc), which the core builds itself.
+      // hypha-rpc's bundle calls eval() while loading, hence unsafe-eval.
       res->set("Content-Security-Policy",
-               "default-src 'self'; connect-src 'self' ws: wss:; "
+               "default-src 'self'; script-src 'self' 'unsafe-eval'; "
+               "connect-src 'self' ws: wss:; "
                "img-src 'self' data: blob:; style-src 'self' "
                "'unsafe-inline'; frame-src 'self' blob: data: about:");
       res->set("X-Frame-Options", "DENY");

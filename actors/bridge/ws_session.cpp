@@ -1084,9 +1084,30 @@ void manager_register(self_ptr self, const envelope& env, value info) {
     si.object = value{std::move(object)};
     native = std::move(si);
   }
+  // A service of type "joy-ui" with a `show(op, plugin, ...args)` becomes
+  // the cluster's UI: plugins' alert, prompt, confirm and show_* land in
+  // the client that registered it (the browser core).
+  std::optional<function_ref> ui;
+  if (text(stored, "type") == "joy-ui") {
+    session_codec codec{self, "public/joy"};
+    auto f = codec.decode(value_map{{"_rtype", "method"},
+                                    {"_rtarget", st.me},
+                                    {"_rmethod", "services." + sid + ".show"},
+                                    {"_rname", "show"}});
+    if (f && f->as_function() != nullptr)
+      ui = *f->as_function();
+  }
   self->request(st.bridge, std::chrono::seconds{10}, register_atom_v, svc)
     .then(
-      [self, reply, native](bool) {
+      [self, reply, native, ui](bool) {
+        if (ui) {
+          log(log_level::info, "bridge", "client ", self->state.me,
+              " is the UI now");
+          self
+            ->request(self->state.cfg->core, std::chrono::seconds{10},
+                      attach_atom_v, *ui)
+            .then([](bool) {}, [](caf::error&) {});
+        }
         if (native)
           self
             ->request(self->state.cfg->core, std::chrono::seconds{10},

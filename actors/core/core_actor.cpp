@@ -137,6 +137,7 @@ core_actor spawn_core(caf::actor_system& sys) {
         log(log_level::info, "ui", "a UI provider is attached");
         return true;
       },
+      [self](attach_atom) -> bool { return self->state.ui.has_value(); },
       [self](emit_atom, std::string& event, value& data,
              std::string& from) -> caf::result<value> {
         auto i = self->state.events.find(event);

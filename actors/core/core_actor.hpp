@@ -45,6 +45,8 @@ using core_actor = caf::typed_actor<
   /// Makes a function the UI provider: it is called with (op, plugin,
   /// args...). The newest wins.
   caf::replies_to<attach_atom, function_ref>::with<bool>,
+  /// Whether a UI provider is attached.
+  caf::replies_to<attach_atom>::with<bool>,
   /// Emits an event: every handler subscribed to it runs; replies when all
   /// returned, with the errors of those that failed (plugin_error).
   caf::replies_to<emit_atom, std::string, value, std::string>::with<value>,

@@ -728,9 +728,40 @@ caf::result<value> call_plugin(self_ptr self, const std::string& name,
 caf::result<value> handle_api(self_ptr self, const std::string& plugin,
                               api_op op, value_list args, value_map kwargs) {
   auto& st = self->state;
-  if (is_ui_op(op))
-    return self->delegate(st.core, ui_atom_v, std::string{to_string(op)},
-                          plugin, std::move(args));
+  if (is_ui_op(op)) {
+    if (st.cfg.head)
+      return self->delegate(st.core, ui_atom_v, std::string{to_string(op)},
+                            plugin, std::move(args));
+    // A worker's own UI (`joy ui` here) first, else the head's: the
+    // browser core of a bridge, wherever the plugin runs.
+    auto rp = self->make_response_promise<value>();
+    auto name = std::string{to_string(op)};
+    self->request(st.core, std::chrono::seconds{5}, attach_atom_v)
+      .then(
+        [self, rp, name, plugin, args](bool local) mutable {
+          auto& st = self->state;
+          if (local) {
+            rp.delegate(st.core, ui_atom_v, name, plugin, std::move(args));
+            return;
+          }
+          self
+            ->request(caf::actor_cast<caf::actor>(st.cluster),
+                      std::chrono::minutes{60}, ui_atom_v, name, plugin, args)
+            .then([rp](value& x) mutable { rp.deliver(std::move(x)); },
+                  [self, rp, name, plugin, args](caf::error& err) mutable {
+                    // The head is away: this node's core logs what only
+                    // shows and refuses what needs an answer.
+                    if (code_of(err) == errc::unavailable
+                        || code_of(err) == errc::disconnected)
+                      rp.delegate(self->state.core, ui_atom_v, name, plugin,
+                                  std::move(args));
+                    else
+                      rp.deliver(std::move(err));
+                  });
+        },
+        [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+    return rp;
+  }
   switch (op) {
     case api_op::register_service: {
       auto* object = args.empty() ? nullptr : args[0].as_map();

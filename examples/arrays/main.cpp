@@ -11,6 +11,7 @@
 //   joy call arrays send '"arrays-2"' 1073741824 7      # true
 //   joy call arrays round_trip '"arrays-2"' 1073741824 7
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -90,6 +91,29 @@ int main(int argc, char** argv) {
                      {"bytes", "seed"});
 
   arrays.exports.add("check", &check, {"array", "seed"});
+
+  // A picture: a 2-D uint8 diagonal gradient (the browser core draws it).
+  arrays.exports.add(
+    "gradient",
+    [](joy::context& ctx, uint64_t height,
+       uint64_t width) -> caf::expected<joy::ndarray> {
+      if (height == 0 || width == 0 || height * width > (uint64_t{1} << 26))
+        return caf::make_error(joy::errc::invalid_argument,
+                               "gradient: 1 to 64 Mi pixels");
+      auto out = ctx.allocate(height * width);
+      if (!out)
+        return std::move(out.error());
+      auto* px = reinterpret_cast<uint8_t*>(out->data());
+      for (uint64_t y = 0; y < height; ++y)
+        for (uint64_t x = 0; x < width; ++x)
+          px[y * width + x] = static_cast<uint8_t>(
+            (255 * x / std::max<uint64_t>(1, width - 1)
+             + 255 * y / std::max<uint64_t>(1, height - 1))
+            / 2);
+      return joy::ndarray{
+        joy::dtype::uint8, {height, width}, std::move(*out).freeze()};
+    },
+    {"height", "width"});
 
   arrays.exports.add("mirror", [](joy::ndarray a) { return a; }, {"array"});
 

@@ -488,7 +488,8 @@ private:
     if (!msg.match_elements<locate_atom, std::string, bool, std::string>()
         && !msg.match_elements<place_atom, resources>()
         && !msg.match_elements<nodes_atom>()
-        && !msg.match_elements<list_atom, value>())
+        && !msg.match_elements<list_atom, value>()
+        && !msg.match_elements<ui_atom, std::string, std::string, value_list>())
       return false;
     if (!joined_ || !head_) {
       rh.deliver(make_error(errc::unavailable,
@@ -540,6 +541,25 @@ private:
                  return out;
                }),
              std::move(rh));
+      return true;
+    }
+    if (msg.match_elements<ui_atom, std::string, std::string, value_list>()) {
+      auto req = cluster.uiRequest();
+      req.setOp(msg.get_as<std::string>(1));
+      req.setPlugin(msg.get_as<std::string>(2));
+      auto& args = msg.get_as<value_list>(3);
+      value_codec codec{ctx_, false};
+      if (auto err = write_list(
+            args, req.initArgs(static_cast<unsigned>(args.size())), &codec)) {
+        rh.deliver(std::move(err));
+        return true;
+      }
+      answer(
+        req.send().then([this](capnp::Response<wire::Cluster::UiResults> resp) {
+          value_codec codec{ctx_, false};
+          return read_result(resp.getResult(), &codec);
+        }),
+        std::move(rh));
       return true;
     }
     // (list_atom, query)

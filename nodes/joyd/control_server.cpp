@@ -447,6 +447,26 @@ public:
       });
   }
 
+  kj::Promise<void> ui(UiContext context) override {
+    auto params = context.getParams();
+    value_codec codec{ctx_, false};
+    auto args = read_list(params.getArgs(), &codec);
+    if (!args) {
+      write_error(args.error(), context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    // A person may take their time to answer.
+    return ctx_
+      .request(cfg_.core, 60 * kj::MINUTES, ui_atom_v,
+               std::string{params.getOp().cStr()},
+               std::string{params.getPlugin().cStr()}, std::move(*args))
+      .then([this, context](caf::message msg) mutable {
+        value_codec codec{ctx_, false};
+        write_response(msg, context.getResults().initResult(), &codec,
+                       "the UI");
+      });
+  }
+
   kj::Promise<void> listServices(ListServicesContext context) override {
     value_codec codec{ctx_, false};
     auto query = read_value(context.getParams().getQuery(), &codec);

@@ -1,0 +1,281 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+//
+// The browser core: a hypha-rpc client of the bridge that shows the
+// cluster's plugins, runs their functions, renders what they return, and
+// is the UI of every plugin (alert, prompt, confirm, show_*).
+
+import { connectToServer } from "./hypha-rpc-websocket.min.mjs";
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const x = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") x.className = v;
+    else if (k.startsWith("on")) x.addEventListener(k.slice(2), v);
+    else x.setAttribute(k, v);
+  }
+  for (const c of children) x.append(c);
+  return x;
+}
+
+// -- values -------------------------------------------------------------------
+
+const typedArrays = {
+  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
+  int32: Int32Array, uint32: Uint32Array, float32: Float32Array,
+  float64: Float64Array,
+};
+
+function isNdarray(x) {
+  return x && typeof x === "object" && x._rtype === "ndarray" && x._rshape;
+}
+
+/// A 2-D (grey) or 3-D (RGB/RGBA) ndarray as a canvas; other shapes are
+/// summarised.
+function ndarrayCanvas(a) {
+  const shape = a._rshape.map(Number);
+  const channels = shape.length === 3 ? shape[2] : 1;
+  if (shape.length < 2 || shape.length > 3 || ![1, 3, 4].includes(channels)) return null;
+  const [h, w] = shape;
+  const Kind = typedArrays[a._rdtype];
+  if (!Kind) return null;
+  const bytes = a._rvalue;
+  const data = new Kind(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  let lo = 0;
+  let hi = 255;
+  if (a._rdtype !== "uint8") {
+    lo = Infinity; hi = -Infinity;
+    for (const v of data) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    if (!(hi > lo)) { hi = lo + 1; }
+  }
+  const canvas = el("canvas", { class: "ndarray", width: w, height: h,
+                                "data-shape": shape.join("x"), "data-dtype": a._rdtype });
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  for (let i = 0; i < w * h; ++i) {
+    for (let c = 0; c < 3; ++c) {
+      const v = data[i * channels + (channels === 1 ? 0 : c)];
+      img.data[i * 4 + c] = Math.round(((v - lo) / (hi - lo)) * 255);
+    }
+    img.data[i * 4 + 3] = channels === 4 ? data[i * 4 + 3] : 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  // Small images are scaled up to be seen.
+  canvas.style.width = `${Math.max(w, Math.min(256, w * 8))}px`;
+  return canvas;
+}
+
+function describe(x) {
+  return JSON.stringify(x, (key, v) => {
+    if (typeof v === "function") return `ƒ ${v.__name__ || v.name || "function"}`;
+    if (isNdarray(v)) return `ndarray ${v._rdtype} [${v._rshape.join(", ")}]`;
+    if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${v.length}) [${Array.from(v.slice(0, 8)).join(", ")}${v.length > 8 ? ", …" : ""}]`;
+    if (v instanceof ArrayBuffer) return `bytes(${v.byteLength})`;
+    return v;
+  }, 2);
+}
+
+function render(x) {
+  const out = el("div", { class: "result" });
+  const arrays = [];
+  const walk = (v, depth) => {
+    if (depth > 4 || !v || typeof v !== "object") return;
+    if (isNdarray(v)) { arrays.push(v); return; }
+    for (const k of Object.keys(v)) walk(v[k], depth + 1);
+  };
+  walk(x, 0);
+  out.append(describe(x) ?? "null");
+  for (const a of arrays) {
+    const c = ndarrayCanvas(a);
+    if (c) out.append(c);
+  }
+  return out;
+}
+
+// -- the UI of plugins --------------------------------------------------------
+
+let dialogs = Promise.resolve();
+
+/// One dialog at a time: alert, confirm or prompt.
+function ask(kind, plugin, text, initial) {
+  const run = () => new Promise((resolve) => {
+    const dialog = $("#dialog");
+    $("#dialog-plugin").textContent = plugin ? `${plugin} asks:` : "";
+    $("#dialog-text").textContent = text ?? "";
+    const input = $("#dialog-input");
+    input.hidden = kind !== "prompt";
+    input.value = initial ?? "";
+    $("#dialog-cancel").hidden = kind === "alert";
+    dialog.dataset.kind = kind;
+    dialog.addEventListener("close", () => {
+      const ok = dialog.returnValue === "ok";
+      if (kind === "prompt") resolve(ok ? input.value : null);
+      else if (kind === "confirm") resolve(ok);
+      else resolve(null);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    if (kind === "prompt") input.focus();
+  });
+  const next = dialogs.then(run);
+  dialogs = next.catch(() => {});
+  return next;
+}
+
+function message(plugin, text) {
+  const item = el("li", {}, el("span", { class: "from" }, plugin || "joy"), String(text));
+  $("#messages").prepend(item);
+}
+
+function text(x) {
+  if (x === undefined || x === null) return "";
+  if (typeof x === "object") return x.content ?? x.text ?? describe(x);
+  return String(x);
+}
+
+async function show(op, plugin, ...args) {
+  switch (op) {
+    case "alert":
+      return ask("alert", plugin, text(args[0]));
+    case "prompt":
+      return ask("prompt", plugin, text(args[0]), args[1] === undefined ? "" : String(args[1]));
+    case "confirm":
+      return ask("confirm", plugin, text(args[0]));
+    case "show_message":
+      message(plugin, text(args[0]));
+      return null;
+    case "show_status":
+      $("#status-line").textContent = `${plugin}: ${text(args[0])}`;
+      return null;
+    case "show_progress":
+    case "progress": {
+      let p = Number(args[0]);
+      if (p <= 1) p *= 100;
+      $("#progress").value = Math.max(0, Math.min(100, p || 0));
+      $("#progress").dataset.plugin = plugin;
+      return null;
+    }
+    default:
+      message(plugin, `${op}: ${text(args[0])}`);
+      return null;
+  }
+}
+
+// -- plugins ------------------------------------------------------------------
+
+let api = null;
+let selected = null;
+
+async function openService(id, title) {
+  selected = id;
+  for (const b of document.querySelectorAll("[data-service]"))
+    b.setAttribute("aria-current", String(b.dataset.service === id));
+  const pane = $("#plugin");
+  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, "Loading…"));
+  let svc;
+  try {
+    svc = await api.getService(id);
+  } catch (err) {
+    pane.replaceChildren(el("h2", {}, title), el("p", { class: "result error" }, String(err)));
+    return;
+  }
+  const fns = Object.keys(svc).filter((k) => typeof svc[k] === "function");
+  const cards = fns.map((name) => {
+    const args = el("input", { name: "args", value: "[]", "aria-label": `arguments of ${name}`,
+                               title: "Arguments as a JSON list" });
+    const out = el("div", { class: "output" });
+    const form = el("form", {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        out.replaceChildren(el("div", { class: "result muted" }, "running…"));
+        let parsed;
+        try {
+          parsed = JSON.parse(args.value || "[]");
+          if (!Array.isArray(parsed)) parsed = [parsed];
+        } catch (err) {
+          out.replaceChildren(el("div", { class: "result error" }, `Arguments must be JSON: ${err.message}`));
+          return;
+        }
+        try {
+          const result = await svc[name](...parsed);
+          out.replaceChildren(render(result));
+        } catch (err) {
+          out.replaceChildren(el("div", { class: "result error" }, String(err.message ?? err)));
+        }
+      },
+    }, args, el("button", { type: "submit" }, "Run"));
+    return el("div", { class: "fn", "data-fn": name }, el("h3", {}, name), form, out);
+  });
+  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...cards);
+}
+
+function nodeOf(info) {
+  return info.config?.node || "this node";
+}
+
+async function refresh() {
+  if (!api) return;
+  let natives = [];
+  let mine = [];
+  try {
+    natives = await api.listServices("public");
+    mine = await api.listServices();
+  } catch (err) {
+    return;
+  }
+  const byNode = new Map();
+  for (const s of natives) {
+    if (!byNode.has(nodeOf(s))) byNode.set(nodeOf(s), []);
+    byNode.get(nodeOf(s)).push(s);
+  }
+  const nodes = [...byNode.keys()].sort().map((node) => {
+    const items = byNode.get(node).sort((a, b) => a.id.localeCompare(b.id)).map((s) => {
+      const [, rest] = s.id.split("/");
+      const [plugin, sid] = rest.split(":");
+      const label = sid === "default" ? plugin : `${plugin}:${sid}`;
+      return el("button", {
+        "data-service": s.id, "data-plugin": sid === "default" ? plugin : "",
+        "aria-current": String(s.id === selected),
+        onclick: () => openService(s.id, label),
+      }, label);
+    });
+    return el("div", { class: "node", "data-node": node },
+              el("div", { class: "node-id", title: node }, `node ${node.slice(0, 12)}`), ...items);
+  });
+  $("#nodes").replaceChildren(...(nodes.length ? nodes : [el("p", { class: "muted" }, "No plugins yet: `joy install` one.")]));
+  const clients = mine.filter((s) => !s.id.endsWith(":built-in") && s.type !== "joy-ui")
+    .map((s) => el("li", {}, el("button", { "data-service": s.id, onclick: () => openService(s.id, s.id) }, s.id)));
+  $("#client-services").replaceChildren(...clients);
+}
+
+async function main() {
+  const state = $("#connection");
+  try {
+    api = await connectToServer({
+      server_url: location.origin,
+      client_id: `joy-core-${Math.random().toString(36).slice(2, 10)}`,
+    });
+  } catch (err) {
+    state.dataset.state = "disconnected";
+    state.textContent = `cannot connect: ${err.message ?? err}`;
+    return;
+  }
+  state.dataset.state = "connected";
+  state.textContent = "connected";
+  $("#identity").textContent = `${api.config.workspace}`;
+  await api.registerService({
+    id: "joy-ui",
+    type: "joy-ui",
+    name: "Joy browser core",
+    description: "Shows plugins' dialogs, messages and progress",
+    config: { visibility: "unlisted" },
+    show,
+  });
+  document.body.dataset.ready = "true";
+  await refresh();
+  setInterval(refresh, 2000);
+}
+
+main();

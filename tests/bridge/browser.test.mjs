@@ -1,0 +1,118 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+//
+// End to end in headless Chromium (playwright-core + Debian's chromium):
+// the browser core served by a bridge on a head, with plugins on the head
+// and on a worker. Screenshots go to $JOY_TEST_OUT.
+
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+
+import { node, require } from "./harness.mjs";
+
+const { chromium } = require("playwright-core");
+
+const out = path.join(process.env.JOY_TEST_OUT || "/tmp/joy-bridge-out", "browser");
+mkdirSync(out, { recursive: true });
+
+// Headless Chromium as root in a container: no sandbox of its own (the
+// test machine is the boundary), no GPU, no shared-memory /dev/shm.
+const flags = [
+  "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+  "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+  "--mute-audio",
+];
+
+let head;
+let worker;
+let context;
+let page;
+let profile;
+
+before(async () => {
+  head = new node({ bridge: "127.0.0.1:0" }).start();
+  worker = new node({ join: head }).start();
+  head.install("hello");
+  worker.install("demo");
+  worker.install("arrays");
+  profile = mkdtempSync("/tmp/joy-chromium-");
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.JOY_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: flags,
+  });
+  page = await context.newPage();
+  page.on("pageerror", (err) => console.error("page error:", err));
+  await page.goto(head.url);
+  await page.waitForSelector("body[data-ready=true]");
+});
+
+after(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  worker?.remove();
+  head?.remove();
+});
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
+}
+
+async function run(plugin, fn, args) {
+  await page.click(`[data-plugin="${plugin}"]`);
+  const card = `[data-fn="${fn}"]`;
+  await page.waitForSelector(card);
+  await page.fill(`${card} input[name=args]`, JSON.stringify(args));
+  await page.click(`${card} button[type=submit]`);
+  return card;
+}
+
+test("the core shows the plugins of both nodes", async () => {
+  await page.waitForSelector(`[data-node="${head.id}"] [data-plugin="hello"]`);
+  await page.waitForSelector(`[data-node="${worker.id}"] [data-plugin="demo"]`);
+  await page.waitForSelector(`[data-node="${worker.id}"] [data-plugin="arrays"]`);
+  await shot("plugins");
+});
+
+test("a plugin function runs from the form and shows its result", async () => {
+  const card = await run("hello", "add", [2, 3]);
+  const result = await page.waitForSelector(`${card} .result:not(.muted)`);
+  assert.equal((await result.textContent()).trim(), "5");
+  await shot("run-add");
+});
+
+test("a prompt raised by a plugin on the other node is answered in the page", async () => {
+  const card = await run("demo", "greet", ["Ada"]);
+  await page.waitForSelector("dialog[open][data-kind=prompt]");
+  assert.match(await page.textContent("#dialog-text"), /Greeting for Ada/);
+  await shot("prompt");
+  await page.fill("#dialog-input", "Welcome");
+  await page.click("#dialog-ok");
+  const result = await page.waitForSelector(`${card} .result:not(.muted)`);
+  assert.equal((await result.textContent()).trim(), '"Welcome, Ada!"');
+});
+
+test("an alert from a plugin appears and a message is listed", async () => {
+  const card = await run("demo", "notify", ["the data is ready"]);
+  await page.waitForSelector("dialog[open][data-kind=alert]");
+  assert.match(await page.textContent("#dialog-text"), /the data is ready/);
+  await page.click("#dialog-ok");
+  await page.waitForSelector(`${card} .result:not(.muted)`);
+});
+
+test("an ndarray result is drawn as an image", async () => {
+  const card = await run("arrays", "gradient", [48, 64]);
+  const canvas = await page.waitForSelector(`${card} canvas.ndarray`);
+  assert.equal(await canvas.getAttribute("data-shape"), "48x64");
+  // The top-left pixel is black and the bottom-right one white.
+  const corners = await page.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    const ctx = c.getContext("2d");
+    return [ctx.getImageData(0, 0, 1, 1).data[0],
+            ctx.getImageData(c.width - 1, c.height - 1, 1, 1).data[0]];
+  }, `${card} canvas.ndarray`);
+  assert.deepEqual(corners, [0, 255]);
+  await shot("ndarray");
+});
