@@ -4,6 +4,7 @@
 #include "actors/bridge/http_server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -215,7 +216,8 @@ public:
     t.idle_timeout = cfg.idle_timeout;
     t.keep_alive_pings = true;
     ws_.set_option(t);
-    ws_.read_message_max(cfg.frame_max);
+    // The cap is checked as frames arrive (see read()).
+    ws_.read_message_max(0);
     ws_.auto_fragment(false);
     ws_.set_option(
       websocket::stream_base::decorator([](websocket::response_type& res) {
@@ -289,8 +291,12 @@ private:
   void read() {
     if (closing_ || !open_)
       return;
-    ws_.async_read(
-      in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    // Piece by piece, so that the frame cap is ours to enforce: Beast 1.74
+    // fails an oversized message by closing with input unread, which
+    // resets the connection before the client reads the 1009.
+    ws_.async_read_some(
+      in_, 64 * 1024,
+      [self = shared_from_this()](beast::error_code ec, std::size_t) {
         self->on_read(ec);
       });
   }
@@ -298,6 +304,19 @@ private:
   void on_read(beast::error_code ec) {
     if (ec) {
       finish(ec);
+      return;
+    }
+    if (in_.size() > server_->cfg().frame_max) {
+      in_.consume(in_.size());
+      log(log_level::debug, "bridge", "closing ", remote_,
+          ": a frame over the cap");
+      begin_close(1009, "frame larger than "
+                          + std::to_string(server_->cfg().frame_max)
+                          + " bytes");
+      return;
+    }
+    if (!ws_.is_message_done()) {
+      read();
       return;
     }
     std::string data{static_cast<const char*>(in_.cdata().data()), in_.size()};
@@ -407,17 +426,37 @@ private:
     if (!open_)
       return;
     open_ = false;
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both,
-                                                   ignored);
-    beast::get_lowest_layer(ws_).close();
     if (server_->ws_.erase(shared_from_this()) > 0)
       --server_->ws_count_;
+    // Closing with unread input would reset the connection and lose the
+    // close frame just sent (a client still sending an oversized frame
+    // would see 1006, not 1009): stop sending, drain for a moment, close.
+    auto& stream = beast::get_lowest_layer(ws_);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!stream.socket().is_open())
+      return;
+    stream.expires_after(std::chrono::seconds{2});
+    drain();
+  }
+
+  void drain() {
+    auto& stream = beast::get_lowest_layer(ws_);
+    stream.async_read_some(
+      asio::buffer(scratch_),
+      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (!ec) {
+          self->drain();
+          return;
+        }
+        beast::get_lowest_layer(self->ws_).close();
+      });
   }
 
   std::shared_ptr<impl> server_;
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer in_;
+  std::array<char, 16384> scratch_;
   std::deque<std::pair<std::string, bool>> out_;
   std::size_t queued_bytes_ = 0;
   std::size_t in_flight_ = 0;

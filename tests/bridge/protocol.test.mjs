@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import {
-  connect, disconnectAll, node, raw, until, hyphaWebsocketClient,
+  connect, disconnectAll, joy, node, raw, until, hyphaWebsocketClient,
 } from "./harness.mjs";
 
 let head;
@@ -305,6 +305,17 @@ describe("workspaces", () => {
       await assert.rejects(
         wm.register_service({ id, name: "evil", type: "generic", config: { visibility: "public" } }),
         /Permission denied/, id);
+  });
+
+  test("a token from `joy token` admits a client to its workspace", async () => {
+    const token = joy(head.home, "token", "--workspace", "team-a", "--user", "ada").trim();
+    const c = await connect(url, { client_id: "ws-team", token, workspace: "team-a" });
+    assert.equal(c.config.workspace, "team-a");
+    assert.equal(c.config.user.id, "ada");
+    const forged = token.slice(0, -3) + (token.endsWith("AAA") ? "BBB" : "AAA");
+    await assert.rejects(
+      hyphaWebsocketClient.connectToServer({ server_url: url, token: forged }),
+      /invalid token/);
   });
 
   test("a token for another workspace cannot be issued", async () => {

@@ -50,6 +50,7 @@
 #include "tools/joy/format.hpp"
 #include "tools/joy/new_plugin.hpp"
 #include "tools/joy/node_client.hpp"
+#include "tools/joy/token.hpp"
 #include "tools/joy/ui.hpp"
 
 namespace fs = std::filesystem;
@@ -538,6 +539,9 @@ int main(int argc, char** argv) {
   joy::cli::cert_args cert_args;
   auto* cert = joy::cli::add_cert_command(app, cert_args);
 
+  joy::cli::token_args token_args;
+  auto* token = joy::cli::add_token_command(app, token_args);
+
   auto* status = app.add_subcommand(
     "status", "Show the node: identity, resources, plugins");
   bool status_json = false;
@@ -687,6 +691,8 @@ int main(int argc, char** argv) {
     }
     if (cert->parsed())
       return joy::cli::run_cert_command(cert_args, home);
+    if (token->parsed())
+      return joy::cli::run_token_command(token_args, home);
     if (app.got_subcommand("stop"))
       return cmd_stop(home);
     if (app.got_subcommand("ui"))

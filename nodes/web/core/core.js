@@ -252,10 +252,21 @@ async function refresh() {
 
 async function main() {
   const state = $("#connection");
+  // A token from `joy token` arrives in the URL once; it is kept for this
+  // tab only and taken out of the address bar and the history.
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    sessionStorage.setItem("joy-token", params.get("token"));
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : ""));
+  }
+  const token = sessionStorage.getItem("joy-token") || undefined;
   try {
     api = await connectToServer({
       server_url: location.origin,
       client_id: `joy-core-${Math.random().toString(36).slice(2, 10)}`,
+      token,
     });
   } catch (err) {
     state.dataset.state = "disconnected";
