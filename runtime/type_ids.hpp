@@ -76,5 +76,6 @@ CAF_ADD_ATOM(joy, joy, token_atom, "token")
 CAF_ADD_ATOM(joy, joy, subscribe_atom, "subscribe")
 CAF_ADD_ATOM(joy, joy, client_atom, "client")
 CAF_ADD_ATOM(joy, joy, auth_atom, "auth")
+CAF_ADD_ATOM(joy, joy, fetch_atom, "fetch")
 
 CAF_END_TYPE_ID_BLOCK(joy)

@@ -108,6 +108,8 @@ public:
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> stream(StreamContext context) override;
+
 private:
   std::shared_ptr<const shm_origin> origin_;
 };
@@ -148,6 +150,18 @@ private:
   buffer bytes_;
   std::size_t chunk_;
 };
+
+kj::Promise<void> shm_server::stream(StreamContext context) {
+  auto params = context.getParams();
+  auto& block = origin_->block();
+  auto offset = params.getOffset();
+  auto size = params.getSize();
+  KJ_REQUIRE(offset <= block.size() && size <= block.size() - offset,
+             "range outside the block", offset, size, block.size());
+  context.getResults().setSource(kj::heap<byte_source>(
+    buffer::in(origin_, block.data() + offset, size), 1 << 20));
+  return kj::READY_NOW;
+}
 
 /// Where a stream lands: memory of the declared size, filled in order.
 struct sink_state {
@@ -396,6 +410,161 @@ value_codec::read_function(wire::Function::Reader in) {
   auto id = ctx_.keep(in.getCallable());
   return function_ref{
     std::make_shared<const remote_function>(ctx_.thread(), id), in.getName()};
+}
+
+namespace {
+
+/// Readable bytes for relayed ones: mapped (shm) or pulled (stream).
+caf::expected<buffer> readable_bytes(kj_context& ctx, const buffer& b,
+                                     std::vector<kj::Promise<void>>& pending) {
+  auto* relay = dynamic_cast<const relayed_bytes*>(b.origin().get());
+  if (relay == nullptr || b.readable())
+    return b;
+  auto* cap = &relay->cap.thread() == &ctx.thread()
+                ? ctx.capability(relay->cap.id())
+                : nullptr;
+  if (cap == nullptr)
+    return not_here(b);
+  if (relay->how == relayed_bytes::arm::shm) {
+    auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
+    KJ_IF_MAYBE (fd, hook->getFd()) {
+      auto block = shm_block::map(*fd, relay->offset, b.size());
+      if (!block)
+        return std::move(block.error());
+      auto* data = (*block)->data() + relay->offset;
+      auto id = ctx.keep(capnp::Capability::Client{kj::mv(hook)});
+      return buffer::in(
+        std::make_shared<mapped_block>(std::move(*block), ctx.thread(), id),
+        data, b.size());
+    }
+    // The descriptor stayed on another host: ask the block's owner for
+    // the bytes instead.
+  }
+  if (b.size() > ctx.large_data().max_stream_bytes)
+    return make_error(errc::too_large, "a stream of " + std::to_string(b.size())
+                                         + " bytes is over this node's limit");
+  auto dst = writable_buffer::on_heap(b.size());
+  if (!dst)
+    return std::move(dst.error());
+  auto state = std::make_shared<sink_state>();
+  state->dst = dst->data();
+  state->size = b.size();
+  auto check = [state](auto&&) {
+    KJ_REQUIRE(state->done && state->written == state->size,
+               "stream ended early", state->written, state->size);
+  };
+  if (relay->how == relayed_bytes::arm::shm) {
+    auto ranged = cap->castAs<wire::SharedMemory>().streamRequest();
+    ranged.setOffset(relay->offset);
+    ranged.setSize(b.size());
+    pending.push_back(
+      ranged.send()
+        .then([state](capnp::Response<wire::SharedMemory::StreamResults> r) {
+          auto req = r.getSource().pipeToRequest();
+          req.setSink(kj::heap<byte_sink>(state));
+          return req.send().ignoreResult();
+        })
+        .then([state] {
+          KJ_REQUIRE(state->done && state->written == state->size,
+                     "stream ended early", state->written, state->size);
+        }));
+    return std::move(*dst).freeze();
+  }
+  auto req = cap->castAs<wire::ByteSource>().pipeToRequest();
+  req.setSink(kj::heap<byte_sink>(state));
+  pending.push_back(req.send().then(check));
+  return std::move(*dst).freeze();
+}
+
+caf::expected<value> readable_value(kj_context& ctx, const value& x,
+                                    std::vector<kj::Promise<void>>& pending,
+                                    std::size_t depth) {
+  if (depth > max_value_depth)
+    return make_error(errc::too_large, "value nests too deep");
+  if (auto* b = x.as_bytes()) {
+    auto r = readable_bytes(ctx, *b, pending);
+    if (!r)
+      return std::move(r.error());
+    return value{std::move(*r)};
+  }
+  if (auto* a = x.as_ndarray()) {
+    auto r = readable_bytes(ctx, a->data, pending);
+    if (!r)
+      return std::move(r.error());
+    auto copy = *a;
+    copy.data = std::move(*r);
+    return value{std::move(copy)};
+  }
+  if (auto* l = x.as_list()) {
+    value_list out;
+    out.reserve(l->size());
+    for (auto& y : *l) {
+      auto r = readable_value(ctx, y, pending, depth + 1);
+      if (!r)
+        return r;
+      out.push_back(std::move(*r));
+    }
+    return value{std::move(out)};
+  }
+  if (auto* m = x.as_map()) {
+    value_map out;
+    out.reserve(m->size());
+    for (auto& [k, y] : *m) {
+      auto r = readable_value(ctx, y, pending, depth + 1);
+      if (!r)
+        return r;
+      out.append_unchecked(k, std::move(*r));
+    }
+    return value{std::move(out)};
+  }
+  return x;
+}
+
+} // namespace
+
+bool has_unreadable_bytes(const value& x) {
+  if (auto* b = x.as_bytes())
+    return !b->readable();
+  if (auto* a = x.as_ndarray())
+    return !a->data.readable();
+  if (auto* l = x.as_list())
+    return std::any_of(l->begin(), l->end(),
+                       [](const value& y) { return has_unreadable_bytes(y); });
+  if (auto* m = x.as_map())
+    return std::any_of(m->begin(), m->end(), [](const auto& kv) {
+      return has_unreadable_bytes(kv.second);
+    });
+  return false;
+}
+
+void serve_readable_values(kj_context& ctx) {
+  ctx.on_request([](kj_context& ctx, caf::message& msg, reply_handle& reply) {
+    if (!msg.match_elements<fetch_atom, value>())
+      return false;
+    std::vector<kj::Promise<void>> pending;
+    auto x = readable_value(ctx, msg.get_as<value>(1), pending, 0);
+    if (!x || pending.empty()) {
+      if (x)
+        reply.deliver_value(std::move(*x));
+      else
+        reply.deliver(std::move(x.error()));
+      return true;
+    }
+    auto all = kj::heapArrayBuilder<kj::Promise<void>>(pending.size());
+    for (auto& p : pending)
+      all.add(kj::mv(p));
+    auto shared = std::make_shared<reply_handle>(std::move(reply));
+    ctx.tasks().add(kj::joinPromises(all.finish())
+                      .then(
+                        [shared, x = std::move(*x)]() mutable {
+                          shared->deliver_value(std::move(x));
+                        },
+                        [shared](kj::Exception&& ex) {
+                          shared->deliver(error_from_exception(
+                            ex, "the stream of relayed bytes"));
+                        }));
+    return true;
+  });
 }
 
 void serve_remote_functions(kj_context& ctx) {

@@ -85,6 +85,16 @@ caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
 /// Call once, on the kj thread.
 void serve_remote_functions(kj_context& ctx);
 
+/// Answers `(fetch_atom, value)` sent to the gateway with the value whose
+/// every byte is readable in this process: shared-memory blocks a node
+/// relays are mapped (read-only; the SDK seals them against shrinking),
+/// streams are pulled into memory. For the one part of a node that must
+/// look at bytes it relays: the bridge, which writes them into msgpack.
+void serve_readable_values(kj_context& ctx);
+
+/// Whether some bytes in `x` are a relayed capability, not memory.
+bool has_unreadable_bytes(const value& x);
+
 /// Turns the exception of a broken Cap'n Proto call into Joy's error.
 caf::error error_from_exception(const kj::Exception& ex,
                                 const std::string& what);

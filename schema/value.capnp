@@ -52,6 +52,10 @@ interface SharedMemory {
   # Cap'n Proto 0.9 passes file descriptors only as capabilities: this
   # capability's server hands over the block's sealed memfd (Server::getFd).
   size @0 () -> (size :UInt64);
+  stream @1 (offset :UInt64, size :UInt64) -> (source :ByteSource);
+  # Those bytes of the block in chunks, for a holder that did not get the
+  # descriptor: the capability crossed a link between hosts (a function's
+  # result, say), or the holder must not map it.
 }
 
 struct StreamedBytes {

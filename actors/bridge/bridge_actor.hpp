@@ -127,6 +127,9 @@ struct bridge_settings {
   std::shared_ptr<const token_signer> tokens;
   node_actor node;
   core_actor core;
+  /// The kj thread's gateway, which maps arrays the node relays
+  /// (`fetch_atom`, runtime/value_codec.hpp) so they can go into msgpack.
+  caf::actor kj_gateway;
 };
 
 using bridge_settings_ptr = std::shared_ptr<const bridge_settings>;

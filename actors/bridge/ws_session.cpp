@@ -3,6 +3,7 @@
 
 #include "actors/bridge/ws_session.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 
@@ -16,6 +17,7 @@
 #include "runtime/api_op.hpp"
 #include "runtime/errc.hpp"
 #include "runtime/log.hpp"
+#include "runtime/value_codec.hpp"
 
 namespace joy {
 
@@ -209,6 +211,19 @@ void call_client(self_ptr self, const std::string& from, const std::string& ws,
     done(make_error(errc::disconnected, "client " + st.me + " is gone"));
     return;
   }
+  if (st.cfg->kj_gateway
+      && std::any_of(args.begin(), args.end(), has_unreadable_bytes)) {
+    self
+      ->request(st.cfg->kj_gateway, st.cfg->call_timeout, fetch_atom_v,
+                value{std::move(args)})
+      .then(
+        [self, from, ws, method, kwargs, functions, done](value& x) mutable {
+          call_client(self, from, ws, method, std::move(*x.as_list()),
+                      std::move(kwargs), functions, std::move(done));
+        },
+        [done](caf::error& err) { done(std::move(err)); });
+    return;
+  }
   auto sid = random_id();
   value_map main{{"type", "method"},     {"from", from},   {"to", st.me},
                  {"method", method},     {"session", sid}, {"ws", ws},
@@ -243,6 +258,21 @@ void call_client(self_ptr self, const std::string& from, const std::string& ws,
 void respond(self_ptr self, const envelope& env, const std::string& identity,
              caf::expected<value> result, std::string functions_at = {}) {
   auto& st = self->state;
+  if (result && !env.session.empty() && has_unreadable_bytes(*result)
+      && st.cfg->kj_gateway) {
+    // Arrays a plugin sent by shared memory or stream: read them first.
+    self
+      ->request(st.cfg->kj_gateway, st.cfg->call_timeout, fetch_atom_v,
+                std::move(*result))
+      .then(
+        [self, env, identity, functions_at](value& x) {
+          respond(self, env, identity, std::move(x), functions_at);
+        },
+        [self, env, identity](caf::error& err) {
+          respond(self, env, identity, std::move(err));
+        });
+    return;
+  }
   st.inbound.erase(env.session);
   if (env.session.empty())
     return;

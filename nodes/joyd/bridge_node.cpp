@@ -29,7 +29,8 @@ std::string default_web_root() {
 caf::error bridge_node::start(caf::actor_system& sys,
                               const bridge_options& opts,
                               const std::string& home,
-                              const std::string& node_id, core_actor core) {
+                              const std::string& node_id, core_actor core,
+                              caf::actor kj_gateway) {
   http_server_config hcfg;
   auto address = opts.address;
   auto colon = address.rfind(':');
@@ -65,6 +66,7 @@ caf::error bridge_node::start(caf::actor_system& sys,
   settings->anonymous_remote = opts.anonymous_remote;
   settings->tokens = std::make_shared<token_signer>(std::move(*tokens));
   settings->core = core;
+  settings->kj_gateway = std::move(kj_gateway);
   settings_ = settings;
   bridge_ = spawn_bridge(sys, settings);
   auto bridge = bridge_;

@@ -39,7 +39,7 @@ public:
   /// io_error.
   caf::error start(caf::actor_system& sys, const bridge_options& opts,
                    const std::string& home, const std::string& node_id,
-                   core_actor core);
+                   core_actor core, caf::actor kj_gateway);
 
   /// Serves clients, who reach the cluster's plugins through `node`.
   void run(node_actor node);

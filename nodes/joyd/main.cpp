@@ -555,7 +555,8 @@ int main(int argc, char** argv) {
   // it serves once the node runs.
   joy::bridge_node bridge;
   if (!bridge_opts.address.empty()) {
-    if (auto err = bridge.start(sys, bridge_opts, home, node_id, core)) {
+    if (auto err
+        = bridge.start(sys, bridge_opts, home, node_id, core, kj.gateway())) {
       caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
@@ -618,6 +619,8 @@ int main(int argc, char** argv) {
            lcfg2 = std::move(lcfg2)](joy::kj_context& ctx) mutable {
     // Function values passed through this node can be called from here.
     joy::serve_remote_functions(ctx);
+    // The bridge writes relayed arrays into msgpack for browsers.
+    joy::serve_readable_values(ctx);
     joy::start_cluster_links(ctx, links_id, std::move(lcfg2));
     listening.set_value(joy::start_control_server(
       ctx, server_id, std::move(ccfg), std::move(*tcp)));

@@ -116,3 +116,10 @@ test("an ndarray result is drawn as an image", async () => {
   assert.deepEqual(corners, [0, 255]);
   await shot("ndarray");
 });
+
+test("a large array from the other node is drawn too", async () => {
+  // 600x800 bytes travel by the stream arm between the nodes.
+  const card = await run("arrays", "gradient", [600, 800]);
+  const canvas = await page.waitForSelector(`${card} canvas.ndarray[data-shape="600x800"]`);
+  assert.ok(canvas);
+});

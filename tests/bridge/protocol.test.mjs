@@ -20,6 +20,7 @@ before(() => {
   head = new node({ bridge: "127.0.0.1:0" }).start();
   worker = new node({ join: head }).start();
   head.install("hello");
+  head.install("arrays");
   worker.install("demo");
   url = head.url;
 });
@@ -347,6 +348,18 @@ describe("native plugins", () => {
     const demo = await c.getService("public/demo");
     const id = `${c.config.workspace}/nat-3:twice`;
     await until(async () => (await demo.use(id, 21)) === 42, 10000, "the directory to know the service");
+  });
+
+  test("an array a plugin sends by shared memory reaches the client whole", async () => {
+    const c = await connect(url, { client_id: "nat-shm" });
+    const arrays = await c.getService("arrays");
+    const img = await arrays.gradient(512, 512); // 256 KiB: the shm arm
+    assert.equal(img._rtype, "ndarray");
+    assert.deepEqual(img._rshape, [512, 512]);
+    assert.equal(img._rdtype, "uint8");
+    assert.equal(img._rvalue.length, 512 * 512);
+    assert.equal(img._rvalue[0], 0);
+    assert.equal(img._rvalue[512 * 512 - 1], 255);
   });
 
   test("native plugins are listed in workspace public", async () => {
