@@ -319,6 +319,31 @@ describe("workspaces", () => {
       /invalid token/);
   });
 
+  test("an event pattern cannot reach other workspaces' events (V2)", async () => {
+    const c = await connect(url, { client_id: "ws-v2" });
+    for (const pattern of ["*", "ws-user-*/client_connected", "other/service_added"])
+      await assert.rejects(c.subscribe(pattern), /cannot subscribe/, pattern);
+  });
+
+  test("the workspaces a service is shared with are not listed (V3)", async () => {
+    const owner = await connect(url, { client_id: "ws-v3" });
+    await owner.registerService({
+      id: "shared", config: { visibility: "protected", authorized_workspaces: ["friend-ws"] },
+      f: () => 1,
+    });
+    const [info] = await owner.listServices({ service_id: "shared" });
+    assert.equal(info.id, `${owner.config.workspace}/ws-v3:shared`);
+    assert.equal(info.config.authorized_workspaces, undefined);
+  });
+
+  test("errors reach other clients without their traceback (V5)", async () => {
+    const c = await connect(url, { client_id: "ws-v5" });
+    const hello = await c.getService("hello");
+    const err = await hello.add("x", 1).catch((e) => e);
+    // "RemoteError: <message>\n<trace>": the trace part is empty.
+    assert.match(String(err.message), /^RemoteError: .+\n$/s);
+  });
+
   test("a token for another workspace cannot be issued", async () => {
     const c = await connect(url, { client_id: "ws-issuer" });
     await assert.rejects(c.generateToken({ config: { workspace: "public" } }), /Permission denied/);
