@@ -180,6 +180,10 @@ capnp::Capability::Client raw_plugin_server();
 /// ndarrays between them, against raw Cap'n Proto over TCP, a raw unix
 /// socket and raw TCP throughput, measured in the same run.
 std::vector<row> run_cluster_benches(const options& opts);
+
+/// B9 (hypha-rpc calls through the bridge), B7c (1 MiB arrays to a
+/// client) and B12 (idle clients): a node with a bridge driven by Node.
+std::vector<row> run_bridge_benches(const options& opts);
 int serve_echo();
 
 } // namespace joy::bench

@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
   opts.examples_dir = opts.bin_dir + "/../examples";
   app.add_flag("--json", as_json, "Print JSON");
   app
-    .add_option("--only", only,
-                "Run only these benchmarks (B1, B3, B4, B8; B6 and B7b run "
-                "together, as do B5, B7a and CB)")
+    .add_option(
+      "--only", only,
+      "Run only these benchmarks (B1, B3, B4, B8; B9, B7c and B12 run "
+      "together; B6 and B7b run "
+      "together, as do B5, B7a and CB)")
     ->delimiter(',');
   app.add_option("--samples", opts.samples, "Round trips per latency figure");
   app.add_option("--calls", opts.calls, "Calls per throughput figure");
@@ -67,6 +69,10 @@ int main(int argc, char** argv) {
     }
     if (want("B6") || want("B7b")) {
       auto r = joy::bench::run_cluster_benches(opts);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    if (want("B9") || want("B7c") || want("B12")) {
+      auto r = joy::bench::run_bridge_benches(opts);
       rows.insert(rows.end(), r.begin(), r.end());
     }
     if (want("B5") || want("B7a") || want("CB")) {
