@@ -31,6 +31,9 @@ bool may_access(const hypha_service& x, const std::string& caller_ws) {
 
 namespace {
 
+/// Services one client may register.
+constexpr std::size_t max_services_per_client = 1000;
+
 struct client_entry {
   std::string ws;
   std::string cid;
@@ -336,6 +339,18 @@ bridge_actor spawn_bridge(caf::actor_system& sys, bridge_settings_ptr cfg) {
         auto info = svc.info;
         auto key = service_key(svc);
         bool replaced = st.services.count(key) > 0;
+        if (!replaced) {
+          auto mine = std::count_if(
+            st.services.begin(), st.services.end(), [&](const auto& kv) {
+              return kv.second.workspace == svc.workspace
+                     && kv.second.client == svc.client;
+            });
+          if (mine >= static_cast<long>(max_services_per_client))
+            return make_error(errc::too_large,
+                              "a client may register at most "
+                                + std::to_string(max_services_per_client)
+                                + " services");
+        }
         st.services[key] = std::move(svc);
         broadcast(self, ws, replaced ? "service_updated" : "service_added",
                   std::move(info));

@@ -29,6 +29,11 @@ using done_fn = std::function<void(caf::expected<value>)>;
 /// The protocol version this bridge speaks, as hypha reports its own.
 constexpr const char* hypha_version = "0.21.40";
 
+/// Functions of plugins one client may hold, and chunked messages it may
+/// have open at once.
+constexpr std::size_t max_exports = 100'000;
+constexpr std::size_t max_open_messages = 64;
+
 /// Heartbeat interval the bridge asks of callees (hypha's `t`).
 constexpr int64_t heartbeat_seconds = 15;
 
@@ -113,6 +118,12 @@ public:
     std::string id;
     if (i != st.export_ids.end()) {
       id = i->second;
+    } else if (st.exports.size() >= max_exports) {
+      // Functions sent to a client live as long as it does; a client that
+      // collects them without end is stopped here, not by memory.
+      return make_error(errc::too_large, "client " + st.me + " holds "
+                                           + std::to_string(max_exports)
+                                           + " functions of plugins already");
     } else {
       id = "fn." + random_id();
       st.export_ids.emplace(key, id);
@@ -650,6 +661,12 @@ void handle_builtin(self_ptr self, const envelope& env,
   };
   if (op == "create") {
     drop(*key);
+    if (st.cache.size() >= max_open_messages) {
+      respond(
+        self, env, identity,
+        make_error(errc::overloaded, "too many chunked messages open at once"));
+      return;
+    }
     st.cache.emplace(*key, chunked{});
     respond(self, env, identity, value{});
     return;

@@ -147,3 +147,14 @@ test("a thousand idle clients do not disturb the others", async () => {
   await Promise.all(idle.map((ws) => new Promise((r) => { ws.on("close", r); ws.close(1000); })));
   await stillFine();
 });
+
+test("a client registering services without end is stopped at a thousand", async () => {
+  const c = await connect(url, { client_id: "hoarder" });
+  const wm = await c.getService("~");
+  const info = (i) => ({ id: `s${i}`, name: `s${i}`, type: "generic", config: { visibility: "protected" } });
+  // The client's own built-in service counts too.
+  for (let i = 0; i < 999; ++i) await wm.register_service(info(i));
+  await assert.rejects(wm.register_service(info(999)), /at most 1000 services/);
+  await wm.register_service(info(5)); // replacing one is fine
+  await stillFine();
+});
