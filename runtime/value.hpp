@@ -200,6 +200,9 @@ public:
 struct function_ref {
   std::shared_ptr<const function_impl> impl;
   std::string name;
+  /// Its parameters' names, when its maker knows them (for forms and
+  /// schemas; calls do not need them).
+  std::vector<std::string> params = {};
 
   /// Identity: two refs are equal when they share the function.
   friend bool operator==(const function_ref& x,

@@ -401,6 +401,9 @@ caf::error value_codec::write_function(const function_ref& f,
   if (!cap)
     return cap.error();
   out.setName(f.name);
+  auto params = out.initParams(static_cast<unsigned>(f.params.size()));
+  for (unsigned i = 0; i < f.params.size(); ++i)
+    params.set(i, f.params[i]);
   out.setCallable(kj::mv(*cap));
   return caf::none;
 }
@@ -408,8 +411,12 @@ caf::error value_codec::write_function(const function_ref& f,
 caf::expected<function_ref>
 value_codec::read_function(wire::Function::Reader in) {
   auto id = ctx_.keep(in.getCallable());
-  return function_ref{
-    std::make_shared<const remote_function>(ctx_.thread(), id), in.getName()};
+  function_ref f{std::make_shared<const remote_function>(ctx_.thread(), id),
+                 in.getName(),
+                 {}};
+  for (auto p : in.getParams())
+    f.params.emplace_back(p.cStr());
+  return f;
 }
 
 namespace {

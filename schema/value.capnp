@@ -103,6 +103,8 @@ struct Function {
   # released when the last holder drops it.
   callable @0 :Callable;
   name @1 :Text;
+  params @2 :List(Text);
+  # Its parameters' names, when known.
 }
 
 interface Callable {

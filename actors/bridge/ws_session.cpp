@@ -129,9 +129,29 @@ public:
       st.export_ids.emplace(key, id);
       st.exports.emplace(id, f);
     }
-    return value_map{{"_rtype", "method"}, {"_rtarget", identity_},
-                     {"_rmethod", id},     {"_rpromise", "*"},
-                     {"_rname", f.name},   {"_rdoc", ""}};
+    value_map out{{"_rtype", "method"}, {"_rtarget", identity_},
+                  {"_rmethod", id},     {"_rpromise", "*"},
+                  {"_rname", f.name},   {"_rdoc", ""}};
+    if (!f.params.empty()) {
+      // hypha's function schema (JSON Schema, as tool-calling APIs write
+      // it): clients show it as `__schema__`; the browser core builds its
+      // forms from it.
+      value_map properties;
+      value_list required;
+      for (auto& p : f.params) {
+        properties.insert(p, value_map{});
+        required.emplace_back(p);
+      }
+      value_map parameters{{"type", "object"},
+                           {"properties", value{std::move(properties)}},
+                           {"required", value{std::move(required)}}};
+      value_map function{{"name", f.name},
+                         {"parameters", value{std::move(parameters)}}};
+      out.insert("_rschema",
+                 value_map{{"type", "function"},
+                           {"function", value{std::move(function)}}});
+    }
+    return out;
   }
 
   caf::expected<value> decode(value_map m) override {

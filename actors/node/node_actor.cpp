@@ -484,27 +484,29 @@ service_info default_service(self_ptr self, const plugin_status& status) {
   auto node = caf::actor_cast<caf::actor>(self);
   value_map object;
   object.insert("name", value{status.name});
-  for (auto& method : status.methods) {
+  for (std::size_t k = 0; k < status.methods.size(); ++k) {
+    auto& method = status.methods[k];
     auto plugin = status.name;
-    object.insert(
-      method,
-      value{make_function(
-        node, method,
-        [self, plugin, method](value_list args, value_map kwargs,
-                               reply_handle reply) {
-          auto h = find_plugin(self, plugin);
-          if (!h || !(*h)->host) {
-            reply.deliver(make_error(
-              errc::unavailable, "plugin '" + plugin + "' is not available"));
-            return;
-          }
-          call_request req;
-          req.method = method;
-          req.args = std::move(args);
-          req.kwargs = std::move(kwargs);
-          reply.delegate(caf::actor_cast<caf::strong_actor_ptr>((*h)->host),
-                         caf::make_message(call_atom_v, std::move(req)));
-        })});
+    auto f = make_function(
+      node, method,
+      [self, plugin, method](value_list args, value_map kwargs,
+                             reply_handle reply) {
+        auto h = find_plugin(self, plugin);
+        if (!h || !(*h)->host) {
+          reply.deliver(make_error(errc::unavailable,
+                                   "plugin '" + plugin + "' is not available"));
+          return;
+        }
+        call_request req;
+        req.method = method;
+        req.args = std::move(args);
+        req.kwargs = std::move(kwargs);
+        reply.delegate(caf::actor_cast<caf::strong_actor_ptr>((*h)->host),
+                       caf::make_message(call_atom_v, std::move(req)));
+      });
+    if (k < status.params.size())
+      f.params = status.params[k];
+    object.insert(method, value{std::move(f)});
   }
   service_info svc;
   svc.id = service_of(status.name);

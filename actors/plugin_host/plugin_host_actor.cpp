@@ -374,13 +374,15 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
       [self](status_atom) -> plugin_status { return self->state.status; },
       // -- from the kj thread and timers --------------------------------------
       [self](ready_atom, uint64_t id, int32_t pid,
-             std::vector<std::string>& methods) {
+             std::vector<std::string>& methods,
+             std::vector<std::vector<std::string>>& params) {
         auto& st = self->state;
         if (id != st.link || st.status.state != plugin_state::starting)
           return;
         st.status.state = plugin_state::running;
         st.status.pid = pid;
         st.status.methods = std::move(methods);
+        st.status.params = std::move(params);
         // last_error stays: after a restart it tells why there was one.
         log(log_level::info, "plugin " + st.status.name, "running as pid ",
             pid);

@@ -58,7 +58,8 @@ using plugin_host_actor = plugin_actor::extend<
   // -- internal: from the kj thread and timers --------------------------------
   /// The link `id` finished its handshake; the process has `pid` and
   /// exports `methods`.
-  caf::reacts_to<ready_atom, uint64_t, int32_t, std::vector<std::string>>,
+  caf::reacts_to<ready_atom, uint64_t, int32_t, std::vector<std::string>,
+                 std::vector<std::vector<std::string>>>,
   /// The connection of link `id` broke while the plugin was in use; sent
   /// before any caller hears of it, so the next call starts a new process.
   caf::reacts_to<down_atom, uint64_t, std::string>,

@@ -240,18 +240,27 @@ kj::Promise<void> plugin_link::hello(
         tasks_.add(p->describeRequest().send().then(
           [this](capnp::Response<wire::Plugin::DescribeResults> resp) {
             std::vector<std::string> methods;
+            std::vector<std::vector<std::string>> params;
             auto desc = read_result(resp.getResult());
             if (desc && desc->as_map() != nullptr)
               if (auto* m = desc->as_map()->find("methods"))
                 if (m->as_map() != nullptr)
-                  for (auto& [name, info] : *m->as_map())
+                  for (auto& [name, info] : *m->as_map()) {
                     methods.push_back(name);
+                    auto& names = params.emplace_back();
+                    auto* i = info.as_map();
+                    auto* ps = i != nullptr ? i->find("params") : nullptr;
+                    if (ps != nullptr && ps->as_list() != nullptr)
+                      for (auto& p : *ps->as_list())
+                        if (p.as_string() != nullptr)
+                          names.push_back(*p.as_string());
+                  }
             if (exited_ || stopping_)
               return;
             ready_ = true;
             kj_context::send(host_, ready_atom_v, id_,
                              static_cast<int32_t>(proc_->pid()),
-                             std::move(methods));
+                             std::move(methods), std::move(params));
           },
           [this](kj::Exception&& ex) {
             fail(std::string{"describe() failed: "}

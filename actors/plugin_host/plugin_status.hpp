@@ -47,6 +47,8 @@ struct plugin_status {
   uint64_t starts = 0;
   /// The methods its default service exports (known once it runs).
   std::vector<std::string> methods;
+  /// Their parameters' names, in the same order (empty where unknown).
+  std::vector<std::vector<std::string>> params;
   /// Counters since the node started (filled in by the node).
   uint64_t calls = 0;
   uint64_t errors = 0;
@@ -62,8 +64,8 @@ typename Inspector::result_type inspect(Inspector& f, plugin_status& x) {
     return caf::none;
   });
   return f(caf::meta::type_name("joy::plugin_status"), x.name, state, x.pid,
-           x.last_error, x.starts, x.methods, x.calls, x.errors, x.p50_us,
-           x.memory_bytes, load);
+           x.last_error, x.starts, x.methods, x.params, x.calls, x.errors,
+           x.p50_us, x.memory_bytes, load);
 }
 
 } // namespace joy

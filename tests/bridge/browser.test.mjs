@@ -60,11 +60,18 @@ async function shot(name) {
   await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
 }
 
+/// Fills a function's form (one field per named parameter) and runs it.
 async function run(plugin, fn, args) {
   await page.click(`[data-plugin="${plugin}"]`);
   const card = `[data-fn="${fn}"]`;
   await page.waitForSelector(card);
-  await page.fill(`${card} input[name=args]`, JSON.stringify(args));
+  const inputs = await page.$$(`${card} form input`);
+  if (inputs.length === 1 && (await inputs[0].getAttribute("name")) === "args") {
+    await inputs[0].fill(JSON.stringify(args));
+  } else {
+    assert.equal(inputs.length, args.length, `${fn} has a field per parameter`);
+    for (let i = 0; i < args.length; ++i) await inputs[i].fill(JSON.stringify(args[i]));
+  }
   await page.click(`${card} button[type=submit]`);
   return card;
 }
@@ -78,6 +85,9 @@ test("the core shows the plugins of both nodes", async () => {
 
 test("a plugin function runs from the form and shows its result", async () => {
   const card = await run("hello", "add", [2, 3]);
+  // hello names its parameters: the form has a field for each.
+  assert.deepEqual(
+    await page.$$eval(`${card} form input`, (xs) => xs.map((x) => x.name)), ["a", "b"]);
   const result = await page.waitForSelector(`${card} .result:not(.muted)`);
   assert.equal((await result.textContent()).trim(), "5");
   await shot("run-add");

@@ -356,6 +356,8 @@ describe("native plugins", () => {
     const hello = await c.getService("hello");
     assert.equal(await hello.add(2, 3), 5);
     assert.equal(await hello.echo("hi"), "hi");
+    // The plugin's parameter names arrive as hypha's function schema.
+    assert.deepEqual(Object.keys(hello.add.__schema__.function.parameters.properties), ["a", "b"]);
   });
 
   test("a client calls a native plugin on another node and passes it a callback", async () => {

@@ -183,8 +183,15 @@ async function openService(id, title) {
   }
   const fns = Object.keys(svc).filter((k) => typeof svc[k] === "function");
   const cards = fns.map((name) => {
+    // With a schema (plugins name their parameters), one field per
+    // parameter; without, the arguments as one JSON list.
+    const schema = svc[name].__schema__?.function?.parameters?.properties;
+    const params = schema ? Object.keys(schema) : [];
     const args = el("input", { name: "args", value: "[]", "aria-label": `arguments of ${name}`,
                                title: "Arguments as a JSON list" });
+    const fields = params.map((p) => el("input", {
+      name: p, placeholder: p, "aria-label": p, title: `${p} (JSON, or plain text)`,
+    }));
     const out = el("div", { class: "output" });
     const form = el("form", {
       onsubmit: async (ev) => {
@@ -192,8 +199,16 @@ async function openService(id, title) {
         out.replaceChildren(el("div", { class: "result muted" }, "running…"));
         let parsed;
         try {
-          parsed = JSON.parse(args.value || "[]");
-          if (!Array.isArray(parsed)) parsed = [parsed];
+          if (fields.length) {
+            // A field that is not JSON is taken as text.
+            parsed = fields.map((f) => {
+              if (f.value === "") return null;
+              try { return JSON.parse(f.value); } catch { return f.value; }
+            });
+          } else {
+            parsed = JSON.parse(args.value || "[]");
+            if (!Array.isArray(parsed)) parsed = [parsed];
+          }
         } catch (err) {
           out.replaceChildren(el("div", { class: "result error" }, `Arguments must be JSON: ${err.message}`));
           return;
@@ -205,7 +220,7 @@ async function openService(id, title) {
           out.replaceChildren(el("div", { class: "result error" }, String(err.message ?? err)));
         }
       },
-    }, args, el("button", { type: "submit" }, "Run"));
+    }, ...(fields.length ? fields : [args]), el("button", { type: "submit" }, "Run"));
     return el("div", { class: "fn", "data-fn": name }, el("h3", {}, name), form, out);
   });
   pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...cards);
