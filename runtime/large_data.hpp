@@ -13,7 +13,9 @@
 ///   data must leave the host) sends them by the **stream arm**: the
 ///   receiver pulls them in chunks into memory of its own.
 /// * A node **relays**: it passes shm blocks and streams on as the
-///   capabilities they are, never mapping or buffering the bytes.
+///   capabilities they are, never mapping or buffering the bytes (but for
+///   its links to other hosts and its bridge, which must read them:
+///   docs/design/large-data.md).
 #pragma once
 
 #include <cstddef>
