@@ -221,6 +221,25 @@ caf::error error_from_exception(const kj::Exception& ex,
   }
 }
 
+namespace {
+
+/// Maps `size` bytes at `offset` of a relayed block (read-only), keeping
+/// its capability `hook` as long as the bytes are in use.
+caf::expected<buffer> map_relayed(kj_context& ctx,
+                                  kj::Own<capnp::ClientHook> hook, int fd,
+                                  uint64_t offset, std::size_t size) {
+  auto block = shm_block::map(fd, offset, size);
+  if (!block)
+    return std::move(block.error());
+  auto* data = (*block)->data() + offset;
+  auto id = ctx.keep(capnp::Capability::Client{kj::mv(hook)});
+  return buffer::in(
+    std::make_shared<mapped_block>(std::move(*block), ctx.thread(), id), data,
+    size);
+}
+
+} // namespace
+
 caf::error value_codec::write_binary(const buffer& b,
                                      wire::Binary::Builder out) {
   auto& policy = ctx_.large_data();
@@ -243,17 +262,13 @@ caf::error value_codec::write_binary(const buffer& b,
       // holds no copy of them.
       auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
       KJ_IF_MAYBE (fd, hook->getFd()) {
-        auto block = shm_block::map(*fd, relay->offset, b.size());
-        if (!block)
-          return std::move(block.error());
-        auto* data = (*block)->data() + relay->offset;
-        auto id = ctx_.keep(capnp::Capability::Client{kj::mv(hook)});
-        auto mapped = buffer::in(
-          std::make_shared<mapped_block>(std::move(*block), ctx_.thread(), id),
-          data, b.size());
+        auto mapped
+          = map_relayed(ctx_, kj::mv(hook), *fd, relay->offset, b.size());
+        if (!mapped)
+          return std::move(mapped.error());
         auto st = out.initStream();
         st.setSize(b.size());
-        st.setSource(kj::heap<byte_source>(std::move(mapped),
+        st.setSource(kj::heap<byte_source>(std::move(*mapped),
                                            ctx_.large_data().chunk_bytes));
         return caf::none;
       }
@@ -434,16 +449,9 @@ caf::expected<buffer> readable_bytes(kj_context& ctx, const buffer& b,
     return not_here(b);
   if (relay->how == relayed_bytes::arm::shm) {
     auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
-    KJ_IF_MAYBE (fd, hook->getFd()) {
-      auto block = shm_block::map(*fd, relay->offset, b.size());
-      if (!block)
-        return std::move(block.error());
-      auto* data = (*block)->data() + relay->offset;
-      auto id = ctx.keep(capnp::Capability::Client{kj::mv(hook)});
-      return buffer::in(
-        std::make_shared<mapped_block>(std::move(*block), ctx.thread(), id),
-        data, b.size());
-    }
+    KJ_IF_MAYBE (fd, hook->getFd())
+      return map_relayed(ctx, kj::mv(hook), *fd, relay->offset, b.size());
+    // The descriptor stayed on another host: the block's owner streams it.
     // The descriptor stayed on another host: ask the block's owner for
     // the bytes instead.
   }

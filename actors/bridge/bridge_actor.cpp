@@ -455,7 +455,6 @@ bridge_actor spawn_bridge(caf::actor_system& sys, bridge_settings_ptr cfg) {
                             "Target peer " + id + " is not connected");
         return i->second.session;
       },
-      [self](status_atom) -> uint64_t { return self->state.clients.size(); },
     };
   });
 }

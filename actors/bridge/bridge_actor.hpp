@@ -101,9 +101,7 @@ using bridge_actor = caf::typed_actor<
   caf::replies_to<subscribe_atom, std::string, std::string, std::string,
                   bool>::with<bool>,
   /// The session of client "ws/cid". Errors: not_found.
-  caf::replies_to<client_atom, std::string>::with<caf::actor>,
-  /// How many clients are connected.
-  caf::replies_to<status_atom>::with<uint64_t>>;
+  caf::replies_to<client_atom, std::string>::with<caf::actor>>;
 
 /// What every session of a bridge shares.
 struct bridge_settings {

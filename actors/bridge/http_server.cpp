@@ -90,11 +90,8 @@ public:
   class ws_conn;
   class http_conn;
 
-  impl(http_server_config cfg, open_fn open, ready_fn ready)
-    : open_(std::move(open)),
-      ready_(std::move(ready)),
-      cfg_(std::move(cfg)),
-      acceptor_(ioc_) {
+  impl(http_server_config cfg, open_fn open)
+    : open_(std::move(open)), cfg_(std::move(cfg)), acceptor_(ioc_) {
     // nop
   }
 
@@ -149,10 +146,6 @@ public:
     return port_;
   }
 
-  std::size_t connections() const noexcept {
-    return ws_count_.load();
-  }
-
   bool origin_allowed(std::string_view origin) const {
     return std::find(cfg_.origins.begin(), cfg_.origins.end(), origin)
            != cfg_.origins.end();
@@ -167,7 +160,6 @@ public:
   std::atomic<std::size_t> ws_count_{0};
   std::unordered_set<std::shared_ptr<ws_conn>> ws_; // io thread only
   open_fn open_;
-  ready_fn ready_;
 
 private:
   void add_own_origins() {
@@ -556,13 +548,11 @@ private:
     if (path == "/health/liveness")
       return respond(http::status::ok, "{\"status\":\"ok\"}\n",
                      req.keep_alive(), "application/json");
-    if (path == "/health/readiness") {
-      auto ready = !server_->ready_ || server_->ready_();
-      return respond(
-        ready ? http::status::ok : http::status::service_unavailable,
-        ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"starting\"}\n",
-        req.keep_alive(), "application/json");
-    }
+    if (path == "/health/readiness")
+      // Connections are accepted only once the node runs (run()): whoever
+      // gets an answer here may connect.
+      return respond(http::status::ok, "{\"status\":\"ready\"}\n",
+                     req.keep_alive(), "application/json");
     serve_file(path, req.keep_alive(), req.method() == http::verb::head);
   }
 
@@ -649,9 +639,8 @@ void http_server::impl::shutdown() {
 
 // -- http_server --------------------------------------------------------------
 
-http_server::http_server(http_server_config cfg, open_fn open, ready_fn ready)
-  : impl_(
-    std::make_shared<impl>(std::move(cfg), std::move(open), std::move(ready))) {
+http_server::http_server(http_server_config cfg, open_fn open)
+  : impl_(std::make_shared<impl>(std::move(cfg), std::move(open))) {
   // nop
 }
 
@@ -673,10 +662,6 @@ uint16_t http_server::port() const noexcept {
 
 void http_server::stop() {
   impl_->stop();
-}
-
-std::size_t http_server::connections() const noexcept {
-  return impl_->connections();
 }
 
 } // namespace joy

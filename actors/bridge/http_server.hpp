@@ -7,7 +7,8 @@
 ///
 /// * `GET /` and other paths: the browser core's files from `web_root`;
 /// * `GET /health/liveness` (200 while the process runs) and
-///   `/health/readiness` (200 once `ready()` says so, else 503);
+///   `/health/readiness` (200: the listener accepts only once `run()`
+///   was called, after the node started);
 /// * `GET /ws`: the WebSocket endpoint. Each connection gets an actor (made
 ///   by `open`) that receives its frames as `(frame_atom, data, binary)`
 ///   and, once, `(closed_atom, code, reason)`; the actor answers through
@@ -89,10 +90,7 @@ public:
   /// Makes the actor for a new connection.
   using open_fn = std::function<caf::actor(ws_connection_ptr)>;
 
-  /// Whether the node is ready to serve (for /health/readiness).
-  using ready_fn = std::function<bool()>;
-
-  http_server(http_server_config cfg, open_fn open, ready_fn ready);
+  http_server(http_server_config cfg, open_fn open);
 
   ~http_server();
 
@@ -112,9 +110,6 @@ public:
   /// Closes the listener and every connection (1001, "going away") and
   /// joins the thread.
   void stop();
-
-  /// Open WebSocket connections.
-  std::size_t connections() const noexcept;
 
   class impl;
 

@@ -800,10 +800,6 @@ void handle_manager(self_ptr self, const envelope& env,
                                         + " at the workspace manager"));
 }
 
-/// The raw msgpack bytes of `args[0]` in a frame's extra part.
-caf::expected<std::string> raw_first_arg(std::string_view frame,
-                                         const envelope& env);
-
 void manager_get_service(self_ptr self, const envelope& env, value query,
                          value_map options);
 
@@ -824,7 +820,7 @@ void handle_manager_call(self_ptr self, const envelope& env,
   if (name == "echo") {
     // Echo the argument's bytes exactly: a decode and re-encode would turn
     // a Uint8Array into an ArrayBuffer.
-    auto raw = raw_first_arg(frame, env);
+    auto raw = first_arg_bytes(frame, env);
     if (!raw) {
       reply(std::move(raw.error()));
       return;
@@ -1058,32 +1054,20 @@ void manager_register(self_ptr self, const envelope& env, value info) {
   }
   // The workspace and client come from the connection, never the message
   // (hypha's V1: service-id workspace injection).
-  std::string rest = id;
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    if (rest.substr(0, slash) != st.ws) {
-      reply(make_error(errc::permission_denied,
-                       "Permission denied: service " + id
-                         + " is not in your workspace " + st.ws));
-      return;
-    }
-    rest = rest.substr(slash + 1);
-  }
-  std::string sid = rest;
-  if (auto colon = rest.find(':'); colon != std::string::npos) {
-    if (rest.substr(0, colon) != st.cid) {
-      reply(make_error(errc::permission_denied,
-                       "Permission denied: service " + id
-                         + " does not belong to client " + st.cid));
-      return;
-    }
-    sid = rest.substr(colon + 1);
-  }
-  if (auto at = sid.find('@'); at != std::string::npos)
-    sid = sid.substr(0, at);
-  if (sid.empty() || sid.find_first_of("/:") != std::string::npos) {
-    reply(make_error(errc::invalid_argument, "invalid service id " + id));
+  auto parsed = parse_hypha_id(id, st.ws);
+  if (!parsed) {
+    reply(std::move(parsed.error()));
     return;
   }
+  if (parsed->workspace != st.ws
+      || (parsed->client != "*" && parsed->client != st.cid)) {
+    reply(make_error(errc::permission_denied,
+                     "Permission denied: service " + id
+                       + " belongs to another workspace or client than "
+                       + st.me));
+    return;
+  }
+  auto sid = parsed->service;
   hypha_service svc;
   svc.workspace = st.ws;
   svc.client = st.cid;
@@ -1293,11 +1277,6 @@ void manager_get_service(self_ptr self, const envelope& env, value query,
         }
         reply(std::move(err));
       });
-}
-
-caf::expected<std::string> raw_first_arg(std::string_view frame,
-                                         const envelope& env) {
-  return first_arg_bytes(frame, env);
 }
 
 // -- dispatch

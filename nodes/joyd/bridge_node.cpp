@@ -71,12 +71,10 @@ caf::error bridge_node::start(caf::actor_system& sys,
   bridge_ = spawn_bridge(sys, settings);
   auto bridge = bridge_;
   server_ = std::make_unique<http_server>(
-    hcfg,
-    [&sys, settings, bridge](ws_connection_ptr conn) {
+    hcfg, [&sys, settings, bridge](ws_connection_ptr conn) {
       return caf::actor_cast<caf::actor>(
         spawn_ws_session(sys, settings, bridge, std::move(conn)));
-    },
-    [] { return true; });
+    });
   if (auto err = server_->start()) {
     caf::anon_send_exit(bridge_, caf::exit_reason::user_shutdown);
     return err;
