@@ -9,7 +9,7 @@ namespace joy {
 
 namespace {
 
-constexpr std::array<std::string_view, 18> names{{
+constexpr std::array<std::string_view, 19> names{{
   "alert",
   "prompt",
   "confirm",
@@ -28,6 +28,7 @@ constexpr std::array<std::string_view, 18> names{{
   "get_config",
   "set_config",
   "progress",
+  "create_window",
 }};
 
 } // namespace
@@ -52,6 +53,7 @@ bool is_ui_op(api_op op) noexcept {
     case api_op::show_progress:
     case api_op::show_status:
     case api_op::progress:
+    case api_op::create_window:
       return true;
     default:
       return false;

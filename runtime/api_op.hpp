@@ -32,6 +32,7 @@ enum class api_op : uint16_t {
   get_config = 15,
   set_config = 16,
   progress = 17,
+  create_window = 18,
 };
 
 /// ImJoy's snake_case name: "alert", "show_message", ...
@@ -41,7 +42,7 @@ std::string_view to_string(api_op op) noexcept;
 std::optional<api_op> api_op_from_wire(uint16_t x) noexcept;
 
 /// True for the calls a UI provider answers (alert, prompt, confirm,
-/// show_*, progress).
+/// show_*, progress, create_window).
 bool is_ui_op(api_op op) noexcept;
 
 } // namespace joy

@@ -115,6 +115,18 @@ future<value> api::show_status(std::string status) {
   return request(api_op::show_status, {value{std::move(status)}});
 }
 
+future<service> api::create_window(value_map config) {
+  auto backend = backend_;
+  return request(api_op::create_window, {value{std::move(config)}})
+    .then([backend](value x) -> caf::expected<service> {
+      auto* m = x.as_map();
+      if (m == nullptr)
+        return make_error(errc::protocol_error,
+                          "create_window: expected a window object");
+      return service{std::move(*m), backend};
+    });
+}
+
 future<std::string> api::register_service(value_map service) {
   return typed<std::string>(
     request(api_op::register_service, {value{std::move(service)}}),

@@ -132,6 +132,12 @@ public:
   future<value> show_message(std::string message, double seconds = 0);
   future<value> show_progress(double progress);
   future<value> show_status(std::string status);
+  /// Opens a window in the browser core (ImJoy's `createWindow`):
+  /// `config` has `type` (a window plugin's name), and optionally `name`,
+  /// `data` and `config` for its `run`. Resolves to the window: its
+  /// plugin's exported functions plus `run`, `close` and `id`. Fails with
+  /// unimplemented where the UI is a terminal.
+  future<service> create_window(value_map config);
 
   // -- services and plugins ------------------------------------------------
 

@@ -89,6 +89,7 @@ enum ApiOp {
   getConfig @15;
   setConfig @16;
   progress @17;
+  createWindow @18;
 }
 
 enum LogLevel {

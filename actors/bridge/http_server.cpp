@@ -565,19 +565,32 @@ private:
     std::ostringstream body;
     body << in.rdbuf();
     respond(http::status::ok, head ? std::string{} : body.str(), keep_alive,
-            content_type(file));
+            content_type(file), path == "/window.html");
   }
 
+  /// `window_page`: the page window plugins run in, which gets a policy of
+  /// its own (see below).
   void respond(http::status status, std::string body, bool keep_alive,
-               std::string type = "text/plain; charset=utf-8") {
+               std::string type = "text/plain; charset=utf-8",
+               bool window_page = false) {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     res->set(http::field::server, "joy-bridge");
     res->set(http::field::content_type, type);
     res->set(http::field::cache_control, "no-store");
     res->set("X-Content-Type-Options", "nosniff");
-    if (type.rfind("text/html", 0) == 0) {
+    if (window_page) {
+      // A window plugin is someone else's code. The page is sandboxed by
+      // its own header too (so even opened directly it has an opaque
+      // origin and no access to the core's storage or token); inside, the
+      // plugin may load what ImJoy plugins load (CDN libraries, inline
+      // code). Only the core's own pages may frame it.
+      res->set("Content-Security-Policy",
+               "sandbox allow-scripts allow-forms allow-popups; "
+               "default-src * data: blob: 'unsafe-inline' 'unsafe-eval'; "
+               "frame-ancestors 'self'");
+    } else if (type.rfind("text/html", 0) == 0) {
       // The core loads only its own files; window plugins run in
-      // sandboxed iframes (srcdoc), which the core builds itself.
+      // sandboxed iframes of window.html.
       // hypha-rpc's bundle calls eval() while loading, hence unsafe-eval.
       res->set("Content-Security-Policy",
                "default-src 'self'; script-src 'self' 'unsafe-eval'; "

@@ -43,7 +43,7 @@ std::string full_id(const service_id& id) {
 }
 
 bool needs_answer(const std::string& op) {
-  return op == "prompt" || op == "confirm";
+  return op == "prompt" || op == "confirm" || op == "create_window";
 }
 
 } // namespace
@@ -105,9 +105,11 @@ core_actor spawn_core(caf::actor_system& sys) {
         auto& st = self->state;
         if (!st.ui) {
           if (needs_answer(op))
-            return make_error(errc::unavailable,
-                              "plugin '" + plugin + "' asks (" + op
-                                + "), but no UI is attached: run `joy ui`");
+            return make_error(
+              errc::unavailable,
+              "plugin '" + plugin + "' asks (" + op
+                + "), but no UI is attached: open the browser core "
+                  "(a node started with --bridge) or run `joy ui`");
           log(log_level::info, "ui", plugin, " ", op, ": ",
               args.empty() ? std::string{} : to_string(args.front()));
           return value{};

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <system_error>
@@ -22,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "runtime/errc.hpp"
+#include "runtime/imjoy_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -320,6 +322,64 @@ caf::expected<std::string> copy_folder(const fs::path& source,
   return hash;
 }
 
+/// Reads the regular file `path` (not through a symlink), refusing more
+/// than `limit` bytes; `what` names it in errors.
+caf::expected<std::string> read_bounded(const fs::path& path, std::size_t limit,
+                                        const std::string& what) {
+  fd_guard fd{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
+  if (fd.fd < 0)
+    return io_error("cannot read " + display(path), errno);
+  std::string text;
+  std::vector<char> buf(chunk_size);
+  for (;;) {
+    auto n = ::read(fd.fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return io_error("cannot read " + display(path), errno);
+    }
+    if (n == 0)
+      break;
+    text.append(buf.data(), static_cast<std::size_t>(n));
+    if (text.size() > limit)
+      return make_error(errc::too_large, what + ": larger than "
+                                           + std::to_string(limit) + " bytes");
+  }
+  return text;
+}
+
+/// A plugin run from an ImJoy file (window, web-worker, native-python):
+/// its `entry` is that file, inside the folder, and it parses.
+caf::expected<plugin_manifest> check_imjoy_entry(const fs::path& dir,
+                                                 plugin_manifest manifest) {
+  if (manifest.entry.empty())
+    return make_error(errc::invalid_argument,
+                      "entry: a " + manifest.type
+                        + " plugin names its .imjoy.html file");
+  auto path = dir / manifest.entry;
+  std::error_code ec;
+  auto st = fs::symlink_status(path, ec);
+  if (ec || !fs::is_regular_file(st))
+    return make_error(errc::invalid_argument, "entry: " + manifest.entry
+                                                + " is not a regular file in "
+                                                + display(dir));
+  auto text = read_bounded(path, max_imjoy_file_size, manifest.entry);
+  if (!text)
+    return text.error();
+  std::string tag;
+  if (auto i = manifest.document.find("tag");
+      i != manifest.document.end() && i->is_string())
+    tag = i->get<std::string>();
+  auto file = parse_imjoy_file(*text, tag);
+  if (!file)
+    return make_error(code_of(file.error()),
+                      manifest.entry + ": " + message_of(file.error()));
+  if (file->script.empty())
+    return make_error(errc::invalid_argument,
+                      manifest.entry + ": has no <script>");
+  return manifest;
+}
+
 } // namespace
 
 caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
@@ -334,32 +394,15 @@ caf::expected<plugin_manifest> load_plugin_folder(const fs::path& dir) {
     return make_error(errc::invalid_argument,
                       "plugin.json: " + display(manifest_path)
                         + " is not a regular file");
-  fd_guard fd{::open(manifest_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
-  if (fd.fd < 0)
-    return io_error("cannot read " + display(manifest_path), errno);
-  std::string text;
-  std::vector<char> buf(chunk_size);
-  for (;;) {
-    auto n = ::read(fd.fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return io_error("cannot read " + display(manifest_path), errno);
-    }
-    if (n == 0)
-      break;
-    text.append(buf.data(), static_cast<std::size_t>(n));
-    if (text.size() > max_manifest_size)
-      return make_error(errc::too_large, "plugin.json: larger than "
-                                           + std::to_string(max_manifest_size)
-                                           + " bytes");
-  }
-  auto manifest = parse_manifest(text);
+  auto text = read_bounded(manifest_path, max_manifest_size, "plugin.json");
+  if (!text)
+    return text.error();
+  auto manifest = parse_manifest(*text);
   if (!manifest)
     return make_error(code_of(manifest.error()),
                       "plugin.json: " + message_of(manifest.error()));
   if (manifest->type != "native")
-    return manifest;
+    return check_imjoy_entry(dir, std::move(*manifest));
   // The entry must resolve, through any symlinks, to an executable regular
   // file inside the folder.
   auto root = fs::canonical(dir, ec);
@@ -457,6 +500,37 @@ install_plugin_folder(const fs::path& source, const fs::path& plugins_dir) {
   rec.installed_at = now_ns();
   rec.updated_at = rec.installed_at;
   return rec;
+}
+
+caf::error imjoy_file_to_folder(const std::string& text, const fs::path& into) {
+  auto file = parse_imjoy_file(text);
+  if (!file)
+    return file.error();
+  auto doc = file->config;
+  if (auto i = doc.find("type"); i != doc.end() && *i == "native")
+    return make_error(errc::invalid_argument,
+                      "type: a native plugin is a folder with its binary, not "
+                      "an .imjoy.html file");
+  doc["entry"] = std::string{imjoy_entry_name};
+  doc["tag"] = file->tag;
+  auto manifest = validate_manifest(doc);
+  if (!manifest)
+    return make_error(code_of(manifest.error()),
+                      "<config>: " + message_of(manifest.error()));
+  std::error_code ec;
+  fs::create_directories(into, ec);
+  if (ec)
+    return io_error("cannot create " + display(into), ec);
+  auto write = [&](const fs::path& path, const std::string& bytes) {
+    std::ofstream out{path, std::ios::binary | std::ios::trunc};
+    out << bytes;
+    out.close();
+    return out ? caf::error{}
+               : io_error("cannot write " + display(path), errno);
+  };
+  if (auto err = write(into / "plugin.json", manifest->document.dump(2)))
+    return err;
+  return write(into / imjoy_entry_name, text);
 }
 
 } // namespace joy

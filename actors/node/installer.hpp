@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include <caf/expected.hpp>
 
@@ -24,7 +25,9 @@ namespace joy {
 
 /// Reads and validates `<dir>/plugin.json`, then checks what the manifest
 /// points at (for `native`: `entry` exists inside the folder, is a regular
-/// file and executable). Errors: invalid_argument, not_found.
+/// file and executable; for the ImJoy types: `entry` is an `.imjoy.html`
+/// file inside the folder that parses and has a script). Errors:
+/// invalid_argument, not_found, too_large.
 caf::expected<plugin_manifest>
 load_plugin_folder(const std::filesystem::path& dir);
 
@@ -41,5 +44,16 @@ caf::expected<std::string> hash_plugin_folder(const std::filesystem::path& dir);
 caf::expected<plugin_record>
 install_plugin_folder(const std::filesystem::path& source,
                       const std::filesystem::path& plugins_dir);
+
+/// Where an ImJoy file lives in the plugin folder made of it.
+constexpr std::string_view imjoy_entry_name = "plugin.imjoy.html";
+
+/// Lays out the ImJoy plugin file `text` (`.imjoy.html`) as a plugin folder
+/// in `into`: `plugin.json` holds its config (variant picked; `entry` the
+/// file, `tag` the variant) and the file itself is `plugin.imjoy.html`.
+/// Errors: those of parse_imjoy_file, invalid_argument (a config that is
+/// not a valid manifest, or says `native`), io_error.
+caf::error imjoy_file_to_folder(const std::string& text,
+                                const std::filesystem::path& into);
 
 } // namespace joy

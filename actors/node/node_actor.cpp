@@ -24,6 +24,7 @@
 #include "actors/node/log_rotation.hpp"
 #include "actors/node/plugin_source.hpp"
 #include "runtime/api_op.hpp"
+#include "runtime/imjoy_file.hpp"
 #include "runtime/log.hpp"
 #include "runtime/manifest.hpp"
 #include "runtime/protocol.hpp"
@@ -62,7 +63,7 @@ caf::expected<plugin_record> install_from(const std::string& text,
   // Downloads go to a scratch folder swept before each remote install
   // (installs run one at a time), so a crash leaves nothing for long.
   fs::path scratch;
-  if (src->kind != plugin_source::folder) {
+  if (src->kind != plugin_source::folder || is_imjoy_file_name(src->text)) {
     std::error_code ec;
     fs::remove_all(cfg.downloads_dir, ec);
     scratch = fs::path{cfg.downloads_dir} / "install";
@@ -85,12 +86,13 @@ caf::expected<plugin_record> install_from(const std::string& text,
   auto manifest = load_plugin_folder(*folder);
   if (!manifest)
     return std::move(manifest.error());
-  if (manifest->type != "native")
+  if (manifest->type != "native" && manifest->type != "window")
     return make_error(errc::unimplemented,
                       "plugin '" + manifest->name + "' is of type '"
                         + manifest->type
                         + "', which this node cannot run yet (it runs native "
-                          "plugins)");
+                          "plugins, and keeps window plugins for the browser "
+                          "core)");
   if (src->kind == plugin_source::manifest_ref && manifest->name != src->name)
     return make_error(errc::invalid_argument, "the manifest entry '" + src->name
                                                 + "' points at a plugin named '"
@@ -320,9 +322,114 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   return spec;
 }
 
-/// Spawns (or replaces) the host of `rec` and starts it.
+/// The default service of plugin `name` on this node.
+service_info service_of_plugin(self_ptr self, const std::string& name,
+                               std::string type, value_map object) {
+  service_info svc;
+  svc.id = service_of(name);
+  svc.node = self->state.cfg.node_id;
+  svc.name = name;
+  svc.type = std::move(type);
+  svc.object = value{std::move(object)};
+  return svc;
+}
+
+/// Reads a window plugin's file on its own thread, once: the parts the
+/// browser core runs (see window_service).
+using source_worker = caf::typed_actor<
+  caf::replies_to<get_atom, std::string, std::string>::with<value>>;
+
+source_worker spawn_source_worker(caf::actor_system& sys) {
+  return sys.spawn<caf::detached>(
+    [](source_worker::pointer self) -> source_worker::behavior_type {
+      return {
+        [self](get_atom, const std::string& path,
+               const std::string& tag) -> caf::result<value> {
+          self->quit();
+          std::ifstream in{path, std::ios::binary};
+          std::string text{std::istreambuf_iterator<char>{in},
+                           std::istreambuf_iterator<char>{}};
+          if (!in.good() && !in.eof())
+            return make_error(errc::io_error, "cannot read " + path);
+          auto file = parse_imjoy_file(text, tag);
+          if (!file)
+            return std::move(file.error());
+          auto config = from_json_tree(file->config);
+          if (!config)
+            return std::move(config.error());
+          value_map attachments;
+          for (auto& [name, content] : file->attachments)
+            attachments.insert(name, value{content});
+          return value{value_map{
+            {"config", std::move(*config)},
+            {"tag", value{file->tag}},
+            {"script", value{file->script}},
+            {"lang", value{file->script_lang}},
+            {"window", value{file->window}},
+            {"style", value{file->style}},
+            {"docs", value{file->docs}},
+            {"attachments", value{std::move(attachments)}},
+          }};
+        },
+      };
+    });
+}
+
+/// A window plugin's service: what the browser core needs to open it. It
+/// runs in the browser, so the node keeps its file and hands out the
+/// parts: `source()` answers the config, script, window, style and docs.
+service_info window_service(self_ptr self, const plugin_record& rec) {
+  auto node = caf::actor_cast<caf::actor>(self);
+  std::string tag;
+  if (auto m = parse_manifest(rec.manifest))
+    if (auto i = m->document.find("tag");
+        i != m->document.end() && i->is_string())
+      tag = i->get<std::string>();
+  auto path = (fs::path{rec.path} / imjoy_entry_name).string();
+  value_map object;
+  object.insert("name", value{rec.name});
+  object.insert("type", value{std::string{"window"}});
+  object.insert(
+    "source", value{make_function(
+                node, "source",
+                [self, path, tag](value_list, value_map, reply_handle reply) {
+                  auto worker = spawn_source_worker(self->system());
+                  reply.delegate(caf::actor_cast<caf::strong_actor_ptr>(worker),
+                                 caf::make_message(get_atom_v, path, tag));
+                })});
+  return service_of_plugin(self, rec.name, "window", std::move(object));
+}
+
+/// Why a plugin without a host cannot be called or started.
+std::string why_not_running(const std::string& name, const hosted& h) {
+  if (h.record.type == "window")
+    return "plugin '" + name
+           + "' is a window plugin: it runs in the browser core (open it "
+             "there, or from a plugin with api.create_window)";
+  return "plugin '" + name + "' cannot run: " + h.status.last_error;
+}
+
+/// Spawns (or replaces) the host of `rec` and starts it. A window plugin
+/// has no process: its service is registered at once.
 void host_plugin(self_ptr self, const plugin_record& rec) {
   auto& st = self->state;
+  if (rec.type == "window") {
+    hosted h;
+    h.record = rec;
+    h.status.name = rec.name;
+    h.status.state = plugin_state::running;
+    h.status.methods = {"source"};
+    st.plugins[rec.name] = std::move(h);
+    self
+      ->request(st.core, std::chrono::seconds{5}, register_atom_v,
+                window_service(self, rec))
+      .then([](service_info&) {},
+            [](caf::error& err) {
+              log(log_level::warning, "node",
+                  "cannot register service: ", message_of(err));
+            });
+    return;
+  }
   auto spec = make_launch_spec(st.cfg, rec);
   hosted h;
   h.record = rec;
@@ -462,10 +569,9 @@ caf::result<plugin_info> ask_host(self_ptr self, const std::string& name,
     return std::move(h.error());
   if (!(*h)->host) {
     // Nothing runs it; stopping it is done already, starting it cannot be.
-    if (std::is_same_v<Atom, stop_atom>)
+    if (std::is_same_v<Atom, stop_atom> || (*h)->record.type == "window")
       return (*h)->info();
-    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
-                                           + (*h)->status.last_error);
+    return make_error(errc::unavailable, why_not_running(name, **h));
   }
   auto rp = self->make_response_promise<plugin_info>();
   auto record = (*h)->record;
@@ -508,13 +614,7 @@ service_info default_service(self_ptr self, const plugin_status& status) {
       f.params = status.params[k];
     object.insert(method, value{std::move(f)});
   }
-  service_info svc;
-  svc.id = service_of(status.name);
-  svc.node = self->state.cfg.node_id;
-  svc.name = status.name;
-  svc.type = "native";
-  svc.object = value{std::move(object)};
-  return svc;
+  return service_of_plugin(self, status.name, "native", std::move(object));
 }
 
 /// The text at position `i`, or why not.
@@ -642,9 +742,10 @@ caf::result<value> plugin_service(self_ptr self, const std::string& name) {
   auto h = find_plugin(self, name);
   if (!h)
     return std::move(h.error());
+  if ((*h)->record.type == "window")
+    return window_service(self, (*h)->record).object;
   if (!(*h)->host)
-    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
-                                           + (*h)->status.last_error);
+    return make_error(errc::unavailable, why_not_running(name, **h));
   auto rp = self->make_response_promise<value>();
   self
     ->request((*h)->host,
@@ -722,8 +823,7 @@ caf::result<value> call_plugin(self_ptr self, const std::string& name,
   }
   auto h = find_plugin(self, name);
   if (!(*h)->host)
-    return make_error(errc::unavailable, "plugin '" + name + "' cannot run: "
-                                           + (*h)->status.last_error);
+    return make_error(errc::unavailable, why_not_running(name, **h));
   return self->delegate((*h)->host, call_atom_v, std::move(req));
 }
 

@@ -17,7 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/node/installer.hpp"
 #include "runtime/errc.hpp"
+#include "runtime/imjoy_file.hpp"
 
 extern char** environ;
 
@@ -28,7 +30,8 @@ namespace joy {
 namespace {
 
 constexpr const char* forms
-  = "expected an absolute folder path, an http(s) URL of a .tar.gz, or a "
+  = "expected an absolute folder or .imjoy.html path, an http(s) URL of a "
+    ".tar.gz or an .imjoy.html, or a "
     "manifest reference user/repo[@ref]:Name[@tag]";
 
 /// Manifests are small; anything larger is not one.
@@ -123,15 +126,7 @@ caf::expected<std::string> pick_from_manifest(const std::string& manifest_text,
       if (base.back() != '/')
         base += '/';
     }
-    auto resolved = resolve_url(base, uri);
-    auto path = resolved.substr(0, resolved.find_first_of("?#"));
-    if (path.size() >= 11
-        && path.compare(path.size() - 11, 11, ".imjoy.html") == 0)
-      return make_error(errc::unimplemented,
-                        "plugin '" + name + "' is an ImJoy web plugin ("
-                          + resolved
-                          + "); it runs in the browser core, not on a node");
-    return resolved;
+    return resolve_url(base, uri);
   }
   return make_error(errc::not_found,
                     url + " lists no plugin named '" + name + "'"
@@ -223,8 +218,31 @@ caf::expected<fs::path> unpack_plugin_archive(const fs::path& archive,
 caf::expected<fs::path> materialize(const plugin_source& src,
                                     const fs::path& scratch,
                                     const remote_config& cfg) {
-  if (src.kind == plugin_source::folder)
-    return fs::path{src.text};
+  // An ImJoy file becomes a plugin folder in the scratch space.
+  auto from_imjoy_text
+    = [&](caf::expected<std::string> text,
+          const std::string& where) -> caf::expected<fs::path> {
+    if (!text)
+      return std::move(text.error());
+    auto folder = scratch / "plugin";
+    if (auto err = imjoy_file_to_folder(*text, folder))
+      return make_error(code_of(err), where + ": " + message_of(err));
+    return folder;
+  };
+  if (src.kind == plugin_source::folder) {
+    if (!is_imjoy_file_name(src.text))
+      return fs::path{src.text};
+    std::ifstream in{src.text, std::ios::binary};
+    if (!in)
+      return make_error(errc::not_found, "cannot read " + src.text);
+    std::string text;
+    text.resize(max_imjoy_file_size + 1);
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (in.bad())
+      return make_error(errc::io_error, "cannot read " + src.text);
+    return from_imjoy_text(std::move(text), src.text);
+  }
   auto archive_url = src.text;
   if (src.kind == plugin_source::manifest_ref) {
     auto url = manifest_url(src, cfg.manifest_base);
@@ -237,6 +255,12 @@ caf::expected<fs::path> materialize(const plugin_source& src,
     if (!picked)
       return std::move(picked.error());
     archive_url = std::move(*picked);
+  }
+  if (is_imjoy_file_name(archive_url)) {
+    auto limits = cfg.limits;
+    limits.max_bytes
+      = std::min<uint64_t>(limits.max_bytes, max_imjoy_file_size);
+    return from_imjoy_text(fetch_text(archive_url, limits), archive_url);
   }
   auto archive = scratch / "plugin.tar.gz";
   if (auto err = fetch_to_file(archive_url, archive, cfg.limits))

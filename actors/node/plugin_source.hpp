@@ -5,9 +5,11 @@
 /// Where a plugin to install comes from, and turning that into a local
 /// folder the installer can validate and copy. Three spellings:
 ///
-/// - an absolute folder path on the node's machine;
+/// - an absolute folder path on the node's machine, or the path of an
+///   ImJoy plugin file (`.imjoy.html`);
 /// - an http(s) URL of a gzipped tarball holding the plugin folder (at its
-///   top or inside its one top-level folder, as GitHub's archives are);
+///   top or inside its one top-level folder, as GitHub's archives are), or
+///   of an ImJoy plugin file;
 /// - an ImJoy manifest reference `user/repo[@ref]:Name[@tag]`: the node
 ///   reads `<manifest base>/<user>/<repo>/<ref>/manifest.imjoy.json`
 ///   (the base defaults to raw.githubusercontent.com; `ref` is the tag
@@ -54,8 +56,7 @@ std::string manifest_url(const plugin_source& src, const std::string& base);
 
 /// Picks the archive URL for plugin `name` out of the manifest text that was
 /// read from `url`. Errors: invalid_argument (not a manifest, no `uri`),
-/// not_found (no such plugin; the message lists the ones there are),
-/// unimplemented (a web plugin, `.imjoy.html`, which needs a browser core).
+/// not_found (no such plugin; the message lists the ones there are).
 caf::expected<std::string> pick_from_manifest(const std::string& manifest_text,
                                               const std::string& url,
                                               const std::string& name);
@@ -73,7 +74,9 @@ caf::error pack_plugin_folder(const std::filesystem::path& folder,
                               const std::filesystem::path& archive);
 
 /// The local folder holding `src`: the folder itself, or the plugin
-/// downloaded and unpacked into the empty folder `scratch`.
+/// downloaded and unpacked into the empty folder `scratch`; an ImJoy file
+/// (local or downloaded) is laid out as a folder there
+/// (imjoy_file_to_folder).
 caf::expected<std::filesystem::path>
 materialize(const plugin_source& src, const std::filesystem::path& scratch,
             const remote_config& cfg);

@@ -12,6 +12,7 @@
 //   joy call demo recall '"color"'
 //   joy call demo loop_through '"demo-2"' 1000 # callbacks, plugin to plugin
 //   joy call demo both                         # two calls in parallel
+//   joy call demo open_viewer '"hi"'           # a window in the browser core
 
 // --(doc-demo-begin)--
 #include <algorithm>
@@ -74,6 +75,21 @@ int main(int argc, char** argv) {
         .then([who](std::string word) { return word + ", " + who + "!"; });
     },
     {"who"});
+
+  // Opens the `viewer` window plugin in the browser core with a text, then
+  // asks the window what it shows: a call into the browser and back.
+  demo.exports.add(
+    "open_viewer",
+    [](joy::context& ctx, std::string text) {
+      joy::value_map config{
+        {"type", joy::value{"viewer"}},
+        {"name", joy::value{"demo's viewer"}},
+        {"data", joy::value{joy::value_map{{"text", joy::value{text}}}}}};
+      return ctx.api()
+        .create_window(std::move(config))
+        .then([](joy::service window) { return window.call("shown"); });
+    },
+    {"text"});
 
   // Settings the node keeps for this plugin, across restarts.
   demo.exports.add("remember",

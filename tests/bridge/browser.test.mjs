@@ -23,6 +23,10 @@ const flags = [
   "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
   "--no-first-run", "--no-default-browser-check", "--disable-extensions",
   "--mute-audio",
+  // Headless Chromium leaves sandboxed iframes that run in a process of
+  // their own blank in screenshots. The window tests check the origin
+  // barrier (the same-origin policy), which holds either way; this only
+  // keeps the screenshots honest.
 ];
 
 let head;
@@ -37,6 +41,7 @@ before(async () => {
   head.install("hello");
   worker.install("demo");
   worker.install("arrays");
+  worker.install("viewer.imjoy.html");
   profile = mkdtempSync("/tmp/joy-chromium-");
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.JOY_CHROMIUM || "/usr/bin/chromium",
@@ -58,6 +63,13 @@ after(async () => {
 
 async function shot(name) {
   await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
+}
+
+/// A window alone: frames scrolled out of view are not painted into a
+/// full-page shot.
+async function shotOf(box, name) {
+  await box.scrollIntoViewIfNeeded();
+  await box.screenshot({ path: path.join(out, `${name}.png`) });
 }
 
 /// Fills a function's form (one field per named parameter) and runs it.
@@ -132,4 +144,56 @@ test("a large array from the other node is drawn too", async () => {
   const card = await run("arrays", "gradient", [600, 800]);
   const canvas = await page.waitForSelector(`${card} canvas.ndarray[data-shape="600x800"]`);
   assert.ok(canvas);
+});
+
+test("a window plugin from the other node opens in a sandboxed iframe", async () => {
+  const button = `[data-node="${worker.id}"] [data-window-plugin="viewer"]`;
+  await page.click(button);
+  const box = await page.waitForSelector('.window[data-plugin="viewer"]');
+  const frame = await (await box.$("iframe")).contentFrame();
+  await frame.waitForSelector("#viewer #text");
+  assert.equal((await frame.textContent("#text")).trim(), "Nothing to show yet.");
+  // Its setup() logged through the core's api.
+  await page.waitForSelector('#messages li[data-plugin="viewer"]');
+  // It is someone else's code: an opaque origin, no way into the core.
+  const reach = await frame.evaluate(() => {
+    const tries = {};
+    for (const [what, f] of Object.entries({
+      parentDocument: () => window.parent.document.title,
+      storage: () => window.sessionStorage.getItem("joy-token"),
+      cookie: () => document.cookie,
+    })) {
+      try { f(); tries[what] = "allowed"; } catch (err) { tries[what] = err.name; }
+    }
+    return { origin: window.origin, ...tries };
+  });
+  assert.equal(reach.origin, "null");
+  assert.equal(reach.parentDocument, "SecurityError");
+  assert.equal(reach.storage, "SecurityError");
+  assert.equal(reach.cookie, "SecurityError");
+  await shotOf(box, "window");
+
+  // The window asks through the core's api.prompt; the answer comes back.
+  await frame.click("#ask");
+  await page.waitForSelector("dialog[open][data-kind=prompt]");
+  assert.match(await page.textContent("#dialog-plugin"), /viewer/);
+  await page.fill("#dialog-input", "a cat");
+  await page.click("#dialog-ok");
+  await frame.waitForSelector("#answer:has-text('You said: a cat')");
+  assert.equal((await frame.textContent("#text")).trim(), "a cat");
+
+  await box.$eval("button.close", (b) => b.click());
+  await page.waitForSelector('.window[data-plugin="viewer"]', { state: "detached" });
+});
+
+test("a native plugin on the other node opens a window and calls into it", async () => {
+  const card = await run("demo", "open_viewer", ["hello from C++"]);
+  const box = await page.waitForSelector('.window[data-plugin="viewer"]');
+  const frame = await (await box.$("iframe")).contentFrame();
+  await frame.waitForSelector("#text:has-text('hello from C++')");
+  // demo asked the window what it shows, and returned that.
+  const result = await page.waitForSelector(`${card} .result:not(.muted)`);
+  assert.equal((await result.textContent()).trim(), '"hello from C++"');
+  await shotOf(box, "window-from-plugin");
+  await box.$eval("button.close", (b) => b.click());
 });

@@ -131,10 +131,14 @@ TEST_CASE("a plugin installs from a user/repo:Name@tag manifest reference",
     CHECK_THAT(r.err, Contains("not_found"));
     CHECK_THAT(r.err, Contains("/alice/tools/v9/manifest.imjoy.json"));
   }
-  SECTION("a web plugin is refused: it needs the browser core") {
-    auto r = node.joy({"install", "alice/tools:viewer@v1"});
-    CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Contains("unimplemented"));
+  SECTION("a window plugin (an .imjoy.html) installs, for the browser core") {
+    fs::copy_file(example("viewer.imjoy.html"),
+                  repo / "v1" / "Viewer.imjoy.html");
+    auto r = node.ok({"install", "alice/tools:viewer@v1"});
+    CHECK_THAT(r, Contains("installed viewer 0.1.0"));
+    CHECK_THAT(web.requests(),
+               Contains("GET /alice/tools/v1/Viewer.imjoy.html"));
+    CHECK(source_of(node, "viewer") == "alice/tools:viewer@v1");
   }
   // Whatever failed left the installed plugin as it was.
   CHECK(node.ok({"call", "hello", "add", "1", "1"}) == "2\n");

@@ -135,10 +135,14 @@ public:
         }
       });
     }
-    if (op == "show_progress" || op == "progress")
-      show(prefix + op + ": " + arg(0));
-    else
-      show(prefix + op + ": " + arg(0));
+    if (op == "create_window") {
+      write_error(errc::unimplemented,
+                  "windows open in the browser core; `joy ui` is a terminal "
+                  "(start the node with --bridge and open its page)",
+                  {}, context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    show(prefix + op + ": " + arg(0));
     context.getResults().initResult().initOk().setNull();
     return kj::READY_NOW;
   }

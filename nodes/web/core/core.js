@@ -3,9 +3,10 @@
 //
 // The browser core: a hypha-rpc client of the bridge that shows the
 // cluster's plugins, runs their functions, renders what they return, and
-// is the UI of every plugin (alert, prompt, confirm, show_*).
+// is the UI of every plugin (alert, prompt, confirm, show_*, windows).
 
 import { connectToServer } from "./hypha-rpc-websocket.min.mjs";
+import { windowManager } from "./windows.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -124,9 +125,12 @@ function ask(kind, plugin, text, initial) {
   return next;
 }
 
-function message(plugin, text) {
-  const item = el("li", {}, el("span", { class: "from" }, plugin || "joy"), String(text));
+function message(plugin, text, level = "info") {
+  const item = el("li", { "data-level": level, "data-plugin": plugin || "joy" },
+                  el("span", { class: "from" }, plugin || "joy"), String(text));
   $("#messages").prepend(item);
+  // The list keeps the latest few hundred lines.
+  while ($("#messages").children.length > 500) $("#messages").lastChild.remove();
 }
 
 function text(x) {
@@ -157,6 +161,8 @@ async function show(op, plugin, ...args) {
       $("#progress").dataset.plugin = plugin;
       return null;
     }
+    case "create_window":
+      return windows.createWindow(args[0], plugin);
     default:
       message(plugin, `${op}: ${text(args[0])}`);
       return null;
@@ -166,6 +172,7 @@ async function show(op, plugin, ...args) {
 // -- plugins ------------------------------------------------------------------
 
 let api = null;
+let windows = null;
 let selected = null;
 
 async function openService(id, title) {
@@ -250,6 +257,12 @@ async function refresh() {
       const [, rest] = s.id.split("/");
       const [plugin, sid] = rest.split(":");
       const label = sid === "default" ? plugin : `${plugin}:${sid}`;
+      if (s.type === "window")
+        return el("button", {
+          "data-window-plugin": plugin, class: "window-plugin", title: "Open a window",
+          onclick: () => windows.createWindow({ type: plugin }, "you")
+            .catch((err) => message(plugin, err.message ?? err, "error")),
+        }, `▢ ${label}`);
       return el("button", {
         "data-service": s.id, "data-plugin": sid === "default" ? plugin : "",
         "aria-current": String(s.id === selected),
@@ -291,6 +304,7 @@ async function main() {
   state.dataset.state = "connected";
   state.textContent = "connected";
   $("#identity").textContent = `${api.config.workspace}`;
+  windows = windowManager({ container: $("#windows"), hypha: api, show, log: message });
   await api.registerService({
     id: "joy-ui",
     type: "joy-ui",
