@@ -74,6 +74,9 @@ struct session_state {
   /// "*/<manager id>".
   std::string manager;
   value user;
+  /// What the client may do in its workspace: "read", "read_write" or
+  /// "admin" (its token's; without a token, "admin" of its own).
+  std::string permission = "read_write";
   uint64_t generation = 0;
   std::unordered_map<std::string, pending_call> pending;
   std::unordered_map<std::string, function_ref> exports;
@@ -414,6 +417,7 @@ const char* const manager_methods[] = {
   "subscribe",
   "unsubscribe",
   "generate_token",
+  "kick_client",
   "ping",
 };
 
@@ -805,6 +809,17 @@ void manager_get_service(self_ptr self, const envelope& env, value query,
 
 void manager_register(self_ptr self, const envelope& env, value info);
 
+/// Orders permissions: read < read_write < admin (-1: not one).
+int permission_rank(const std::string& p) {
+  if (p == "read")
+    return 0;
+  if (p == "read_write")
+    return 1;
+  if (p == "admin")
+    return 2;
+  return -1;
+}
+
 void handle_manager_call(self_ptr self, const envelope& env,
                          std::string_view name, std::string_view frame,
                          value_map extra) {
@@ -1001,10 +1016,17 @@ void handle_manager_call(self_ptr self, const envelope& env,
                          + " cannot issue tokens for " + claims.workspace));
       return;
     }
-    if (claims.permission != "read" && claims.permission != "read_write"
-        && claims.permission != "admin") {
+    if (permission_rank(claims.permission) < 0) {
       reply(make_error(errc::invalid_argument,
                        "permission must be read, read_write or admin"));
+      return;
+    }
+    // A token grants at most what its issuer may do.
+    if (permission_rank(claims.permission) > permission_rank(st.permission)) {
+      reply(make_error(errc::permission_denied,
+                       "Permission denied: a client with " + st.permission
+                         + " permission cannot issue a token with "
+                         + claims.permission));
       return;
     }
     int64_t expires_in = 3600;
@@ -1024,6 +1046,41 @@ void handle_manager_call(self_ptr self, const envelope& env,
                  .count();
     claims.expires = now + expires_in;
     reply(value{st.cfg->tokens->sign(claims)});
+    return;
+  }
+  if (name == "kick_client") {
+    // An admin of the workspace sends one of its clients away for good:
+    // hypha's force-exit, so it does not reconnect.
+    auto* target = arg(0).as_string();
+    if (target == nullptr || target->empty()) {
+      reply(make_error(errc::invalid_argument,
+                       "kick_client(client_id, reason) takes a client id"));
+      return;
+    }
+    if (st.permission != "admin") {
+      reply(make_error(errc::permission_denied,
+                       "Permission denied: kicking a client of " + st.ws
+                         + " needs admin permission"));
+      return;
+    }
+    auto reason = arg(1).as_string() != nullptr ? *arg(1).as_string()
+                                                : "kicked by " + st.me;
+    auto id = target->find('/') == std::string::npos ? st.ws + "/" + *target
+                                                     : *target;
+    if (id.compare(0, st.ws.size() + 1, st.ws + "/") != 0) {
+      reply(make_error(errc::permission_denied, "Permission denied: " + id
+                                                  + " is not a client of "
+                                                  + st.ws));
+      return;
+    }
+    self->request(st.bridge, std::chrono::seconds{5}, client_atom_v, id)
+      .then(
+        [self, reply, reason](caf::actor& session) mutable {
+          self->send(caf::actor_cast<ws_session_actor>(session), exit_atom_v,
+                     reason, false);
+          reply(value{});
+        },
+        [reply](caf::error& err) mutable { reply(std::move(err)); });
     return;
   }
   reply(make_error(errc::not_found, "Method not found: services.default."
@@ -1403,6 +1460,7 @@ std::string reconnection_token(const session_state& st) {
     = anon != nullptr && anon->as_bool() != nullptr && *anon->as_bool();
   c.workspace = st.ws;
   c.client = st.cid;
+  c.permission = st.permission;
   c.expires = unix_now() + st.cfg->reconnection_life.count();
   return st.cfg->tokens->sign(c);
 }
@@ -1453,6 +1511,9 @@ void handle_auth(self_ptr self, const std::string& text) {
   auto reconnect = str("reconnection_token");
   auto now = unix_now();
   std::string user_id;
+  // A token says what its holder may do; a client without one is alone in
+  // its own workspace and its admin.
+  std::string permission = "admin";
   bool anonymous = false;
   bool is_reconnect = false;
   if (!reconnect.empty()) {
@@ -1475,6 +1536,7 @@ void handle_auth(self_ptr self, const std::string& text) {
     ws = claims->workspace;
     user_id = claims->user;
     anonymous = claims->anonymous;
+    permission = claims->permission;
     is_reconnect = true;
   } else if (!token.empty()) {
     auto claims = st.cfg->tokens->verify(token, now);
@@ -1486,6 +1548,7 @@ void handle_auth(self_ptr self, const std::string& text) {
     }
     user_id = claims->user;
     anonymous = claims->anonymous;
+    permission = claims->permission;
     if (ws.empty())
       ws = claims->workspace;
     if (ws != claims->workspace && ws != "ws-user-" + user_id) {
@@ -1520,6 +1583,7 @@ void handle_auth(self_ptr self, const std::string& text) {
   st.cid = cid;
   st.me = ws + "/" + cid;
   st.user = user_info(user_id, anonymous);
+  st.permission = permission;
   self
     ->request(st.bridge, std::chrono::seconds{5}, admit_atom_v, ws, cid,
               st.user, is_reconnect)
@@ -1629,6 +1693,27 @@ ws_session_actor spawn_ws_session(caf::actor_system& sys,
       },
       [self](deliver_atom, std::string& frame) {
         send_frame(self, std::move(frame));
+      },
+      [self](exit_atom, std::string& reason, bool now) {
+        auto& st = self->state;
+        if (st.closed)
+          return;
+        if (now) {
+          st.conn->close(1000, reason);
+          close_down(self);
+          return;
+        }
+        // The client disconnects itself on force-exit; closing first would
+        // make it reconnect.
+        value_map main{{"type", "force-exit"},
+                       {"from", st.manager},
+                       {"to", st.me},
+                       {"reason", reason}};
+        if (auto frame = pack(value{std::move(main)}))
+          send_frame(self, std::move(*frame));
+        log(log_level::info, "bridge", "told ", st.me, " to exit: ", reason);
+        self->delayed_send(self, std::chrono::seconds{5}, exit_atom_v,
+                           std::move(reason), true);
       },
       [self](leave_atom, std::string& reason) {
         auto& st = self->state;

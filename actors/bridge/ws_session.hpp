@@ -38,6 +38,11 @@ using ws_session_actor = caf::typed_actor<
   caf::reacts_to<deliver_atom, std::string>,
   /// The bridge gave this client's id to another socket: close.
   caf::reacts_to<leave_atom, std::string>,
+  /// The client must go for good (kicked): it is sent hypha's `force-exit`
+  /// with the reason, which makes it disconnect without reconnecting; with
+  /// `true` (sent to itself after a grace period) the socket closes if the
+  /// client has not closed it.
+  caf::reacts_to<exit_atom, std::string, bool>,
   /// Whether the client still answers (its built-in `ping`).
   caf::replies_to<ping_atom>::with<bool>,
   /// Calls method `method` of the client as `from` with context workspace

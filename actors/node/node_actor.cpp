@@ -400,6 +400,118 @@ service_info window_service(self_ptr self, const plugin_record& rec) {
   return service_of_plugin(self, rec.name, "window", std::move(object));
 }
 
+caf::expected<hosted*> find_plugin(self_ptr self, const std::string& name);
+
+/// The last lines of a log file, read on its own thread, once.
+using tail_worker = caf::typed_actor<
+  caf::replies_to<get_atom, std::string, uint64_t>::with<value>>;
+
+tail_worker spawn_tail_worker(caf::actor_system& sys) {
+  return sys.spawn<caf::detached>(
+    [](tail_worker::pointer self) -> tail_worker::behavior_type {
+      return {
+        [self](get_atom, const std::string& path,
+               uint64_t lines) -> caf::result<value> {
+          self->quit();
+          std::ifstream in{path, std::ios::binary};
+          if (!in)
+            return value{std::string{}}; // nothing logged yet
+          // Lines are short; a window of 512 bytes a line (at most 1 MiB)
+          // from the end holds them.
+          auto window = std::min<uint64_t>(lines * 512, uint64_t{1} << 20);
+          in.seekg(0, std::ios::end);
+          auto size = static_cast<uint64_t>(in.tellg());
+          auto from = size > window ? size - window : 0;
+          in.seekg(static_cast<std::streamoff>(from));
+          std::string text(size - from, '\0');
+          in.read(text.data(), static_cast<std::streamsize>(text.size()));
+          text.resize(static_cast<std::size_t>(in.gcount()));
+          if (from > 0) {
+            // The first line is cut: drop it.
+            auto nl = text.find('\n');
+            text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+          }
+          // Back `lines` newlines from the end (a last newline ends the
+          // last line rather than starting one).
+          auto end = text.size();
+          if (end > 0 && text[end - 1] == '\n')
+            --end;
+          std::size_t start = end;
+          uint64_t seen = 0;
+          while (start > 0) {
+            auto nl = text.rfind('\n', start - 1);
+            if (nl == std::string::npos) {
+              start = 0;
+              break;
+            }
+            start = nl;
+            if (++seen == lines) {
+              ++start;
+              break;
+            }
+          }
+          return value{text.substr(start)};
+        },
+      };
+    });
+}
+
+/// The node's own service, `public/node-<id>:logs`: `tail(plugin, lines)`
+/// answers the last lines of a plugin's log on this node (what `joy logs`
+/// shows), so the browser core can show logs of plugins on any node.
+service_info logs_service(self_ptr self) {
+  auto node = caf::actor_cast<caf::actor>(self);
+  auto f = make_function(
+    node, "tail",
+    [self](value_list args, value_map kwargs, reply_handle reply) {
+      auto arg = [&](std::size_t i, const char* key) -> const value* {
+        if (i < args.size())
+          return &args[i];
+        return kwargs.find(key);
+      };
+      auto* name = arg(0, "plugin");
+      if (name == nullptr || name->as_string() == nullptr) {
+        reply.deliver(make_error(errc::invalid_argument,
+                                 "tail(plugin, lines): plugin "
+                                 "must be a plugin's name"));
+        return;
+      }
+      uint64_t lines = 100;
+      if (auto* n = arg(1, "lines"); n != nullptr && !n->is_null()) {
+        auto* i = n->as_int64();
+        if (i == nullptr || *i < 1 || *i > 10000) {
+          reply.deliver(make_error(errc::invalid_argument,
+                                   "tail(plugin, lines): lines must be an "
+                                   "integer from 1 to 10000"));
+          return;
+        }
+        lines = static_cast<uint64_t>(*i);
+      }
+      auto h = find_plugin(self, *name->as_string());
+      if (!h) {
+        reply.deliver(std::move(h.error()));
+        return;
+      }
+      auto path
+        = (fs::path{self->state.cfg.logs_dir} / ((*h)->record.name + ".log"))
+            .string();
+      auto worker = spawn_tail_worker(self->system());
+      reply.delegate(caf::actor_cast<caf::strong_actor_ptr>(worker),
+                     caf::make_message(get_atom_v, path, lines));
+    });
+  f.params = {"plugin", "lines"};
+  value_map object;
+  object.insert("name", value{"logs of node " + self->state.cfg.node_id});
+  object.insert("tail", value{std::move(f)});
+  service_info svc;
+  svc.id = "public/node-" + self->state.cfg.node_id + ":logs";
+  svc.node = self->state.cfg.node_id;
+  svc.name = "logs";
+  svc.type = "joy-node";
+  svc.object = value{std::move(object)};
+  return svc;
+}
+
 /// Why a plugin without a host cannot be called or started.
 std::string why_not_running(const std::string& name, const hosted& h) {
   if (h.record.type == "window")
@@ -1166,6 +1278,14 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     // first request arrives.
     for (auto& rec : installed)
       host_plugin(self, rec);
+    self
+      ->request(st.core, std::chrono::seconds{5}, register_atom_v,
+                logs_service(self))
+      .then([](service_info&) {},
+            [](caf::error& err) {
+              log(log_level::warning, "node",
+                  "cannot register the logs service: ", message_of(err));
+            });
     self->delayed_send(self, cfg.log_check, tick_atom_v);
     schedule_publish(self);
     return {

@@ -61,6 +61,16 @@ joy::future<int64_t> sum_calls(joy::api api, joy::function_ref callback,
     });
 }
 
+/// Reports steps i..n of n as the plugin's progress bar in the UI, one
+/// after the other.
+joy::future<int64_t> report_steps(joy::api api, int64_t i, int64_t n) {
+  if (i > n)
+    return joy::future<int64_t>{n};
+  return api.show_progress(static_cast<double>(i) / static_cast<double>(n))
+    .then(
+      [api, i, n](joy::value) mutable { return report_steps(api, i + 1, n); });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -248,6 +258,12 @@ int main(int argc, char** argv) {
                      return n;
                    },
                    {"n"});
+
+  // Works in n steps and shows how far it is in the UI's progress bar.
+  demo.exports.add(
+    "steps",
+    [](joy::context& ctx, int64_t n) { return report_steps(ctx.api(), 1, n); },
+    {"n"});
 
   demo.exports.add("notify", [](joy::context& ctx, std::string text) {
     ctx.api().log("notifying: " + text);

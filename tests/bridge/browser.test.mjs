@@ -124,6 +124,18 @@ test("an alert from a plugin appears and a message is listed", async () => {
   await page.waitForSelector(`${card} .result:not(.muted)`);
 });
 
+test("a plugin's progress has a bar of its own and its log can be read", async () => {
+  const card = await run("demo", "steps", [5]);
+  await page.waitForSelector('#progress .bar[data-plugin="demo"][data-value="100"]');
+  const result = await page.waitForSelector(`${card} .result:not(.muted)`);
+  assert.equal((await result.textContent()).trim(), "5");
+  // demo logs from its setup(); the log of a plugin on the other node.
+  await page.click("details.logs summary");
+  const log = await page.waitForSelector('pre.log[data-log="demo"]:has-text("demo is set up")');
+  assert.match(await log.textContent(), /demo is set up/);
+  await shot("progress-and-log");
+});
+
 test("an ndarray result is drawn as an image", async () => {
   const card = await run("arrays", "gradient", [48, 64]);
   const canvas = await page.waitForSelector(`${card} canvas.ndarray`);

@@ -348,6 +348,34 @@ describe("workspaces", () => {
     const c = await connect(url, { client_id: "ws-issuer" });
     await assert.rejects(c.generateToken({ config: { workspace: "public" } }), /Permission denied/);
   });
+
+  test("an admin kicks a client with force-exit and it does not come back", async () => {
+    // The owner of a user workspace is its admin; its guest has read_write.
+    const owner = await connect(url, { client_id: "kick-owner" });
+    const ws = owner.config.workspace;
+    const guest = await connect(url, {
+      client_id: "kick-guest", workspace: ws, token: await owner.generateToken(),
+    });
+    await assert.rejects(guest.kickClient("kick-owner"), /needs admin permission/);
+    await assert.rejects(guest.generateToken({ config: { permission: "admin" } }),
+                         /cannot issue a token with admin/);
+    const stranger = await connect(url, { client_id: "kick-stranger" });
+    await assert.rejects(stranger.kickClient(`${ws}/kick-guest`), /not a client of/);
+
+    const gone = [];
+    owner.on("client_disconnected", (e) => gone.push(e.data?.id ?? e.id));
+    await owner.subscribe("client_disconnected");
+    await guest.registerService({ id: "stay", config: { visibility: "public" }, f: () => 1 });
+    await owner.kickClient("kick-guest", "enough for today");
+    await until(() => gone.includes("kick-guest"), 5000, "client_disconnected");
+    await assert.rejects(owner.getService("kick-guest:stay"), /Service not found/);
+    // A client that only lost its socket reconnects after about 1 s and
+    // registers its services again; a kicked one stays away. Seeing nothing
+    // come back needs a window longer than that first backoff.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await assert.rejects(owner.getService("kick-guest:stay"), /Service not found/);
+    await assert.rejects(guest.echo("still there?"));
+  });
 });
 
 describe("native plugins", () => {

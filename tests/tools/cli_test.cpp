@@ -78,7 +78,16 @@ TEST_CASE("install refuses what it cannot run, naming the reason",
   check_error(node.joy({"install", bad.string()}), "resources.gpus");
   auto window = node.dir() / "win";
   write_file(window / "plugin.json", R"({"name": "win", "type": "window"})");
-  check_error(node.joy({"install", window.string()}), "unimplemented");
+  check_error(node.joy({"install", window.string()}),
+              "names its .imjoy.html file");
+  auto worker = node.dir() / "worker";
+  write_file(
+    worker / "plugin.json",
+    R"({"name": "worker", "type": "web-worker", "entry": "w.imjoy.html"})");
+  write_file(worker / "w.imjoy.html",
+             R"(<config>{"name": "worker", "type": "web-worker"}</config>)"
+             "<script>api.export({})</script>");
+  check_error(node.joy({"install", worker.string()}), "unimplemented");
   auto not_exec = node.dir() / "noexec";
   write_file(not_exec / "plugin.json",
              R"({"name": "noexec", "type": "native", "entry": "x"})");
@@ -154,7 +163,11 @@ TEST_CASE("status and plugins print tables for people and JSON for scripts",
   CHECK(st["resources"]["cpus"].get<int>() >= 1);
   CHECK(st["resources"]["memory_bytes"].get<uint64_t>() > 0);
   CHECK(st["plugins"][0]["manifest"]["entry"] == "hello");
-  CHECK(st["services"] == json::array({"public/hello:default"}));
+  // The plugin's service, and the node's own (plugin logs for the core).
+  CHECK(st["services"]
+        == json::array(
+          {"public/hello:default",
+           "public/node-" + st["node_id"].get<std::string>() + ":logs"}));
 }
 
 TEST_CASE("values nested as deep as allowed cross to a plugin and back; one "

@@ -155,10 +155,19 @@ async function show(op, plugin, ...args) {
       return null;
     case "show_progress":
     case "progress": {
+      // One bar per plugin; ImJoy takes 0..1 or 0..100.
       let p = Number(args[0]);
       if (p <= 1) p *= 100;
-      $("#progress").value = Math.max(0, Math.min(100, p || 0));
-      $("#progress").dataset.plugin = plugin;
+      const name = plugin || "joy";
+      let bar = [...$("#progress").children].find((x) => x.dataset.plugin === name);
+      if (!bar) {
+        bar = el("div", { class: "bar", "data-plugin": name },
+                 el("span", {}, name), el("progress", { max: "100", value: "0" }));
+        $("#progress").append(bar);
+      }
+      const value = Math.max(0, Math.min(100, p || 0));
+      bar.querySelector("progress").value = value;
+      bar.dataset.value = String(Math.round(value));
       return null;
     }
     case "create_window":
@@ -175,7 +184,32 @@ let api = null;
 let windows = null;
 let selected = null;
 
-async function openService(id, title) {
+/// The log of a plugin (`public/node-<id>:logs` of the node it runs on),
+/// refreshed every two seconds while it is open.
+function logPanel(plugin, node) {
+  const pre = el("pre", { class: "log", "data-log": plugin });
+  const panel = el("details", { class: "logs" }, el("summary", {}, "Log"), pre);
+  let timer = null;
+  const load = async () => {
+    if (!panel.isConnected) { clearInterval(timer); return; }
+    try {
+      const logs = await api.getService(`public/node-${node}:logs`);
+      const text = await logs.tail(plugin, 200);
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = text || "(nothing logged yet)";
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    } catch (err) {
+      pre.textContent = `cannot read the log: ${err.message ?? err}`;
+    }
+  };
+  panel.addEventListener("toggle", () => {
+    clearInterval(timer);
+    if (panel.open) { load(); timer = setInterval(load, 2000); }
+  });
+  return panel;
+}
+
+async function openService(id, title, node) {
   selected = id;
   for (const b of document.querySelectorAll("[data-service]"))
     b.setAttribute("aria-current", String(b.dataset.service === id));
@@ -230,7 +264,10 @@ async function openService(id, title) {
     }, ...(fields.length ? fields : [args]), el("button", { type: "submit" }, "Run"));
     return el("div", { class: "fn", "data-fn": name }, el("h3", {}, name), form, out);
   });
-  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...cards);
+  const [, rest] = id.split("/");
+  const [client, sid] = rest.split(":");
+  const log = id.startsWith("public/") && sid === "default" && node ? [logPanel(client, node)] : [];
+  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...log, ...cards);
 }
 
 function nodeOf(info) {
@@ -249,6 +286,7 @@ async function refresh() {
   }
   const byNode = new Map();
   for (const s of natives) {
+    if (s.type === "joy-node") continue; // the node's own services
     if (!byNode.has(nodeOf(s))) byNode.set(nodeOf(s), []);
     byNode.get(nodeOf(s)).push(s);
   }
@@ -266,7 +304,7 @@ async function refresh() {
       return el("button", {
         "data-service": s.id, "data-plugin": sid === "default" ? plugin : "",
         "aria-current": String(s.id === selected),
-        onclick: () => openService(s.id, label),
+        onclick: () => openService(s.id, label, s.config?.node),
       }, label);
     });
     return el("div", { class: "node", "data-node": node },
