@@ -60,6 +60,19 @@ struct chunked {
   std::size_t bytes = 0;
 };
 
+/// A call of the client into a function held here (a native plugin's),
+/// answered once: by its result, or by the session's tick at the deadline.
+struct outbound_call {
+  envelope env;
+  std::string identity;
+  clock_type::time_point deadline;
+};
+
+struct cached_native {
+  value object;
+  std::chrono::steady_clock::time_point until;
+};
+
 struct session_state {
   bridge_settings_ptr cfg;
   bridge_actor bridge;
@@ -84,6 +97,12 @@ struct session_state {
   std::unordered_map<std::string, inbound_call> inbound;
   std::unordered_map<std::string, chunked> cache;
   std::size_t cache_bytes = 0;
+  /// Native service objects by "client:sid", for a short while, so a call
+  /// costs no trip for the object (see native_service).
+  std::unordered_map<std::string, cached_native> natives;
+  /// Calls into native functions still running, by a number of ours.
+  std::unordered_map<uint64_t, outbound_call> outbound;
+  uint64_t next_outbound = 0;
   static inline const char* name = "joy.ws_session";
 };
 
@@ -500,17 +519,44 @@ void absolutize(value& x, const std::string& ws, std::size_t depth = 0) {
 // -- native plugins
 // -------------------------------------------------------------
 
-/// Asks the node for the object of native service `public/<client>:<sid>`.
+/// How long a native service object is reused. Its functions are the
+/// node's and find the plugin by name when called, so a restarted plugin
+/// is found again; a call that finds nothing drops the object at once.
+constexpr auto native_ttl = std::chrono::seconds{5};
+constexpr std::size_t max_cached_natives = 256;
+
+/// Forgets the cached object of `public/<client>:<sid>` after a call into
+/// it failed in a way that says it is gone or elsewhere.
+void forget_native(self_ptr self, const std::string& key,
+                   const caf::error& err) {
+  auto code = code_of(err);
+  if (code == errc::not_found || code == errc::unavailable
+      || code == errc::disconnected)
+    self->state.natives.erase(key);
+}
+
+/// Asks the node for the object of native service `public/<client>:<sid>`
+/// (or takes it from the cache).
 void native_service(self_ptr self, const std::string& client,
                     const std::string& sid,
                     std::function<void(caf::expected<value>)> done) {
+  auto& st = self->state;
+  auto key = client + ":" + sid;
+  auto now = std::chrono::steady_clock::now();
+  if (auto i = st.natives.find(key); i != st.natives.end()) {
+    if (now < i->second.until) {
+      done(i->second.object);
+      return;
+    }
+    st.natives.erase(i);
+  }
   auto id = "public/" + client + ":" + sid;
   self
     ->request(self->state.cfg->node, std::chrono::seconds{30}, api_atom_v,
               std::string{"bridge"}, static_cast<uint16_t>(api_op::get_service),
               value_list{value{id}}, value_map{})
     .then(
-      [done, id, client, sid](value& obj) mutable {
+      [self, key, done, id, client, sid](value& obj) mutable {
         if (auto* m = obj.as_map()) {
           m->insert("id", id);
           if (!m->contains("name"))
@@ -521,26 +567,54 @@ void native_service(self_ptr self, const std::string& client,
                                         {"workspace", "public"},
                                         {"require_context", false}});
         }
+        auto& natives = self->state.natives;
+        if (natives.size() >= max_cached_natives)
+          natives.clear();
+        natives[key]
+          = cached_native{obj, std::chrono::steady_clock::now() + native_ttl};
         done(std::move(obj));
       },
       [done](caf::error& err) mutable { done(std::move(err)); });
 }
 
-/// Runs function `f` for the client and answers it.
+/// Runs function `f` for the client and answers it. `cached`: the key of
+/// the cached native object `f` came from, dropped if the call finds the
+/// service gone.
 void invoke_for_client(self_ptr self, const envelope& env,
                        const std::string& identity, function_ref f,
-                       value_map extra) {
+                       value_map extra, std::string cached = {}) {
+  auto& st = self->state;
   auto [args, kwargs] = call_args(extra);
   track_inbound(self, env, identity, extra);
   auto target = f.impl->target();
+  // The deadline is the session's (its tick answers a call that overran):
+  // in CAF 0.17 a request timeout wakes the clock thread on every call.
+  auto id = ++st.next_outbound;
+  st.outbound.emplace(
+    id, outbound_call{env, identity, clock_type::now() + st.cfg->call_timeout});
+  start_ticking(self);
   self
-    ->request(target, self->state.cfg->call_timeout, invoke_atom_v,
-              std::move(f), std::move(args), std::move(kwargs))
-    .then([self, env, identity](
-            value& result) { respond(self, env, identity, std::move(result)); },
-          [self, env, identity](caf::error& err) {
-            respond(self, env, identity, std::move(err));
-          });
+    ->request(target, caf::infinite, invoke_atom_v, std::move(f),
+              std::move(args), std::move(kwargs))
+    .then(
+      [self, id](value& result) {
+        auto i = self->state.outbound.find(id);
+        if (i == self->state.outbound.end())
+          return; // answered by the deadline
+        auto call = std::move(i->second);
+        self->state.outbound.erase(i);
+        respond(self, call.env, call.identity, std::move(result));
+      },
+      [self, id, cached](caf::error& err) {
+        if (!cached.empty())
+          forget_native(self, cached, err);
+        auto i = self->state.outbound.find(id);
+        if (i == self->state.outbound.end())
+          return;
+        auto call = std::move(i->second);
+        self->state.outbound.erase(i);
+        respond(self, call.env, call.identity, std::move(err));
+      });
 }
 
 /// Follows `services.<sid>.<a>.<b>` into a service object.
@@ -602,7 +676,7 @@ void handle_native(self_ptr self, const envelope& env, std::string_view frame) {
     auto path = std::string{rest.substr(dot + 1)};
     native_service(
       self, client, sid,
-      [self, env, identity, path,
+      [self, env, identity, path, key = std::string{client} + ":" + sid,
        extra = std::move(*extra)](caf::expected<value> obj) mutable {
         if (!obj) {
           respond(self, env, identity, std::move(obj.error()));
@@ -616,7 +690,7 @@ void handle_native(self_ptr self, const envelope& env, std::string_view frame) {
           return;
         }
         invoke_for_client(self, env, identity, *f->as_function(),
-                          std::move(extra));
+                          std::move(extra), key);
       });
     return;
   }
@@ -1767,6 +1841,25 @@ ws_session_actor spawn_ws_session(caf::actor_system& sys,
           call.done(make_error(errc::timeout,
                                "client " + st.me
                                  + " neither answered nor sent a heartbeat"));
+        std::vector<outbound_call> overran;
+        for (auto i = st.outbound.begin(); i != st.outbound.end();) {
+          if (i->second.deadline <= now) {
+            overran.push_back(std::move(i->second));
+            i = st.outbound.erase(i);
+          } else {
+            ++i;
+          }
+        }
+        for (auto& call : overran)
+          respond(
+            self, call.env, call.identity,
+            make_error(errc::timeout,
+                       "the call took longer than "
+                         + std::to_string(
+                           std::chrono::duration_cast<std::chrono::seconds>(
+                             st.cfg->call_timeout)
+                             .count())
+                         + " s"));
         for (auto& [session, call] : st.inbound) {
           if (call.next > now)
             continue;
@@ -1778,7 +1871,7 @@ ws_session_actor spawn_ws_session(caf::actor_system& sys,
           if (auto frame = make_frame(main, value_map{{"args", value_list{}}}))
             send_frame(self, std::move(*frame));
         }
-        if (!st.pending.empty() || !st.inbound.empty())
+        if (!st.pending.empty() || !st.inbound.empty() || !st.outbound.empty())
           start_ticking(self);
       },
       [self](auth_atom) {

@@ -179,6 +179,11 @@ std::vector<row> run_bridge_benches(const options& opts) {
   rows.push_back(
     row{"B9.p99", "the same, p99", m["hypha_call"]["p99"].get<double>(), "us",
         ws99 + capnp.quantile_us(0.99), "lower", "the same baselines, p99"});
+  rows.push_back(row{"B9.mgr.p50",
+                     "hypha-rpc client (Node) -> bridge manager echo -> back "
+                     "(no native plugin), p50",
+                     m["hypha_echo"]["p50"].get<double>(), "us", ws50, "lower",
+                     "raw Beast WebSocket echo, p50"});
   rows.push_back(row{"B9.calls/s",
                      "hypha-rpc calls into a native plugin, 64 in flight",
                      m["hypha_calls_per_s"].get<double>(), "calls/s", 0,

@@ -76,6 +76,16 @@ const out = {};
 {
   const api = await hyphaWebsocketClient.connectToServer({ server_url: bridge, client_id: "bench" });
   const hello = await api.getService("hello");
+  // The manager's echo goes no further than the client's session: what the
+  // hypha-rpc client and the bridge cost without a native plugin.
+  for (let i = 0; i < samples / 10; ++i) await api.echo("x");
+  const mgr = [];
+  for (let i = 0; i < samples; ++i) {
+    const t0 = now();
+    await api.echo("x");
+    mgr.push(now() - t0);
+  }
+  out.hypha_echo = quantiles(mgr);
   for (let i = 0; i < samples / 10; ++i) await hello.echo("x");
   const lat = [];
   for (let i = 0; i < samples; ++i) {
