@@ -10,6 +10,7 @@
 /// each connection's ws_session actor.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -112,8 +113,13 @@ struct bridge_settings {
   std::string public_url;
   /// Connections from beyond loopback need a token unless this is set.
   bool anonymous_remote = false;
-  /// Largest message reassembled from chunks.
+  /// Largest message reassembled from chunks (all of one client's open
+  /// chunked messages together).
   std::size_t message_max = std::size_t{256} << 20;
+  /// Most bytes of chunked messages all clients may hold open at once, and
+  /// what they hold now (sessions add and take off).
+  std::size_t messages_max_total = std::size_t{1} << 30;
+  mutable std::atomic<std::size_t> messages_open{0};
   /// Deadline of a native call made for a client, and of calls into a
   /// client that send no heartbeat.
   std::chrono::seconds call_timeout{600};

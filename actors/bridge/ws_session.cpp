@@ -754,6 +754,7 @@ void handle_builtin(self_ptr self, const envelope& env,
     auto i = st.cache.find(k);
     if (i != st.cache.end()) {
       st.cache_bytes -= i->second.bytes;
+      st.cfg->messages_open -= i->second.bytes;
       st.cache.erase(i);
     }
   };
@@ -815,9 +816,24 @@ void handle_builtin(self_ptr self, const envelope& env,
                            + std::to_string(st.cfg->message_max) + " bytes"));
       return;
     }
+    // What every client holds open together is bounded too, so many
+    // clients cannot add up to the node's memory.
+    auto open = st.cfg->messages_open.fetch_add(chunk.size());
+    if (open + chunk.size() > st.cfg->messages_max_total) {
+      st.cfg->messages_open -= chunk.size();
+      drop(*key);
+      respond(self, env, identity,
+              make_error(errc::overloaded,
+                         "the bridge holds "
+                           + std::to_string(st.cfg->messages_max_total)
+                           + " bytes of chunked messages already; try "
+                             "again later"));
+      return;
+    }
     auto& parts = i->second.parts;
     if (index >= parts.size())
       parts.resize(index + 1);
+    st.cfg->messages_open -= parts[index].size();
     st.cache_bytes += chunk.size();
     st.cache_bytes -= parts[index].size();
     i->second.bytes += chunk.size();
@@ -1271,6 +1287,16 @@ void manager_register(self_ptr self, const envelope& env, value info) {
   // the client that registered it (the browser core).
   std::optional<function_ref> ui;
   if (text(stored, "type") == "joy-ui") {
+    // Whoever is the UI sees every plugin's questions and answers them:
+    // only an admin may take that role (a loopback browser without a
+    // token, or a token from `joy token --permission admin`).
+    if (st.permission != "admin") {
+      reply(make_error(errc::permission_denied,
+                       "Permission denied: only an admin may register the "
+                       "cluster's UI (type joy-ui); this client has "
+                         + st.permission));
+      return;
+    }
     session_codec codec{self, "public/joy"};
     auto f = codec.decode(value_map{{"_rtype", "method"},
                                     {"_rtarget", st.me},
@@ -1700,6 +1726,9 @@ void close_down(self_ptr self) {
   if (st.closed)
     return;
   st.closed = true;
+  st.cfg->messages_open -= st.cache_bytes;
+  st.cache_bytes = 0;
+  st.cache.clear();
   if (st.admitted)
     self->send(st.bridge, leave_atom_v, st.ws, st.cid, st.generation);
   auto pending = std::move(st.pending);

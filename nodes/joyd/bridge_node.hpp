@@ -28,6 +28,8 @@ struct bridge_options {
   std::string url;
   /// Accept connections without a token from beyond loopback.
   bool anonymous_remote = false;
+  /// Most bytes of chunked messages all clients may hold open at once.
+  std::size_t chunked_total = std::size_t{1} << 30;
   /// The browser core's files (default: next to the programs).
   std::string web_root;
 };

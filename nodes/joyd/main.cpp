@@ -278,6 +278,11 @@ int main(int argc, char** argv) {
                  "The URL clients are told (default http://HOST:PORT)");
   app.add_flag("--bridge-anonymous", bridge_opts.anonymous_remote,
                "Let clients beyond loopback connect without a token");
+  app
+    .add_option("--bridge-chunked-total", bridge_opts.chunked_total,
+                "Most bytes of chunked messages all clients may have open "
+                "at once (default 1 GiB)")
+    ->check(CLI::PositiveNumber);
   app.add_option("--web-root", bridge_opts.web_root,
                  "The browser core's files (default: next to the programs)");
   app.set_config("--config", home_from_args(argc, argv) + "/joyd.toml",

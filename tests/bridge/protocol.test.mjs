@@ -349,6 +349,16 @@ describe("workspaces", () => {
     await assert.rejects(c.generateToken({ config: { workspace: "public" } }), /Permission denied/);
   });
 
+  test("only an admin may become the cluster's UI", async () => {
+    const owner = await connect(url, { client_id: "ui-owner" });
+    const guest = await connect(url, {
+      client_id: "ui-guest", workspace: owner.config.workspace, token: await owner.generateToken(),
+    });
+    await assert.rejects(
+      guest.registerService({ id: "ui", type: "joy-ui", config: { visibility: "unlisted" }, show: () => null }),
+      /only an admin may register the cluster's UI/);
+  });
+
   test("an admin kicks a client with force-exit and it does not come back", async () => {
     // The owner of a user workspace is its admin; its guest has read_write.
     const owner = await connect(url, { client_id: "kick-owner" });

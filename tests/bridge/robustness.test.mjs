@@ -5,10 +5,14 @@
 // a well-behaved client on the same bridge keeps working throughout.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { WebSocket, connect, disconnectAll, node, raw } from "./harness.mjs";
+import { WebSocket, connect, disconnectAll, node, raw, require, until } from "./harness.mjs";
+
+const { encode, decodeMulti } = require("@msgpack/msgpack");
 
 let head;
 let url;
@@ -157,5 +161,62 @@ test("a client registering services without end is stopped at a thousand", async
   for (let i = 0; i < 999; ++i) await wm.register_service(info(i));
   await assert.rejects(wm.register_service(info(999)), /at most 1000 services/);
   await wm.register_service(info(5)); // replacing one is fine
+  await stillFine();
+});
+
+test("chunked messages all clients hold open are bounded together", async () => {
+  // A bridge that holds at most 3 MB of open chunked messages in all.
+  const small = new node({ bridge: "127.0.0.1:0" });
+  writeFileSync(path.join(small.home, "joyd.toml"), "bridge-chunked-total = 3000000\n");
+  small.start();
+  try {
+    const open = async (id) => {
+      const c = raw(small.url);
+      await c.opened;
+      c.ws.send(JSON.stringify({ client_id: id }));
+      const info = JSON.parse(await c.next());
+      assert.equal(info.type, "connection_info");
+      let n = 0;
+      // One call of the manager's message cache; its answer.
+      c.cache = async (op, args) => {
+        const session = `s${++n}`;
+        const main = {
+          type: "method", from: `${info.workspace}/${id}`, to: `*/${info.manager_id}`,
+          method: `services.built-in.message_cache.${op}`, session, promise: "*",
+        };
+        c.ws.send(Buffer.concat([encode(main), encode({ args })]));
+        for (;;) {
+          const frame = await c.next();
+          if (typeof frame === "string") continue;
+          const [reply, extra] = [...decodeMulti(frame)];
+          if (!String(reply.method).startsWith(session)) continue;
+          if (reply.method.endsWith(".reject")) throw new Error(JSON.stringify(extra?.args?.[0]));
+          return extra?.args?.[0] ?? null;
+        }
+      };
+      return c;
+    };
+    const chunk = new Uint8Array(900 * 1024);
+    const a = await open("chunky-a");
+    const b = await open("chunky-b");
+    await a.cache("create", ["m"]);
+    await a.cache("append", ["m", chunk]);
+    await a.cache("append", ["m", chunk]);
+    await b.cache("create", ["m"]);
+    await b.cache("append", ["m", chunk]);
+    // 3.6 MB would be open: refused, and b's message is dropped.
+    await assert.rejects(b.cache("append", ["m", chunk]), /holds 3000000 bytes of chunked messages/);
+    // When a goes, what it held is free again.
+    a.ws.close(1000);
+    await a.closed;
+    await b.cache("create", ["m2"]);
+    await until(async () => {
+      try { await b.cache("append", ["m2", chunk]); return true; } catch { return false; }
+    }, 5000, "room after a client left");
+    await b.cache("append", ["m2", chunk]);
+    b.ws.close(1000);
+  } finally {
+    small.remove();
+  }
   await stillFine();
 });

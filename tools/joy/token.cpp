@@ -26,7 +26,8 @@ CLI::App* add_token_command(CLI::App& app, token_args& args) {
     ->check(CLI::PositiveNumber);
   cmd
     ->add_option("--permission", args.permission,
-                 "read, read_write (default) or admin")
+                 "read, read_write (default) or admin (a browser core "
+                 "that answers plugins' questions needs admin)")
     ->check(CLI::IsMember({"read", "read_write", "admin"}));
   args.command = cmd;
   return cmd;

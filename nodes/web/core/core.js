@@ -343,14 +343,20 @@ async function main() {
   state.textContent = "connected";
   $("#identity").textContent = `${api.config.workspace}`;
   windows = windowManager({ container: $("#windows"), hypha: api, show, log: message });
-  await api.registerService({
-    id: "joy-ui",
-    type: "joy-ui",
-    name: "Joy browser core",
-    description: "Shows plugins' dialogs, messages and progress",
-    config: { visibility: "unlisted" },
-    show,
-  });
+  try {
+    await api.registerService({
+      id: "joy-ui",
+      type: "joy-ui",
+      name: "Joy browser core",
+      description: "Shows plugins' dialogs, messages and progress",
+      config: { visibility: "unlisted" },
+      show,
+    });
+  } catch (err) {
+    // Only an admin is the cluster's UI; this page still runs plugins.
+    message("joy", `This page does not answer plugins' questions: ${err.message ?? err}`, "error");
+    $("#identity").textContent += " (not the cluster's UI)";
+  }
   document.body.dataset.ready = "true";
   await refresh();
   setInterval(refresh, 2000);
