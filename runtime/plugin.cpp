@@ -183,6 +183,10 @@ sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
                                              + "' has no service '"
                                              + req.service + "'");
       auto* fn = def->exports.find(req.method);
+      // ImJoy's `run(ctx)` is callable like a method when the plugin has
+      // one (the browser core's run form, `joy call p run '{...}'`).
+      if (fn == nullptr && req.method == "run" && def->run)
+        fn = &*def->run;
       if (fn == nullptr) {
         std::string known;
         for (auto& name : def->exports.names())
@@ -206,8 +210,13 @@ sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
       return run_in_actor(self, backend, *def->run, {std::move(ctx)}, {});
     },
     [def](describe_atom) -> caf::result<value> {
-      return value{value_map{{"name", value{def->name}},
-                             {"methods", def->exports.describe()}}};
+      auto methods = def->exports.describe();
+      if (def->run && def->exports.find("run") == nullptr)
+        if (auto* m = methods.as_map())
+          m->insert("run", value_map{{"arity", value{int64_t{1}}},
+                                     {"params", value_list{value{"ctx"}}}});
+      return value{
+        value_map{{"name", value{def->name}}, {"methods", std::move(methods)}}};
     },
     [self, def, backend](exit_atom) {
       if (!def->exit) {

@@ -702,6 +702,18 @@ service_info default_service(self_ptr self, const plugin_status& status) {
   auto node = caf::actor_cast<caf::actor>(self);
   value_map object;
   object.insert("name", value{status.name});
+  // What ImJoy's UIs read from the config: the description, the `ui` of
+  // run's form (its fields become ctx.config) and the data it takes.
+  if (auto h = find_plugin(self, status.name))
+    if (auto m = parse_manifest((*h)->record.manifest)) {
+      if (!m->description.empty())
+        object.insert("description", value{m->description});
+      for (auto key : {"ui", "inputs", "outputs"})
+        if (auto i = m->document.find(key);
+            i != m->document.end() && !i->is_null())
+          if (auto x = from_json_tree(*i))
+            object.insert(key, std::move(*x));
+    }
   for (std::size_t k = 0; k < status.methods.size(); ++k) {
     auto& method = status.methods[k];
     auto plugin = status.name;

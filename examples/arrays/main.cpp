@@ -63,6 +63,27 @@ caf::expected<joy::ndarray> make(joy::context& ctx, uint64_t n, uint64_t seed) {
   return joy::ndarray{joy::dtype::uint8, {n}, std::move(*out).freeze()};
 }
 
+/// A 2-D uint8 diagonal gradient, black at the top left, white at the
+/// bottom right.
+caf::expected<joy::ndarray> gradient(joy::context& ctx, uint64_t height,
+                                     uint64_t width) {
+  if (height == 0 || width == 0 || height * width > (uint64_t{1} << 26))
+    return caf::make_error(joy::errc::invalid_argument,
+                           "gradient: 1 to 64 Mi pixels");
+  auto out = ctx.allocate(height * width);
+  if (!out)
+    return std::move(out.error());
+  auto* px = reinterpret_cast<uint8_t*>(out->data());
+  for (uint64_t y = 0; y < height; ++y)
+    for (uint64_t x = 0; x < width; ++x)
+      px[y * width + x]
+        = static_cast<uint8_t>((255 * x / std::max<uint64_t>(1, width - 1)
+                                + 255 * y / std::max<uint64_t>(1, height - 1))
+                               / 2);
+  return joy::ndarray{
+    joy::dtype::uint8, {height, width}, std::move(*out).freeze()};
+}
+
 bool check(const joy::ndarray& a, uint64_t seed) {
   return a.type == joy::dtype::uint8 && a.shape.size() == 1 && a.data.readable()
          && matches(a.data.data(), a.data.size(), seed);
@@ -93,27 +114,27 @@ int main(int argc, char** argv) {
   arrays.exports.add("check", &check, {"array", "seed"});
 
   // A picture: a 2-D uint8 diagonal gradient (the browser core draws it).
-  arrays.exports.add(
-    "gradient",
-    [](joy::context& ctx, uint64_t height,
-       uint64_t width) -> caf::expected<joy::ndarray> {
-      if (height == 0 || width == 0 || height * width > (uint64_t{1} << 26))
-        return caf::make_error(joy::errc::invalid_argument,
-                               "gradient: 1 to 64 Mi pixels");
-      auto out = ctx.allocate(height * width);
-      if (!out)
-        return std::move(out.error());
-      auto* px = reinterpret_cast<uint8_t*>(out->data());
-      for (uint64_t y = 0; y < height; ++y)
-        for (uint64_t x = 0; x < width; ++x)
-          px[y * width + x] = static_cast<uint8_t>(
-            (255 * x / std::max<uint64_t>(1, width - 1)
-             + 255 * y / std::max<uint64_t>(1, height - 1))
-            / 2);
-      return joy::ndarray{
-        joy::dtype::uint8, {height, width}, std::move(*out).freeze()};
-    },
-    {"height", "width"});
+  arrays.exports.add("gradient", gradient, {"height", "width"});
+
+  // ImJoy's run(ctx): the form the manifest's `ui` describes fills
+  // ctx.config with `height` and `width`.
+  arrays.on_run(
+    [](joy::context& ctx, joy::value run_ctx) -> caf::expected<joy::ndarray> {
+      auto size = [&](const char* key) -> uint64_t {
+        auto* m = run_ctx.as_map();
+        auto* config = m != nullptr ? m->find("config") : nullptr;
+        auto* c = config != nullptr ? config->as_map() : nullptr;
+        auto* x = c != nullptr ? c->find(key) : nullptr;
+        if (x == nullptr)
+          return 64;
+        if (auto* i = x->as_int64())
+          return *i > 0 ? static_cast<uint64_t>(*i) : 0;
+        if (auto* d = x->as_float64())
+          return *d >= 1 ? static_cast<uint64_t>(*d) : 0;
+        return 0;
+      };
+      return gradient(ctx, size("height"), size("width"));
+    });
 
   arrays.exports.add("mirror", [](joy::ndarray a) { return a; }, {"array"});
 

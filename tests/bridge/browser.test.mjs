@@ -151,6 +151,21 @@ test("an ndarray result is drawn as an image", async () => {
   await shot("ndarray");
 });
 
+test("a plugin's run form comes from its manifest's ui", async () => {
+  await page.click('[data-plugin="arrays"]');
+  const card = '.run-ui[data-fn="run"]';
+  await page.waitForSelector(card);
+  assert.deepEqual(await page.$$eval(`${card} [data-ui]`, (xs) => xs.map((x) => x.name)),
+                   ["height", "width"]);
+  assert.match(await page.textContent(card), /A gradient of .* rows by .* columns/s);
+  await page.fill(`${card} [data-ui=height]`, "20");
+  await page.fill(`${card} [data-ui=width]`, "30");
+  await page.click(`${card} button[type=submit]`);
+  // run(ctx) got ctx.config from the form and drew that gradient.
+  await page.waitForSelector(`${card} canvas.ndarray[data-shape="20x30"]`);
+  await shot("run-form");
+});
+
 test("a large array from the other node is drawn too", async () => {
   // 600x800 bytes travel by the stream arm between the nodes.
   const card = await run("arrays", "gradient", [600, 800]);

@@ -229,3 +229,19 @@ TEST_CASE(
   CHECK(again.exit_code == 0);
   CHECK_THAT(again.out, Catch::Contains("already running"));
 }
+
+TEST_CASE("a plugin's run(ctx) is callable as run, with the config a ui form "
+          "fills",
+          "[nodes][daemon]") {
+  node_fixture node;
+  node.start();
+  node.ok({"install", example("arrays")});
+  auto out = json::parse(node.ok(
+    {"call", "arrays", "run", R"({"config": {"height": 2, "width": 3}})"}));
+  CHECK(out["_rtype"] == "ndarray");
+  CHECK(out["_rshape"] == json::array({2, 3}));
+  auto bad
+    = node.joy({"call", "arrays", "run", R"({"config": {"height": 0}})"});
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("1 to 64 Mi pixels"));
+}

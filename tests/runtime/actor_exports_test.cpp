@@ -130,3 +130,39 @@ TEST_CASE("the handlers of a typed actor are a plugin's methods",
       CHECK_THAT(text, Contains(name));
   }
 }
+
+TEST_CASE("a plugin's run(ctx) is callable as the method run and is described",
+          "[runtime][actor_exports]") {
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg, 1);
+  caf::actor_system sys{cfg};
+  plugin def{"runner"};
+  def.exports.add("twice", [](int64_t x) { return 2 * x; }, {"x"});
+  def.on_run([](value ctx) {
+    auto* m = ctx.as_map();
+    auto* config = m != nullptr ? m->find("config") : nullptr;
+    return config != nullptr ? *config : value{};
+  });
+  auto actor = spawn_plugin_actor(sys, std::make_shared<const plugin>(def));
+  caf::scoped_actor self{sys};
+  call_request req;
+  req.method = "run";
+  req.args
+    = {value{value_map{{"config", value{value_map{{"sigma", value{2}}}}}}}};
+  value got;
+  self->request(actor, 10s, call_atom_v, req)
+    .receive([&](value& x) { got = std::move(x); },
+             [](caf::error& err) { FAIL(message_of(err)); });
+  CHECK(got == value{value_map{{"sigma", value{2}}}});
+  value desc;
+  self->request(actor, 10s, describe_atom_v)
+    .receive([&](value& x) { desc = std::move(x); }, [](caf::error&) {});
+  auto* methods = desc.as_map()->find("methods");
+  REQUIRE(methods != nullptr);
+  CHECK(methods->as_map()->contains("twice"));
+  REQUIRE(methods->as_map()->contains("run"));
+  CHECK(to_string(*methods->as_map()->find("run"))
+        == to_string(value{value_map{{"arity", value{int64_t{1}}},
+                                     {"params", value_list{value{"ctx"}}}}}));
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}

@@ -95,6 +95,131 @@ function render(x) {
   return out;
 }
 
+// -- ImJoy's `ui` forms ---------------------------------------------------------
+
+/// Parses one field of an ImJoy `ui` string, written as a JavaScript object
+/// literal (`{id: 'sigma', type: 'number', min: 0, placeholder: 2}`), without
+/// evaluating it: keys bare or quoted; values strings, numbers, booleans,
+/// null, or lists of those.
+function parseField(text) {
+  let i = 0;
+  const fail = (why) => { throw new Error(`ui: ${why} in ${text}`); };
+  const space = () => { while (i < text.length && /\s/.test(text[i])) ++i; };
+  const value = () => {
+    space();
+    const c = text[i];
+    if (c === "'" || c === '"') {
+      const end = text.indexOf(c, i + 1);
+      if (end < 0) fail("an unclosed string");
+      const v = text.slice(i + 1, end);
+      i = end + 1;
+      return v;
+    }
+    if (c === "[") {
+      ++i;
+      const out = [];
+      for (;;) {
+        space();
+        if (text[i] === "]") { ++i; return out; }
+        out.push(value());
+        space();
+        if (text[i] === ",") ++i;
+        else if (text[i] !== "]") fail("a list without ]");
+      }
+    }
+    const m = /^[^,}\]\s]+/.exec(text.slice(i));
+    if (!m) fail("a missing value");
+    i += m[0].length;
+    if (m[0] === "true") return true;
+    if (m[0] === "false") return false;
+    if (m[0] === "null") return null;
+    const n = Number(m[0]);
+    return Number.isNaN(n) ? m[0] : n;
+  };
+  const out = {};
+  space();
+  if (text[i] !== "{") fail("no {");
+  ++i;
+  for (;;) {
+    space();
+    if (text[i] === "}") return out;
+    const key = /^(['"]?)([A-Za-z_$][\w$]*)\1/.exec(text.slice(i));
+    if (!key) fail("a bad key");
+    i += key[0].length;
+    space();
+    if (text[i] !== ":") fail("a key without :");
+    ++i;
+    out[key[2]] = value();
+    space();
+    if (text[i] === ",") ++i;
+    else if (text[i] !== "}") fail("a missing , or }");
+  }
+}
+
+/// The pieces of a `ui` string: text, and fields between braces.
+function parseUi(ui) {
+  const parts = [];
+  const text = Array.isArray(ui) ? ui.join("\n") : String(ui);
+  let at = 0;
+  for (const m of text.matchAll(/\{[^{}]*\}/g)) {
+    if (m.index > at) parts.push(text.slice(at, m.index));
+    parts.push(parseField(m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  return parts;
+}
+
+/// ImJoy's run form: one input per `ui` field; `run({config, data})`.
+function runCard(svc) {
+  let parts;
+  try {
+    parts = parseUi(svc.ui);
+  } catch (err) {
+    return el("div", { class: "fn run-ui" }, el("h3", {}, "run"),
+              el("p", { class: "result error" }, err.message));
+  }
+  const fields = [];
+  const body = parts.map((p) => {
+    if (typeof p === "string") return el("span", { class: "ui-text" }, p);
+    const attrs = { name: p.id, "aria-label": p.id, "data-ui": p.id };
+    let input;
+    if (p.type === "choose" && Array.isArray(p.options)) {
+      input = el("select", attrs, ...p.options.map((o) => el("option", { value: String(o) }, String(o))));
+      if (p.placeholder !== undefined) input.value = String(p.placeholder);
+    } else {
+      const type = p.type === "number" ? "number" : p.type === "boolean" ? "checkbox" : "text";
+      input = el("input", { ...attrs, type });
+      for (const k of ["min", "max", "step"]) if (p[k] !== undefined) input.setAttribute(k, p[k]);
+      if (p.placeholder !== undefined) {
+        if (type === "checkbox") input.checked = Boolean(p.placeholder);
+        else input.value = String(p.placeholder);
+      }
+    }
+    fields.push({ field: p, input });
+    return input;
+  });
+  const out = el("div", { class: "output" });
+  const form = el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const config = {};
+      for (const { field, input } of fields) {
+        if (input.type === "checkbox") config[field.id] = input.checked;
+        else if (input.type === "number") config[field.id] = input.value === "" ? null : Number(input.value);
+        else config[field.id] = input.value;
+      }
+      out.replaceChildren(el("div", { class: "result muted" }, "running…"));
+      try {
+        out.replaceChildren(render(await svc.run({ config, data: null })));
+      } catch (err) {
+        out.replaceChildren(el("div", { class: "result error" }, String(err.message ?? err)));
+      }
+    },
+  }, ...body, el("button", { type: "submit" }, "Run"));
+  return el("div", { class: "fn run-ui", "data-fn": "run" }, el("h3", {}, "run"), form, out);
+}
+
 // -- the UI of plugins --------------------------------------------------------
 
 let dialogs = Promise.resolve();
@@ -222,7 +347,8 @@ async function openService(id, title, node) {
     pane.replaceChildren(el("h2", {}, title), el("p", { class: "result error" }, String(err)));
     return;
   }
-  const fns = Object.keys(svc).filter((k) => typeof svc[k] === "function");
+  const withUi = (typeof svc.ui === "string" || Array.isArray(svc.ui)) && typeof svc.run === "function";
+  const fns = Object.keys(svc).filter((k) => typeof svc[k] === "function" && !(withUi && k === "run"));
   const cards = fns.map((name) => {
     // With a schema (plugins name their parameters), one field per
     // parameter; without, the arguments as one JSON list.
@@ -267,7 +393,9 @@ async function openService(id, title, node) {
   const [, rest] = id.split("/");
   const [client, sid] = rest.split(":");
   const log = id.startsWith("public/") && sid === "default" && node ? [logPanel(client, node)] : [];
-  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...log, ...cards);
+  const about = typeof svc.description === "string" ? [el("p", {}, svc.description)] : [];
+  const run = withUi ? [runCard(svc)] : [];
+  pane.replaceChildren(el("h2", {}, title), el("p", { class: "muted" }, id), ...about, ...log, ...run, ...cards);
 }
 
 function nodeOf(info) {
