@@ -8,6 +8,7 @@
 #include <cctype>
 
 #include "runtime/errc.hpp"
+#include "runtime/yaml_config.hpp"
 
 namespace joy {
 
@@ -225,14 +226,11 @@ caf::expected<imjoy_file> parse_imjoy_file(std::string_view text,
                       "plugin");
   auto lang = config_block->attr("lang", "json");
   std::transform(lang.begin(), lang.end(), lang.begin(), lower);
-  if (lang == "yaml" || lang == "yml")
-    return make_error(errc::unimplemented,
-                      "<config lang=\"yaml\">: this build reads JSON configs "
-                      "only; write the config as JSON");
-  if (lang != "json")
+  if (lang != "json" && lang != "yaml" && lang != "yml")
     return make_error(errc::invalid_argument,
-                      "<config lang=\"" + lang + "\">: must be json");
-  auto doc = parse_json(config_block->content);
+                      "<config lang=\"" + lang + "\">: must be json or yaml");
+  auto doc = lang == "json" ? parse_json(config_block->content)
+                            : parse_yaml_config(config_block->content);
   if (!doc)
     return make_error(errc::invalid_argument,
                       "<config>: " + message_of(doc.error()));

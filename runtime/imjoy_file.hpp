@@ -65,10 +65,10 @@ caf::expected<std::vector<imjoy_block>>
 parse_imjoy_blocks(std::string_view text);
 
 /// Parses `text` and picks the variant `tag` ("" = the config's first tag,
-/// or none). The config must be JSON (`lang="json"`, the default). Errors:
-/// invalid_argument (no `<config>`, a config that is not a JSON object, a
-/// tag the config does not list, two scripts for one variant), too_large,
-/// unimplemented (a YAML config).
+/// or none). The config is JSON (`lang="json"`, the default) or YAML
+/// (`lang="yaml"`). Errors: invalid_argument (no `<config>`, a config that
+/// is not an object, a tag the config does not list, two scripts for one
+/// variant), too_large.
 caf::expected<imjoy_file> parse_imjoy_file(std::string_view text,
                                            const std::string& tag = {});
 

@@ -20,7 +20,10 @@ install(TARGETS joy_schema joy_runtime joy_plugin
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/joy/runtime
-  FILES_MATCHING PATTERN "*.hpp")
+  FILES_MATCHING PATTERN "*.hpp"
+  # The ImJoy file readers are Joy's own, not the SDK's.
+  PATTERN "imjoy_file.hpp" EXCLUDE
+  PATTERN "yaml_config.hpp" EXCLUDE)
 install(FILES ${JOY_SCHEMA_HEADERS}
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/joy/schema)
 

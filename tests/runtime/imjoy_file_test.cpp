@@ -3,10 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <string>
 
 #include "runtime/errc.hpp"
 #include "runtime/imjoy_file.hpp"
+#include "runtime/yaml_config.hpp"
 
 using Catch::Matchers::Contains;
 using joy::errc;
@@ -102,8 +104,10 @@ TEST_CASE("a file that is not a well-formed ImJoy plugin is refused with "
   CHECK_THAT(joy::message_of(not_json.error()), Contains("<config>"));
   CHECK(code(joy::parse_imjoy_file("<config>[1]</config>"))
         == errc::invalid_argument);
-  CHECK(code(joy::parse_imjoy_file("<config lang=\"yaml\">name: x</config>"))
-        == errc::unimplemented);
+  CHECK(code(joy::parse_imjoy_file("<config lang=\"toml\">name = 1</config>"))
+        == errc::invalid_argument);
+  CHECK(code(joy::parse_imjoy_file("<config lang=\"yaml\">[1, 2]</config>"))
+        == errc::invalid_argument);
   CHECK(code(joy::parse_imjoy_file(viewer, "nightly"))
         == errc::invalid_argument);
   CHECK(code(joy::parse_imjoy_file(
@@ -122,4 +126,71 @@ TEST_CASE("ImJoy file names are recognised with any query or fragment",
   CHECK_FALSE(joy::is_imjoy_file_name(".imjoy.html"));
   CHECK_FALSE(joy::is_imjoy_file_name("viewer.html"));
   CHECK_FALSE(joy::is_imjoy_file_name("viewer"));
+}
+
+TEST_CASE("a YAML config reads as the JSON one would, scalars typed as "
+          "js-yaml types them",
+          "[runtime]") {
+  auto file = joy::parse_imjoy_file(R"(<config lang="yaml">
+name: Image Processor
+type: native-python
+version: 0.1.2
+tags: [stable, dev]
+flags: []
+env:
+  stable: conda create -n x
+  dev: ~
+requirements: ["numpy", 'scipy']
+cover: null
+runnable: yes
+yes_quoted: "true"
+count: 12
+hex: 0x1F
+ratio: 1.5e3
+big: .inf
+api_version: 0.1.8
+</config>
+<script lang="python" tag="stable">print(1)</script>
+<script lang="python" tag="dev">print(2)</script>)",
+                                    "dev");
+  REQUIRE(file);
+  auto& c = file->config;
+  CHECK(c["name"] == "Image Processor");
+  CHECK(c["version"] == "0.1.2");
+  CHECK(c["tags"] == joy::json::array({"stable", "dev"}));
+  CHECK(c["env"].is_null()); // dev's
+  CHECK(c["requirements"] == joy::json::array({"numpy", "scipy"}));
+  CHECK(c["cover"].is_null());
+  CHECK(c["runnable"] == "yes"); // YAML 1.2: not a boolean
+  CHECK(c["yes_quoted"] == "true");
+  CHECK(c["count"] == 12);
+  CHECK(c["hex"] == 31);
+  CHECK(c["ratio"] == 1500.0);
+  CHECK(std::isinf(c["big"].get<double>()));
+  CHECK(c["api_version"] == "0.1.8");
+  CHECK(file->script == "print(2)");
+  CHECK(file->script_lang == "python");
+}
+
+TEST_CASE("YAML that is broken or expands without end is refused",
+          "[runtime]") {
+  auto broken = joy::parse_yaml_config("name: [unclosed\n");
+  REQUIRE_FALSE(broken);
+  CHECK(joy::code_of(broken.error()) == errc::invalid_argument);
+  CHECK_THAT(joy::message_of(broken.error()), Contains("line"));
+  // Nine levels of ten aliases each: a billion values from a few lines.
+  std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1));
+    laughs += std::string(1, c) + ": &" + c + " [*" + prev;
+    for (int k = 0; k < 9; ++k)
+      laughs += ", *" + prev;
+    laughs += "]\n";
+  }
+  auto bomb = joy::parse_yaml_config(laughs);
+  REQUIRE_FALSE(bomb);
+  CHECK_THAT(joy::message_of(bomb.error()), Contains("a million values"));
+  auto complex_key = joy::parse_yaml_config("? [a, b]\n: 1\n");
+  REQUIRE_FALSE(complex_key);
+  CHECK_THAT(joy::message_of(complex_key.error()), Contains("keys"));
 }
