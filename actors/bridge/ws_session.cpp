@@ -1721,6 +1721,22 @@ void handle_auth(self_ptr self, const std::string& text) {
       [self](caf::error& err) { refuse(self, message_of(err)); });
 }
 
+/// Takes the entries of `calls` whose deadline has passed.
+template <class Map>
+std::vector<typename Map::mapped_type>
+take_expired(Map& calls, clock_type::time_point now) {
+  std::vector<typename Map::mapped_type> out;
+  for (auto i = calls.begin(); i != calls.end();) {
+    if (i->second.deadline <= now) {
+      out.push_back(std::move(i->second));
+      i = calls.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
 void close_down(self_ptr self) {
   auto& st = self->state;
   if (st.closed)
@@ -1857,29 +1873,11 @@ ws_session_actor spawn_ws_session(caf::actor_system& sys,
         if (st.closed)
           return;
         auto now = clock_type::now();
-        std::vector<pending_call> expired;
-        for (auto i = st.pending.begin(); i != st.pending.end();) {
-          if (i->second.deadline <= now) {
-            expired.push_back(std::move(i->second));
-            i = st.pending.erase(i);
-          } else {
-            ++i;
-          }
-        }
-        for (auto& call : expired)
+        for (auto& call : take_expired(st.pending, now))
           call.done(make_error(errc::timeout,
                                "client " + st.me
                                  + " neither answered nor sent a heartbeat"));
-        std::vector<outbound_call> overran;
-        for (auto i = st.outbound.begin(); i != st.outbound.end();) {
-          if (i->second.deadline <= now) {
-            overran.push_back(std::move(i->second));
-            i = st.outbound.erase(i);
-          } else {
-            ++i;
-          }
-        }
-        for (auto& call : overran)
+        for (auto& call : take_expired(st.outbound, now))
           respond(
             self, call.env, call.identity,
             make_error(errc::timeout,
