@@ -434,6 +434,25 @@ describe("native plugins", () => {
     assert.ok(ids.includes("public/demo:default"), ids.join(","));
   });
 
+  test("the UI a client provides is reached by plugins and by no other workspace", async () => {
+    const ui = await connect(url, { client_id: "ui-core" });
+    const asked = [];
+    await ui.registerService({
+      id: "ui", type: "joy-ui",
+      config: { visibility: "protected", authorized_workspaces: ["public"] },
+      show: (op, plugin, ...args) => {
+        asked.push([op, plugin, args[0]]);
+        return op === "prompt" ? "Hi" : null;
+      },
+    });
+    const caller = await connect(url, { client_id: "ui-caller" });
+    const demo = await caller.getService("demo");
+    assert.equal(await demo.greet("Ada"), "Hi, Ada!");
+    assert.deepEqual(asked[0].slice(0, 2), ["prompt", "demo"]);
+    const stranger = await connect(url, { client_id: "ui-stranger" });
+    await assert.rejects(stranger.getService(`${ui.config.workspace}/ui-core:ui`), /Permission denied/);
+  });
+
   test("a native error reaches the client with no trace", async () => {
     const c = await connect(url, { client_id: "nat-5" });
     const hello = await c.getService("hello");

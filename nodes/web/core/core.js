@@ -477,7 +477,9 @@ async function main() {
       type: "joy-ui",
       name: "Joy browser core",
       description: "Shows plugins' dialogs, messages and progress",
-      config: { visibility: "unlisted" },
+      // Plugins reach it as the cluster's UI (from workspace public); no
+      // other workspace may call it.
+      config: { visibility: "protected", authorized_workspaces: ["public"] },
       show,
     });
   } catch (err) {
