@@ -65,6 +65,7 @@ caf::error bridge_node::start(caf::actor_system& sys,
   settings->manager_id = "manager-" + node_id;
   settings->anonymous_remote = opts.anonymous_remote;
   settings->messages_max_total = opts.chunked_total;
+  settings->call_timeout = opts.call_timeout;
   settings->tokens = std::make_shared<token_signer>(std::move(*tokens));
   settings->core = core;
   settings->kj_gateway = std::move(kj_gateway);

@@ -7,6 +7,7 @@
 /// ws_session actor per client (actors/bridge).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct bridge_options {
   std::string url;
   /// Accept connections without a token from beyond loopback.
   bool anonymous_remote = false;
+  /// The longest a client's call into a native plugin may take before the
+  /// bridge answers it with a timeout (the plugin's own deadline, the
+  /// node's --call-timeout, normally ends it first).
+  std::chrono::seconds call_timeout{600};
   /// Most bytes of chunked messages all clients may hold open at once.
   std::size_t chunked_total = std::size_t{1} << 30;
   /// The browser core's files (default: next to the programs).

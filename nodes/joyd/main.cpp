@@ -17,7 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -278,6 +280,12 @@ int main(int argc, char** argv) {
                  "The URL clients are told (default http://HOST:PORT)");
   app.add_flag("--bridge-anonymous", bridge_opts.anonymous_remote,
                "Let clients beyond loopback connect without a token");
+  double bridge_call_timeout_s = 600;
+  app
+    .add_option("--bridge-call-timeout", bridge_call_timeout_s,
+                "Seconds a client's call into a plugin may take before the "
+                "bridge answers it with a timeout (default 600)")
+    ->check(CLI::PositiveNumber);
   app
     .add_option("--bridge-chunked-total", bridge_opts.chunked_total,
                 "Most bytes of chunked messages all clients may have open "
@@ -559,6 +567,8 @@ int main(int argc, char** argv) {
   // The bridge binds before the node starts so that its address is known;
   // it serves once the node runs.
   joy::bridge_node bridge;
+  bridge_opts.call_timeout = std::chrono::seconds{std::max<int64_t>(
+    1, static_cast<int64_t>(std::ceil(bridge_call_timeout_s)))};
   if (!bridge_opts.address.empty()) {
     if (auto err
         = bridge.start(sys, bridge_opts, home, node_id, core, kj.gateway())) {

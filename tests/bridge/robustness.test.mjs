@@ -220,3 +220,24 @@ test("chunked messages all clients hold open are bounded together", async () => 
   }
   await stillFine();
 });
+
+test("a call into a plugin that overruns the bridge's deadline is answered with a timeout", async () => {
+  const quick = new node({ bridge: "127.0.0.1:0" });
+  writeFileSync(path.join(quick.home, "joyd.toml"), "bridge-call-timeout = 1\n");
+  quick.start();
+  try {
+    quick.install("hello");
+    const c = await connect(quick.url, { client_id: "impatient" });
+    const hello = await c.getService("hello");
+    const started = Date.now();
+    // nap sends no progress; the node's own deadline is minutes away.
+    await assert.rejects(hello.nap(30), /took longer than 1 s/);
+    assert.ok(Date.now() - started < 10000, "answered by the bridge's deadline");
+    // The session answers as before (hello itself naps on: its calls run
+    // one at a time).
+    assert.equal(await c.echo("still here"), "still here");
+  } finally {
+    quick.remove();
+  }
+  await stillFine();
+});
