@@ -84,7 +84,7 @@
       if (Array.isArray(x)) return x.map((v) => this.encode(v, depth + 1));
       if (isPlain(x)) {
         const out = {};
-        for (const k of Object.keys(x)) out[k] = this.encode(x[k], depth + 1);
+        for (const k of Object.keys(x)) if (k !== "__proto__") out[k] = this.encode(x[k], depth + 1);
         return out;
       }
       return x;
@@ -99,8 +99,10 @@
           stub.__name__ = x.name;
           return stub;
         }
+        // A key "__proto__" (possible in a cloned object) would set the
+        // prototype of what is built here; it is dropped.
         const out = {};
-        for (const k of Object.keys(x)) out[k] = this.decode(x[k]);
+        for (const k of Object.keys(x)) if (k !== "__proto__") out[k] = this.decode(x[k]);
         return out;
       }
       return x;
