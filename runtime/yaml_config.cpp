@@ -22,8 +22,15 @@ constexpr std::size_t max_depth = 64;
 /// Aliases let a small file name a huge tree ("billion laughs").
 constexpr std::size_t max_values = 1000000;
 
+/// What the values of a config may add up to, aliases expanded.
+constexpr std::size_t max_bytes = std::size_t{16} << 20;
+
 /// A plain scalar as the YAML 1.2 core schema reads it.
 json resolve_plain(const std::string& s) {
+  // No number or keyword is this long; libstdc++'s regex recurses per
+  // character and would overflow the stack on a huge one.
+  if (s.size() > 64)
+    return s;
   static const std::regex null_re{"^(null|Null|NULL|~|)$"};
   static const std::regex true_re{"^(true|True|TRUE)$"};
   static const std::regex false_re{"^(false|False|FALSE)$"};
@@ -67,6 +74,7 @@ json resolve_plain(const std::string& s) {
 struct converter {
   yaml_document_t* doc;
   std::size_t values = 0;
+  std::size_t bytes = 0;
 
   caf::expected<json> convert(yaml_node_t* node, std::size_t depth) {
     if (node == nullptr)
@@ -81,6 +89,11 @@ struct converter {
                         "that expand without end?)");
     switch (node->type) {
       case YAML_SCALAR_NODE: {
+        bytes += node->data.scalar.length;
+        if (bytes > max_bytes)
+          return make_error(errc::invalid_argument,
+                            "YAML config: more than 16 MiB of values (aliases "
+                            "that expand without end?)");
         std::string text{reinterpret_cast<const char*>(node->data.scalar.value),
                          node->data.scalar.length};
         if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)

@@ -19,7 +19,7 @@ namespace joy {
 /// Parses the first document of `text`. Errors: invalid_argument (not YAML,
 /// with libyaml's line and reason; a key that is not a scalar; nesting
 /// deeper than JSON configs allow; aliases that expand beyond a million
-/// values).
+/// values or 16 MiB).
 caf::expected<json> parse_yaml_config(std::string_view text);
 
 } // namespace joy

@@ -385,7 +385,10 @@ service_info window_service(self_ptr self, const plugin_record& rec) {
     if (auto i = m->document.find("tag");
         i != m->document.end() && i->is_string())
       tag = i->get<std::string>();
-  auto path = (fs::path{rec.path} / imjoy_entry_name).string();
+  auto entry = std::string{imjoy_entry_name};
+  if (auto m = parse_manifest(rec.manifest); m && !m->entry.empty())
+    entry = m->entry;
+  auto path = (fs::path{rec.path} / entry).string();
   value_map object;
   object.insert("name", value{rec.name});
   object.insert("type", value{std::string{"window"}});
@@ -422,14 +425,21 @@ tail_worker spawn_tail_worker(caf::actor_system& sys) {
           in.seekg(0, std::ios::end);
           auto size = static_cast<uint64_t>(in.tellg());
           auto from = size > window ? size - window : 0;
-          in.seekg(static_cast<std::streamoff>(from));
-          std::string text(size - from, '\0');
+          // One byte more before the window tells whether its first
+          // line is whole (it follows a newline) or cut.
+          auto at = from > 0 ? from - 1 : 0;
+          in.seekg(static_cast<std::streamoff>(at));
+          std::string text(size - at, '\0');
           in.read(text.data(), static_cast<std::streamsize>(text.size()));
           text.resize(static_cast<std::size_t>(in.gcount()));
           if (from > 0) {
-            // The first line is cut: drop it.
             auto nl = text.find('\n');
-            text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+            // A line longer than the window is shown cut rather than not
+            // at all.
+            if (nl != std::string::npos && nl + 1 < text.size())
+              text.erase(0, nl + 1);
+            else
+              text.erase(0, 1);
           }
           // Back `lines` newlines from the end (a last newline ends the
           // last line rather than starting one).

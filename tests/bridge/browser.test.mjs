@@ -198,6 +198,18 @@ test("a window plugin from the other node opens in a sandboxed iframe", async ()
   assert.equal(reach.parentDocument, "SecurityError");
   assert.equal(reach.storage, "SecurityError");
   assert.equal(reach.cookie, "SecurityError");
+  // Through the api it reaches the cluster's plugins, not the core's
+  // workspace (whose manager would issue it tokens).
+  const viaApi = await frame.evaluate(async () => {
+    const tries = { sum: await api.call("hello", "add", 2, 3) };
+    for (const id of ["~", "*/manager-x", "ws-user-someone/core:joy-ui"]) {
+      try { await api.get_service(id); tries[id] = "allowed"; } catch (err) { tries[id] = err.message; }
+    }
+    return tries;
+  });
+  assert.equal(viaApi.sum, 5);
+  for (const id of ["~", "*/manager-x", "ws-user-someone/core:joy-ui"])
+    assert.match(viaApi[id], /cluster's plugins only/, id);
   await shotOf(box, "window");
 
   // The window asks through the core's api.prompt; the answer comes back.

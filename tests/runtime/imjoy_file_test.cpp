@@ -190,6 +190,18 @@ TEST_CASE("YAML that is broken or expands without end is refused",
   auto bomb = joy::parse_yaml_config(laughs);
   REQUIRE_FALSE(bomb);
   CHECK_THAT(joy::message_of(bomb.error()), Contains("a million values"));
+  // Few values, but each a megabyte: bounded by bytes too.
+  std::string wide = "a: &a \"" + std::string(1 << 20, 'x') + "\"\n";
+  wide += "b: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+          "*a]\n";
+  auto heavy = joy::parse_yaml_config(wide);
+  REQUIRE_FALSE(heavy);
+  CHECK_THAT(joy::message_of(heavy.error()), Contains("16 MiB"));
+  // A number a million digits long is text, not a crash.
+  auto digits
+    = joy::parse_yaml_config("v: " + std::string(1000000, '1') + "\n");
+  REQUIRE(digits);
+  CHECK((*digits)["v"].is_string());
   auto complex_key = joy::parse_yaml_config("? [a, b]\n: 1\n");
   REQUIRE_FALSE(complex_key);
   CHECK_THAT(joy::message_of(complex_key.error()), Contains("keys"));

@@ -12,6 +12,20 @@ const snake = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 let nextWindow = 1;
 
+/// A window reaches the cluster's plugins (workspace public) and nothing
+/// of the core's own workspace: the core's connection is its user's, and
+/// the manager would hand a window tokens.
+function publicId(id) {
+  if (typeof id !== "string" || id === "" || id === "~" || id.startsWith("*/"))
+    throw new Error(`a window may reach the cluster's plugins only, not '${String(id)}'`);
+  if (!id.includes("/")) return `public/${id}`;
+  if (!id.startsWith("public/"))
+    throw new Error(`a window may reach the cluster's plugins only (public/...), not '${id}'`);
+  return id;
+}
+
+const reserved = new Set(["id", "name", "type", "run", "close", "focus", "setup"]);
+
 /// `hypha`: the core's hypha-rpc connection; `show(op, plugin, ...args)`:
 /// the core's UI for plugins; `log(plugin, text, level)`: its log list.
 export function windowManager({ container, hypha, show, log }) {
@@ -27,7 +41,7 @@ export function windowManager({ container, hypha, show, log }) {
       throw new Error(`window type '${type}' is not supported: name an installed window plugin`);
     let source;
     try {
-      const svc = await hypha.getService(type);
+      const svc = await hypha.getService(publicId(type));
       if (typeof svc.source !== "function") throw new Error("no source()");
       source = await svc.source();
     } catch (err) {
@@ -82,16 +96,24 @@ export function windowManager({ container, hypha, show, log }) {
       dispose();
       throw new Error(`window plugin '${type}' failed to load: ${err.message}`);
     }
+    if (!Array.isArray(methods)) methods = [];
     const call = (m, args) => (instance.closed
       ? Promise.reject(new Error(`window ${id} is closed`))
       : channel.call(m, args));
-    if (methods.includes("setup")) await call("setup", []);
-    const ctx = { config: cfg.config || {}, data: cfg.data ?? null };
-    if (methods.includes("run")) await call("run", [ctx]);
+    try {
+      if (methods.includes("setup")) await call("setup", []);
+      const ctx = { config: cfg.config || {}, data: cfg.data ?? null };
+      if (methods.includes("run")) await call("run", [ctx]);
+    } catch (err) {
+      log(plugin, `failed to start: ${err.message}`, "error");
+      dispose();
+      throw new Error(`window plugin '${type}' failed to start: ${err.message}`);
+    }
     // What the caller gets: the window's functions, and its own.
     const handle = { id, name: title, type };
     for (const m of methods)
-      if (m !== "setup") handle[m] = (...args) => call(m, args);
+      if (typeof m === "string" && /^[A-Za-z_$][\w$]*$/.test(m) && !reserved.has(m))
+        handle[m] = (...args) => call(m, args);
     handle.run = (ctx2 = {}) => call("run", [ctx2]);
     handle.close = async () => { dispose(); return null; };
     handle.focus = async () => { box.scrollIntoView({ block: "nearest" }); frame.focus(); return null; };
@@ -108,10 +130,10 @@ export function windowManager({ container, hypha, show, log }) {
       show_status: ui("show_status"), progress: ui("show_progress"),
       log: (...args) => { log(plugin, args.map(String).join(" ")); return null; },
       error: (...args) => { log(plugin, args.map(String).join(" "), "error"); return null; },
-      get_service: (id) => hypha.getService(id),
-      get_plugin: (name) => hypha.getService(name),
-      list_services: (query) => hypha.listServices(query),
-      call: async (name, method, ...args) => (await hypha.getService(name))[method](...args),
+      get_service: (id) => hypha.getService(publicId(id)),
+      get_plugin: (name) => hypha.getService(publicId(name)),
+      list_services: () => hypha.listServices("public"),
+      call: async (name, method, ...args) => (await hypha.getService(publicId(name)))[method](...args),
       create_window: (cfg) => createWindow(cfg, plugin),
     };
     return new Proxy(calls, { get: (t, k) => t[snake(String(k))] });
