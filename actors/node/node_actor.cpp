@@ -247,6 +247,9 @@ struct cached_location {
 };
 
 struct node_state {
+  /// One-shot readers (window sources, log tails) running now; each is a
+  /// thread, so they are bounded (run_reader).
+  std::size_t readers = 0;
   static inline const char* name = "node";
 
   kj_thread* kj = nullptr;
@@ -322,6 +325,37 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   return spec;
 }
 
+/// Readers a node runs at once for callers.
+constexpr std::size_t max_readers = 8;
+
+/// Answers `reply` with what a one-shot reader made by `spawn` (a detached
+/// actor: a thread) answers to `xs...`; at most max_readers at once, more
+/// callers get `overloaded`.
+template <class Spawn, class... Ts>
+void run_reader(self_ptr self, reply_handle reply, Spawn spawn, Ts... xs) {
+  auto& st = self->state;
+  if (st.readers >= max_readers) {
+    reply.deliver(
+      make_error(errc::overloaded, "the node is reading files for "
+                                     + std::to_string(max_readers)
+                                     + " callers already; try again"));
+    return;
+  }
+  ++st.readers;
+  auto worker = spawn(self->system());
+  auto rh = std::make_shared<reply_handle>(std::move(reply));
+  self->request(worker, std::chrono::seconds{30}, xs...)
+    .then(
+      [self, rh](value& x) {
+        --self->state.readers;
+        rh->deliver_value(std::move(x));
+      },
+      [self, rh](caf::error& err) {
+        --self->state.readers;
+        rh->deliver(std::move(err));
+      });
+}
+
 /// The default service of plugin `name` on this node.
 service_info service_of_plugin(self_ptr self, const std::string& name,
                                std::string type, value_map object) {
@@ -392,14 +426,13 @@ service_info window_service(self_ptr self, const plugin_record& rec) {
   value_map object;
   object.insert("name", value{rec.name});
   object.insert("type", value{std::string{"window"}});
-  object.insert(
-    "source", value{make_function(
-                node, "source",
-                [self, path, tag](value_list, value_map, reply_handle reply) {
-                  auto worker = spawn_source_worker(self->system());
-                  reply.delegate(caf::actor_cast<caf::strong_actor_ptr>(worker),
-                                 caf::make_message(get_atom_v, path, tag));
-                })});
+  object.insert("source",
+                value{make_function(
+                  node, "source",
+                  [self, path, tag](value_list, value_map, reply_handle reply) {
+                    run_reader(self, std::move(reply), spawn_source_worker,
+                               get_atom_v, path, tag);
+                  })});
   return service_of_plugin(self, rec.name, "window", std::move(object));
 }
 
@@ -505,9 +538,8 @@ service_info logs_service(self_ptr self) {
       auto path
         = (fs::path{self->state.cfg.logs_dir} / ((*h)->record.name + ".log"))
             .string();
-      auto worker = spawn_tail_worker(self->system());
-      reply.delegate(caf::actor_cast<caf::strong_actor_ptr>(worker),
-                     caf::make_message(get_atom_v, path, lines));
+      run_reader(self, std::move(reply), spawn_tail_worker, get_atom_v, path,
+                 lines);
     });
   f.params = {"plugin", "lines"};
   value_map object;
