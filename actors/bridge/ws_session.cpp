@@ -577,6 +577,17 @@ void native_service(self_ptr self, const std::string& client,
       [done](caf::error& err) mutable { done(std::move(err)); });
 }
 
+/// Answers outbound call `id` with `x`, unless its deadline answered it.
+void answer_outbound(self_ptr self, uint64_t id, caf::expected<value> x) {
+  auto& outbound = self->state.outbound;
+  auto i = outbound.find(id);
+  if (i == outbound.end())
+    return;
+  auto call = std::move(i->second);
+  outbound.erase(i);
+  respond(self, call.env, call.identity, std::move(x));
+}
+
 /// Runs function `f` for the client and answers it. `cached`: the key of
 /// the cached native object `f` came from, dropped if the call finds the
 /// service gone.
@@ -596,25 +607,13 @@ void invoke_for_client(self_ptr self, const envelope& env,
   self
     ->request(target, caf::infinite, invoke_atom_v, std::move(f),
               std::move(args), std::move(kwargs))
-    .then(
-      [self, id](value& result) {
-        auto i = self->state.outbound.find(id);
-        if (i == self->state.outbound.end())
-          return; // answered by the deadline
-        auto call = std::move(i->second);
-        self->state.outbound.erase(i);
-        respond(self, call.env, call.identity, std::move(result));
-      },
-      [self, id, cached](caf::error& err) {
-        if (!cached.empty())
-          forget_native(self, cached, err);
-        auto i = self->state.outbound.find(id);
-        if (i == self->state.outbound.end())
-          return;
-        auto call = std::move(i->second);
-        self->state.outbound.erase(i);
-        respond(self, call.env, call.identity, std::move(err));
-      });
+    .then([self,
+           id](value& result) { answer_outbound(self, id, std::move(result)); },
+          [self, id, cached](caf::error& err) {
+            if (!cached.empty())
+              forget_native(self, cached, err);
+            answer_outbound(self, id, std::move(err));
+          });
 }
 
 /// Follows `services.<sid>.<a>.<b>` into a service object.

@@ -22,6 +22,7 @@
 
 #include "actors/node/installer.hpp"
 #include "actors/node/log_rotation.hpp"
+#include "actors/node/log_tail.hpp"
 #include "actors/node/plugin_source.hpp"
 #include "runtime/api_op.hpp"
 #include "runtime/imjoy_file.hpp"
@@ -356,16 +357,35 @@ void run_reader(self_ptr self, reply_handle reply, Spawn spawn, Ts... xs) {
       });
 }
 
-/// The default service of plugin `name` on this node.
-service_info service_of_plugin(self_ptr self, const std::string& name,
-                               std::string type, value_map object) {
+/// A service of this node.
+service_info service_here(self_ptr self, std::string id, std::string name,
+                          std::string type, value_map object) {
   service_info svc;
-  svc.id = service_of(name);
+  svc.id = std::move(id);
   svc.node = self->state.cfg.node_id;
-  svc.name = name;
+  svc.name = std::move(name);
   svc.type = std::move(type);
   svc.object = value{std::move(object)};
   return svc;
+}
+
+/// The default service of plugin `name` on this node.
+service_info service_of_plugin(self_ptr self, const std::string& name,
+                               std::string type, value_map object) {
+  return service_here(self, service_of(name), name, std::move(type),
+                      std::move(object));
+}
+
+/// Registers `svc` with the core; a failure is logged (nothing waits).
+void register_here(self_ptr self, service_info svc) {
+  self
+    ->request(self->state.core, std::chrono::seconds{5}, register_atom_v,
+              std::move(svc))
+    .then([](service_info&) {},
+          [](caf::error& err) {
+            log(log_level::warning, "node",
+                "cannot register service: ", message_of(err));
+          });
 }
 
 /// Reads a window plugin's file on its own thread, once: the parts the
@@ -415,13 +435,14 @@ source_worker spawn_source_worker(caf::actor_system& sys) {
 service_info window_service(self_ptr self, const plugin_record& rec) {
   auto node = caf::actor_cast<caf::actor>(self);
   std::string tag;
-  if (auto m = parse_manifest(rec.manifest))
+  auto entry = std::string{imjoy_entry_name};
+  if (auto m = parse_manifest(rec.manifest)) {
     if (auto i = m->document.find("tag");
         i != m->document.end() && i->is_string())
       tag = i->get<std::string>();
-  auto entry = std::string{imjoy_entry_name};
-  if (auto m = parse_manifest(rec.manifest); m && !m->entry.empty())
-    entry = m->entry;
+    if (!m->entry.empty())
+      entry = m->entry;
+  }
   auto path = (fs::path{rec.path} / entry).string();
   value_map object;
   object.insert("name", value{rec.name});
@@ -449,51 +470,10 @@ tail_worker spawn_tail_worker(caf::actor_system& sys) {
         [self](get_atom, const std::string& path,
                uint64_t lines) -> caf::result<value> {
           self->quit();
-          std::ifstream in{path, std::ios::binary};
-          if (!in)
-            return value{std::string{}}; // nothing logged yet
-          // Lines are short; a window of 512 bytes a line (at most 1 MiB)
-          // from the end holds them.
-          auto window = std::min<uint64_t>(lines * 512, uint64_t{1} << 20);
-          in.seekg(0, std::ios::end);
-          auto size = static_cast<uint64_t>(in.tellg());
-          auto from = size > window ? size - window : 0;
-          // One byte more before the window tells whether its first
-          // line is whole (it follows a newline) or cut.
-          auto at = from > 0 ? from - 1 : 0;
-          in.seekg(static_cast<std::streamoff>(at));
-          std::string text(size - at, '\0');
-          in.read(text.data(), static_cast<std::streamsize>(text.size()));
-          text.resize(static_cast<std::size_t>(in.gcount()));
-          if (from > 0) {
-            auto nl = text.find('\n');
-            // A line longer than the window is shown cut rather than not
-            // at all.
-            if (nl != std::string::npos && nl + 1 < text.size())
-              text.erase(0, nl + 1);
-            else
-              text.erase(0, 1);
-          }
-          // Back `lines` newlines from the end (a last newline ends the
-          // last line rather than starting one).
-          auto end = text.size();
-          if (end > 0 && text[end - 1] == '\n')
-            --end;
-          std::size_t start = end;
-          uint64_t seen = 0;
-          while (start > 0) {
-            auto nl = text.rfind('\n', start - 1);
-            if (nl == std::string::npos) {
-              start = 0;
-              break;
-            }
-            start = nl;
-            if (++seen == lines) {
-              ++start;
-              break;
-            }
-          }
-          return value{text.substr(start)};
+          auto text = tail_lines(path, lines);
+          if (!text)
+            return std::move(text.error());
+          return value{std::move(*text)};
         },
       };
     });
@@ -545,13 +525,8 @@ service_info logs_service(self_ptr self) {
   value_map object;
   object.insert("name", value{"logs of node " + self->state.cfg.node_id});
   object.insert("tail", value{std::move(f)});
-  service_info svc;
-  svc.id = "public/node-" + self->state.cfg.node_id + ":logs";
-  svc.node = self->state.cfg.node_id;
-  svc.name = "logs";
-  svc.type = "joy-node";
-  svc.object = value{std::move(object)};
-  return svc;
+  return service_here(self, "public/node-" + self->state.cfg.node_id + ":logs",
+                      "logs", "joy-node", std::move(object));
 }
 
 /// Why a plugin without a host cannot be called or started.
@@ -574,14 +549,7 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
     h.status.state = plugin_state::running;
     h.status.methods = {"source"};
     st.plugins[rec.name] = std::move(h);
-    self
-      ->request(st.core, std::chrono::seconds{5}, register_atom_v,
-                window_service(self, rec))
-      .then([](service_info&) {},
-            [](caf::error& err) {
-              log(log_level::warning, "node",
-                  "cannot register service: ", message_of(err));
-            });
+    register_here(self, window_service(self, rec));
     return;
   }
   auto spec = make_launch_spec(st.cfg, rec);
@@ -1332,14 +1300,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     // first request arrives.
     for (auto& rec : installed)
       host_plugin(self, rec);
-    self
-      ->request(st.core, std::chrono::seconds{5}, register_atom_v,
-                logs_service(self))
-      .then([](service_info&) {},
-            [](caf::error& err) {
-              log(log_level::warning, "node",
-                  "cannot register the logs service: ", message_of(err));
-            });
+    register_here(self, logs_service(self));
     self->delayed_send(self, cfg.log_check, tick_atom_v);
     schedule_publish(self);
     return {
@@ -1548,14 +1509,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         schedule_publish(self);
         auto running = status.state == plugin_state::running;
         if (running && !was_running) {
-          self
-            ->request(st.core, std::chrono::seconds{5}, register_atom_v,
-                      default_service(self, status))
-            .then([](service_info&) {},
-                  [](caf::error& err) {
-                    log(log_level::warning, "node",
-                        "cannot register service: ", message_of(err));
-                  });
+          register_here(self, default_service(self, status));
         } else if (!running && was_running) {
           // Its services and event handlers go with it.
           caf::anon_send(st.core, forget_atom_v, status.name);

@@ -39,6 +39,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/node/log_tail.hpp"
 #include "runtime/errc.hpp"
 #include "runtime/log.hpp"
 #include "runtime/paths.hpp"
@@ -318,13 +319,12 @@ int cmd_logs(const std::string& home, const std::string& name,
                         + "' is installed"};
   client.reset();
   auto path = home + "/logs/" + name + ".log";
-  std::ifstream in{path, std::ios::binary};
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);)
-    all.push_back(line);
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0;
-       i < all.size(); ++i)
-    std::cout << all[i] << "\n";
+  auto tail = joy::tail_lines(path, lines);
+  if (!tail)
+    fail(tail.error());
+  std::cout << *tail;
+  if (!tail->empty() && tail->back() != '\n')
+    std::cout << "\n";
   std::cout.flush();
   if (!follow)
     return 0;

@@ -14,7 +14,6 @@
   let announce = null;
   const exportedOnce = new Promise((resolve) => { announce = resolve; });
 
-  const snake = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   const camel = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
   // ImJoy's api names the core serves for windows; both spellings work.

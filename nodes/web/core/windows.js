@@ -8,8 +8,6 @@
 // answers the window's api: its plugin's exported functions plus `run`,
 // `close` and `id`. Plugins anywhere reach this through `api.create_window`.
 
-const snake = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
 let nextWindow = 1;
 
 /// A window reaches the cluster's plugins (workspace public) and nothing
@@ -29,8 +27,6 @@ const reserved = new Set(["id", "name", "type", "run", "close", "focus", "setup"
 /// `hypha`: the core's hypha-rpc connection; `show(op, plugin, ...args)`:
 /// the core's UI for plugins; `log(plugin, text, level)`: its log list.
 export function windowManager({ container, hypha, show, log }) {
-  const open = new Map();
-
   async function createWindow(cfg, from) {
     if (typeof cfg === "string") cfg = { type: cfg };
     cfg = cfg || {};
@@ -74,14 +70,12 @@ export function windowManager({ container, hypha, show, log }) {
     const channel = new window.JoyChannel(frame.contentWindow);
     const plugin = source.config?.name || type;
     channel.serve(windowApi(plugin));
-    const instance = { id, box, channel, closed: false };
-    open.set(id, instance);
+    const instance = { closed: false };
     const dispose = () => {
       if (instance.closed) return;
       instance.closed = true;
       channel.close();
       box.remove();
-      open.delete(id);
     };
     close.addEventListener("click", dispose);
 
@@ -121,7 +115,8 @@ export function windowManager({ container, hypha, show, log }) {
     return handle;
   }
 
-  /// What a window's script may call: ImJoy's api, served by the core.
+  /// What a window's script may call: ImJoy's api, served by the core
+  /// (window.js sends the snake_case names).
   function windowApi(plugin) {
     const ui = (op) => (...args) => show(op, plugin, ...args);
     const calls = {
@@ -136,8 +131,8 @@ export function windowManager({ container, hypha, show, log }) {
       call: async (name, method, ...args) => (await hypha.getService(publicId(name)))[method](...args),
       create_window: (cfg) => createWindow(cfg, plugin),
     };
-    return new Proxy(calls, { get: (t, k) => t[snake(String(k))] });
+    return calls;
   }
 
-  return { createWindow, open };
+  return { createWindow };
 }
