@@ -467,6 +467,15 @@ make_plugin_server(kj_context& ctx, plugin_actor actor, uint64_t link) {
   return kj::heap<plugin_server>(ctx, std::move(actor), link);
 }
 
+wire::Api::Client* node_api(kj_context& ctx, uint64_t id) {
+  auto* state = ctx.find_as<node_link>(id);
+  if (state != nullptr)
+    KJ_IF_MAYBE (api, state->api) {
+      return api;
+    }
+  return nullptr;
+}
+
 void connect_to_node(kj_context& ctx, uint64_t id, int fd,
                      wire::Plugin::Client plugin, std::string name,
                      uint32_t version, std::function<void(int)> done) {

@@ -34,4 +34,8 @@ void connect_to_node(kj_context& ctx, uint64_t id, int fd,
                      wire::Plugin::Client plugin, std::string name,
                      uint32_t version, std::function<void(int)> done);
 
+/// The node's `Api` for the link `id` (from connect_to_node), once the node
+/// welcomed the plugin; null before, and after the link closed.
+wire::Api::Client* node_api(kj_context& ctx, uint64_t id);
+
 } // namespace joy

@@ -392,6 +392,10 @@ kj::Promise<caf::error> value_codec::settle() {
           });
 }
 
+caf::actor kj_callable_function::target() const {
+  return {};
+}
+
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
                                                    const function_ref& f) {
   if (auto* remote = dynamic_cast<const remote_function*>(f.impl.get())) {
@@ -405,6 +409,8 @@ caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
   }
   if (dynamic_cast<const local_function*>(f.impl.get()) != nullptr)
     return wire::Callable::Client{kj::heap<local_callable>(ctx, f)};
+  if (auto* own = dynamic_cast<const kj_callable_function*>(f.impl.get()))
+    return own->callable(ctx);
   return make_error(errc::invalid_argument,
                     "function '" + f.name
                       + "' cannot be sent to another process");

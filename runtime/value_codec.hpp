@@ -75,6 +75,17 @@ private:
   std::vector<kj::Promise<void>> pending_;
 };
 
+/// A function whose calls are served on the kj thread itself, not by an
+/// actor (the Python host's functions): it makes its own `Callable`.
+class kj_callable_function : public function_impl {
+public:
+  /// No actor runs it: calls reach it only as a capability.
+  caf::actor target() const override;
+
+  /// A capability whose calls run this function. Called on the kj thread.
+  virtual wire::Callable::Client callable(kj_context& ctx) const = 0;
+};
+
 /// The capability of a function value, as `write_function` would send it.
 /// Call on the kj thread. Errors as for write_function.
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,

@@ -366,6 +366,10 @@ caf::expected<plugin_manifest> check_imjoy_entry(const fs::path& dir,
   auto text = read_bounded(path, max_imjoy_file_size, manifest.entry);
   if (!text)
     return text.error();
+  auto python = manifest.type == "native-python";
+  // A Python plugin may also be a plain script next to its plugin.json.
+  if (python && path.extension() == ".py")
+    return manifest;
   std::string tag;
   if (auto i = manifest.document.find("tag");
       i != manifest.document.end() && i->is_string())
@@ -377,6 +381,12 @@ caf::expected<plugin_manifest> check_imjoy_entry(const fs::path& dir,
   if (file->script.empty())
     return make_error(errc::invalid_argument,
                       manifest.entry + ": has no <script>");
+  if (python && file->script_lang != "python")
+    return make_error(errc::invalid_argument,
+                      manifest.entry
+                        + ": a native-python plugin's <script> "
+                          "has lang=\"python\" (this one is "
+                        + file->script_lang + ")");
   return manifest;
 }
 

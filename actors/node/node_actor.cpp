@@ -87,13 +87,19 @@ caf::expected<plugin_record> install_from(const std::string& text,
   auto manifest = load_plugin_folder(*folder);
   if (!manifest)
     return std::move(manifest.error());
-  if (manifest->type != "native" && manifest->type != "window")
+  if (manifest->type == "native-python" && cfg.python_host.empty())
+    return make_error(errc::unimplemented,
+                      "plugin '" + manifest->name
+                        + "' is a native-python plugin, and this node has no "
+                          "joy-python-host (it was built without pybind11)");
+  if (manifest->type != "native" && manifest->type != "window"
+      && manifest->type != "native-python")
     return make_error(errc::unimplemented,
                       "plugin '" + manifest->name + "' is of type '"
                         + manifest->type
                         + "', which this node cannot run yet (it runs native "
-                          "plugins, and keeps window plugins for the browser "
-                          "core)");
+                          "and native-python plugins, and keeps window "
+                          "plugins for the browser core)");
   if (src->kind == plugin_source::manifest_ref && manifest->name != src->name)
     return make_error(errc::invalid_argument, "the manifest entry '" + src->name
                                                 + "' points at a plugin named '"
@@ -304,6 +310,14 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   launch_spec spec;
   spec.name = rec.name;
   spec.executable = (fs::path{rec.path} / manifest->entry).string();
+  // A Python plugin's entry is its script; the host runs it.
+  if (manifest->type == "native-python") {
+    if (cfg.python_host.empty())
+      return make_error(errc::unimplemented,
+                        "this node has no joy-python-host to run '" + rec.name
+                          + "'");
+    spec.runtime = cfg.python_host;
+  }
   spec.work_dir = rec.path;
   spec.log_file = (fs::path{cfg.logs_dir} / (rec.name + ".log")).string();
   // Room for rotation (every log_check) to catch up before output drops.

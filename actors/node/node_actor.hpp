@@ -111,6 +111,9 @@ struct node_config {
   /// How plugins send large data to each other: "shm" or "stream"
   /// (passed to them as JOY_LARGE_DATA; see runtime/large_data.hpp).
   std::string large_data = "shm";
+  /// The program that runs native-python plugins (joy-python-host); empty:
+  /// this node cannot run them.
+  std::string python_host;
   bool head = true;
   /// host:port of the cluster listener ("" without one), and whether it
   /// speaks TLS (shown in status).

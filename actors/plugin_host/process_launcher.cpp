@@ -218,8 +218,14 @@ public:
   }
 
   caf::expected<launched_process> launch(const launch_spec& spec) override {
-    if (::access(spec.executable.c_str(), X_OK) != 0)
-      return make_error(errc::not_found, "cannot run " + spec.executable + ": "
+    // A runtime runs the entry: the runtime must be executable, the entry
+    // readable.
+    const auto& program = spec.runtime.empty() ? spec.executable : spec.runtime;
+    if (::access(program.c_str(), X_OK) != 0)
+      return make_error(errc::not_found,
+                        "cannot run " + program + ": " + std::strerror(errno));
+    if (!spec.runtime.empty() && ::access(spec.executable.c_str(), R_OK) != 0)
+      return make_error(errc::not_found, "cannot read " + spec.executable + ": "
                                            + std::strerror(errno));
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -276,8 +282,8 @@ public:
                   {"--rlimit-nofile", std::to_string(sb.open_files)});
     // The sandbox's fds, in child numbering.
     std::vector<std::pair<unique_fd, int>> passed;
-    sandbox_sources sources{sb.code_dir, sb.work_dir, cfg_.joy_exec,
-                            seccomp_fd};
+    sandbox_sources sources{sb.code_dir, sb.work_dir, cfg_.joy_exec, seccomp_fd,
+                            spec.runtime};
     if (sb.enabled) {
       if (auto err = prepare_sandbox(sb, passed, extras, args, sources))
         return err;
@@ -302,6 +308,8 @@ public:
       }
       args.emplace_back("--");
     }
+    if (!spec.runtime.empty())
+      args.push_back(sb.enabled ? inner_runtime_path : spec.runtime);
     args.push_back(spec.executable);
     args.insert(args.end(), spec.args.begin(), spec.args.end());
     std::vector<std::string> env;
@@ -403,6 +411,10 @@ private:
       sources.code_dir = cfg_.stage_dir + "/code";
       sources.work_dir = cfg_.stage_dir + "/work";
       sources.joy_exec = cfg_.stage_dir + "/joy-exec";
+      if (!sources.runtime.empty()) {
+        args.insert(args.end(), {"--stage-runtime", sources.runtime});
+        sources.runtime = cfg_.stage_dir + "/runtime";
+      }
     }
     // A fresh file description per spawn: bubblewrap reads it from the
     // current offset.

@@ -77,6 +77,10 @@ struct launch_spec {
   std::string name;
   /// Absolute path of the executable.
   std::string executable;
+  /// A program that runs `executable` for it (joy-python-host for a
+  /// Python plugin's script), or empty. It runs as `runtime executable
+  /// args...`; in a sandbox it is bound read-only at `inner_runtime_path`.
+  std::string runtime;
   std::vector<std::string> args;
   /// The working directory (the installed plugin folder).
   std::string work_dir;
@@ -97,7 +101,8 @@ struct launch_spec {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, launch_spec& x) {
   return f(caf::meta::type_name("joy::launch_spec"), x.name, x.executable,
-           x.args, x.work_dir, x.log_file, x.log_cap, x.env, x.sandbox);
+           x.runtime, x.args, x.work_dir, x.log_file, x.log_cap, x.env,
+           x.sandbox);
 }
 
 /// A started process and the daemon's end of its socket. Shared pointers

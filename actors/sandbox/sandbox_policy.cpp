@@ -101,8 +101,11 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
   // messages mean the same inside and out.
   a.insert(a.end(),
            {"--ro-bind", src.code_dir, policy.code_dir, "--bind", src.work_dir,
-            policy.work_dir, "--ro-bind", src.joy_exec, inner_exec_path,
-            "--setenv", "HOME", policy.work_dir, "--chdir", policy.code_dir,
+            policy.work_dir, "--ro-bind", src.joy_exec, inner_exec_path});
+  if (!src.runtime.empty())
+    a.insert(a.end(), {"--ro-bind", src.runtime, inner_runtime_path});
+  a.insert(a.end(),
+           {"--setenv", "HOME", policy.work_dir, "--chdir", policy.code_dir,
             "--seccomp", std::to_string(src.seccomp_fd), "--"});
   return a;
 }

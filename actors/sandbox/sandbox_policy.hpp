@@ -103,10 +103,16 @@ struct sandbox_sources {
   std::string joy_exec;
   /// The child's fd with the seccomp program.
   int seccomp_fd = -1;
+  /// The program that runs the plugin's entry (launch_spec::runtime), or
+  /// empty.
+  std::string runtime = {};
 };
 
 /// Inside the sandbox, joy-exec's second stage lives here.
 constexpr const char* inner_exec_path = "/run/joy/joy-exec";
+
+/// Inside the sandbox, a plugin's runtime (joy-python-host) lives here.
+constexpr const char* inner_runtime_path = "/run/joy/runtime";
 
 /// bubblewrap's arguments (without argv[0]) up to and including `--`, for
 /// running `inner_exec_path` in the sandbox of `policy`.

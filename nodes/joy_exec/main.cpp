@@ -156,7 +156,7 @@ void mount_image(const char* image, const std::string& target) {
 }
 
 void stage(const char* dir, const char* code, const char* work,
-           const char* image, const char* self) {
+           const char* image, const char* self, const char* runtime) {
   if (::unshare(CLONE_NEWNS) != 0)
     die_errno("unshare(CLONE_NEWNS)");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
@@ -173,16 +173,22 @@ void stage(const char* dir, const char* code, const char* work,
   for (const char* d : {"code", "work"})
     if (::mkdir(at(d).c_str(), 0755) != 0)
       die_errno(at(d).c_str());
-  int f = ::open(at("joy-exec").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
-  if (f < 0)
-    die_errno("stage joy-exec");
-  ::close(f);
+  for (const char* file : {"joy-exec", "runtime"}) {
+    if (file == std::string_view{"runtime"} && runtime == nullptr)
+      continue;
+    int f = ::open(at(file).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+    if (f < 0)
+      die_errno("stage joy-exec");
+    ::close(f);
+  }
   bind(code, at("code"));
   if (image != nullptr)
     mount_image(image, at("work"));
   else
     bind(work, at("work"));
   bind(self, at("joy-exec"));
+  if (runtime != nullptr)
+    bind(runtime, at("runtime"));
 }
 
 struct options {
@@ -192,6 +198,7 @@ struct options {
   const char* stage_code = nullptr;
   const char* stage_work = nullptr;
   const char* work_image = nullptr;
+  const char* stage_runtime = nullptr;
   std::vector<const char*> cgroups;
   long long uid = -1;
   long long gid = -1;
@@ -223,7 +230,9 @@ options parse(int argc, char** argv) {
       o.stage = value("--stage");
       o.stage_code = value("--stage");
       o.stage_work = value("--stage");
-    } else if (a == "--work-image")
+    } else if (a == "--stage-runtime")
+      o.stage_runtime = value("--stage-runtime");
+    else if (a == "--work-image")
       o.work_image = value("--work-image");
     else if (a == "--cgroup")
       o.cgroups.push_back(value("--cgroup"));
@@ -285,7 +294,8 @@ void arm_pdeathsig(long parent) {
     if (n <= 0)
       die_errno("readlink(/proc/self/exe)");
     self[n] = '\0';
-    stage(o.stage, o.stage_code, o.stage_work, o.work_image, self);
+    stage(o.stage, o.stage_code, o.stage_work, o.work_image, self,
+          o.stage_runtime);
   }
   set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   if (o.nofile >= 0)

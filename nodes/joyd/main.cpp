@@ -549,6 +549,9 @@ int main(int argc, char** argv) {
   ncfg.downloads_dir = home + "/downloads";
   ncfg.manifest_base = manifest_base;
   ncfg.large_data = large_data;
+  if (auto host = joy::self_dir() + "/joy-python-host";
+      ::access(host.c_str(), X_OK) == 0)
+    ncfg.python_host = host;
   ncfg.work_dir = home + "/work";
   ncfg.sandbox = sandbox_settings;
   ncfg.sandbox_description = sandbox_description;

@@ -233,6 +233,15 @@ TEST_CASE("bubblewrap's command line unshares everything and binds only the "
   CHECK(a[work + 1] == p.work_dir);
   CHECK(a[index_of(a, "--seccomp") + 1] == "5");
   CHECK(a.back() == "--");
+  // Only a plugin with a runtime (a Python script) gets one, read-only.
+  CHECK_FALSE(contains(a, joy::inner_runtime_path));
+  src.runtime = "/stage/runtime";
+  auto r = joy::bwrap_arguments(p, src);
+  auto runtime = index_of(r, "/stage/runtime");
+  REQUIRE(runtime > 0);
+  CHECK(r[runtime - 1] == "--ro-bind");
+  CHECK(r[runtime + 1] == joy::inner_runtime_path);
+  src.runtime.clear();
   p.network = true;
   auto b = joy::bwrap_arguments(p, src);
   CHECK(contains(b, "--share-net"));

@@ -64,8 +64,8 @@ TEST_CASE("a native plugin asking for a window without a browser core gets "
   CHECK_THAT(r.err, Contains("browser core"));
 }
 
-TEST_CASE("ImJoy files that are not window plugins are refused with the "
-          "reason, and change nothing",
+TEST_CASE("ImJoy files the node cannot keep are refused with the reason, "
+          "and change nothing",
           "[nodes][window]") {
   node_fixture node;
   node.start();
@@ -98,13 +98,14 @@ TEST_CASE("ImJoy files that are not window plugins are refused with the "
   CHECK(native.exit_code == 1);
   CHECK_THAT(native.err, Contains("not an .imjoy.html file"));
 
-  auto python = node.joy(
+  // Web workers run in a browser the node does not have.
+  auto worker = node.joy(
     {"install",
      write("d.imjoy.html",
-           R"(<config>{"name": "py", "type": "native-python"}</config>)"
-           R"(<script lang="python">print(1)</script>)")});
-  CHECK(python.exit_code == 1);
-  CHECK_THAT(python.err, Contains("unimplemented"));
+           R"(<config>{"name": "ww", "type": "web-worker"}</config>)"
+           R"(<script>api.export({})</script>)")});
+  CHECK(worker.exit_code == 1);
+  CHECK_THAT(worker.err, Contains("unimplemented"));
 
   auto plugins = json::parse(node.ok({"plugins", "--json"}));
   REQUIRE(plugins.size() == 1);

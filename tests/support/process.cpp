@@ -114,6 +114,10 @@ std::string example(const std::string& name) {
   return std::string{JOY_EXAMPLES_DIR} + "/" + name;
 }
 
+std::string test_data(const std::string& path) {
+  return std::string{JOY_TEST_DATA_DIR} + "/" + path;
+}
+
 run_result run(const std::vector<std::string>& argv,
                const std::map<std::string, std::string>& env,
                std::chrono::milliseconds timeout) {

@@ -19,6 +19,9 @@ std::string bin(const std::string& name);
 /// Where the build laid out example plugin `name`.
 std::string example(const std::string& name);
 
+/// A file of the tests' own (tests/support/`path`), e.g. a test plugin.
+std::string test_data(const std::string& path);
+
 struct run_result {
   int exit_code = -1; // 128 + N when killed by signal N
   std::string out;
