@@ -333,3 +333,44 @@ TEST_CASE("a hostile Python plugin is denied what it tries, and its memory "
   });
   CHECK(node.call("pyhostile", "socket", "unix") == "ok");
 }
+
+TEST_CASE("the Python examples work: an image filter reporting progress, "
+          "and callbacks between Python and C++",
+          "[nodes][python]") {
+  python_node node;
+  node.with_examples();
+  node.ok({"install", example("image-filter.imjoy.html")});
+  node.ok({"install", example("py-callbacks.imjoy.html")});
+
+  auto image = node.call("arrays", "gradient", 16, 24);
+  auto blurred = node.call("image-filter", "blur", image, 2);
+  CHECK(blurred["_rtype"] == "ndarray");
+  CHECK(blurred["_rdtype"] == "float32");
+  CHECK(blurred["_rshape"] == json{16, 24});
+  // Smoothing keeps the mean of a linear ramp (edges clamped: about).
+  auto before = node.call("pycheck", "array_info", image)["sum"].get<double>();
+  auto after = node.call("pycheck", "array_info", blurred)["sum"].get<double>();
+  CHECK(std::abs(after - before) / before < 0.05);
+  auto mask = node.call("image-filter", "threshold", image);
+  CHECK(mask["_rdtype"] == "uint8");
+  // run(ctx) with the form's config: a 128 x 128 uint8 picture.
+  auto run = json::parse(
+    node.ok({"call", "image-filter", "run", R"({"config": {"radius": 4}})"}));
+  CHECK(run["_rshape"] == json{128, 128});
+  CHECK(run["_rdtype"] == "uint8");
+  auto r = node.joy({"call", "image-filter", "blur", image.dump(), "0"});
+  CHECK_THAT(r.err, Contains("radius must be at least 1"));
+  // Its progress and messages reach the node's log (no UI is attached).
+  await([&] {
+    return read_file(node.home() + "/logs/joyd.log")
+             .find("image-filter show_message: \"image-filter: blurred with "
+                   "radius 4\"")
+           != std::string::npos;
+  });
+  CHECK_THAT(read_file(node.home() + "/logs/joyd.log"),
+             Contains("image-filter show_progress: 50"));
+
+  // sum of i*i for i < 10, computed by demo calling Python back.
+  CHECK(node.call("py-callbacks", "sum_of_squares", 10) == 285);
+  CHECK(node.call("py-callbacks", "count_from_demo", 3) == json{1, 2, 3});
+}

@@ -98,43 +98,6 @@ latencies raw_socket(const options& opts, const std::string& self) {
   return lat;
 }
 
-/// Sequential requests from an event-based actor; per-call latencies.
-template <class Issue>
-latencies drive_latency(caf::actor_system& sys, std::size_t warmup,
-                        std::size_t samples, Issue issue) {
-  struct state {
-    std::size_t i = 0;
-    std::size_t warmup;
-    std::size_t total;
-    latencies lat;
-    std::promise<void> done;
-  };
-  auto st = std::make_shared<state>();
-  st->warmup = warmup;
-  st->total = warmup + samples;
-  auto done = st->done.get_future();
-  sys.spawn([st, issue](caf::event_based_actor* self) {
-    auto next = std::make_shared<std::function<void()>>();
-    *next = [self, st, issue, next] {
-      if (st->i == st->total) {
-        st->done.set_value();
-        self->quit();
-        return;
-      }
-      auto i = st->i++;
-      auto t0 = clock::now();
-      issue(self, static_cast<int64_t>(i), [st, i, t0, next] {
-        if (i >= st->warmup)
-          st->lat.add(clock::now() - t0);
-        (*next)();
-      });
-    };
-    (*next)();
-  });
-  done.wait();
-  return std::move(st->lat);
-}
-
 } // namespace
 
 plugin_host_actor start_hello(caf::actor_system& sys, kj_thread& kj,

@@ -103,6 +103,44 @@ double drive_pipelined(caf::actor_system& sys, std::size_t in_flight,
              .count();
 }
 
+/// Sequential requests from an event-based actor; per-call latencies.
+template <class Issue>
+latencies drive_latency(caf::actor_system& sys, std::size_t warmup,
+                        std::size_t samples, Issue issue) {
+  struct state {
+    std::size_t i = 0;
+    std::size_t warmup;
+    std::size_t total;
+    latencies lat;
+    std::promise<void> done;
+  };
+  auto st = std::make_shared<state>();
+  st->warmup = warmup;
+  st->total = warmup + samples;
+  auto done = st->done.get_future();
+  sys.spawn([st, issue](caf::event_based_actor* self) {
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [self, st, issue, next] {
+      if (st->i == st->total) {
+        st->done.set_value();
+        self->quit();
+        *next = nullptr; // breaks the cycle
+        return;
+      }
+      auto i = st->i++;
+      auto t0 = std::chrono::steady_clock::now();
+      issue(self, static_cast<int64_t>(i), [st, i, t0, next] {
+        if (i >= st->warmup)
+          st->lat.add(std::chrono::steady_clock::now() - t0);
+        (*next)();
+      });
+    };
+    (*next)();
+  });
+  done.wait();
+  return std::move(st->lat);
+}
+
 struct options {
   /// Round trips per latency measurement.
   std::size_t samples = 20000;
@@ -120,6 +158,10 @@ struct options {
 plugin_host_actor start_hello(caf::actor_system& sys, kj_thread& kj,
                               const spawner_actor& spawner, const options& opts,
                               std::size_t max_in_flight = 1024);
+
+/// BPY: native-python plugins (call latency vs C++, cold start vs a bare
+/// `python3 -c "import asyncio, numpy"`, 256 MiB round trip vs memcpy).
+std::vector<row> run_bpy(const options& opts);
 
 /// B1: in-process request/response to a plugin-interface actor with
 /// joy::value arguments vs a raw CAF typed actor with two int64s.

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   app
     .add_option(
       "--only", only,
-      "Run only these benchmarks (B1, B3, B4, B8; B9, B7c and B12 run "
+      "Run only these benchmarks (B1, B3, B4, B8, BPY; B9, B7c and B12 run "
       "together; B6 and B7b run "
       "together, as do B5, B7a and CB)")
     ->delimiter(',');
@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
     }
     if (want("B4")) {
       auto r = joy::bench::run_b4(opts);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    if (want("BPY")) {
+      auto r = joy::bench::run_bpy(opts);
       rows.insert(rows.end(), r.begin(), r.end());
     }
     if (want("B8")) {
