@@ -100,10 +100,9 @@ TEST_CASE("ImJoy files the node cannot keep are refused with the reason, "
 
   // Web workers run in a browser the node does not have.
   auto worker = node.joy(
-    {"install",
-     write("d.imjoy.html",
-           R"(<config>{"name": "ww", "type": "web-worker"}</config>)"
-           R"(<script>api.export({})</script>)")});
+    {"install", write("d.imjoy.html",
+                      R"(<config>{"name": "ww", "type": "web-worker"}</config>)"
+                      R"(<script>api.export({})</script>)")});
   CHECK(worker.exit_code == 1);
   CHECK_THAT(worker.err, Contains("unimplemented"));
 
