@@ -182,17 +182,19 @@ public:
     return kj::READY_NOW;
   }
 
-  kj::Promise<void> exit(ExitContext) override {
-    // exit() runs on its own; the process ends when the node closes the
-    // link.
-    if (auto* fn = host_.find_export("exit"))
-      ctx_.tasks().add(host_.invoke(fn->fn, {}, {})
-                         .then([name = host_.name()](caf::expected<value> res) {
-                           if (!res)
-                             log(log_level::warning, name,
-                                 "exit() failed: ", message_of(res.error()));
-                         }));
-    return kj::READY_NOW;
+  kj::Promise<void> exit(ExitContext context) override {
+    // Answered once the plugin's exit() finished (the node's grace period
+    // bounds it); the process ends when the node closes the link.
+    context.allowCancellation();
+    auto* fn = host_.find_export("exit");
+    if (fn == nullptr)
+      return kj::READY_NOW;
+    return host_.invoke(fn->fn, {}, {})
+      .then([name = host_.name()](caf::expected<value> res) {
+        if (!res)
+          log(log_level::warning, name,
+              "exit() failed: ", message_of(res.error()));
+      });
   }
 
 private:

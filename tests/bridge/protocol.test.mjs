@@ -21,7 +21,9 @@ before(() => {
   worker = new node({ join: head }).start();
   head.install("hello");
   head.install("arrays");
+  head.install("image-filter.imjoy.html");
   worker.install("demo");
+  worker.install("py-callbacks.imjoy.html");
   url = head.url;
 });
 
@@ -425,6 +427,26 @@ describe("native plugins", () => {
     assert.equal(img._rvalue.length, 512 * 512);
     assert.equal(img._rvalue[0], 0);
     assert.equal(img._rvalue[512 * 512 - 1], 255);
+  });
+
+  test("a client calls ImJoy Python plugins, with numpy arrays and callbacks both ways", async () => {
+    const c = await connect(url, { client_id: "py-1" });
+    // On the worker: Python hands a lambda to the C++ demo, which calls back.
+    const py = await c.getService("public/py-callbacks:default");
+    assert.equal(await py.sum_of_squares(4), 14);
+    // A Python function handed to the client, called from JavaScript.
+    const triple = await py.scaler(3);
+    assert.equal(await triple(5), 15);
+    // On the head: an image from a C++ plugin, blurred by numpy.
+    const arrays = await c.getService("arrays");
+    const filter = await c.getService("image-filter");
+    const img = await arrays.gradient(8, 8);
+    const out = await filter.blur(img, 1);
+    assert.equal(out._rtype, "ndarray");
+    assert.equal(out._rdtype, "float32");
+    assert.deepEqual(out._rshape, [8, 8]);
+    // A Python exception arrives with its traceback.
+    await assert.rejects(filter.blur(img, 0), /radius must be at least 1/);
   });
 
   test("native plugins are listed in workspace public", async () => {

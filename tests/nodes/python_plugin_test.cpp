@@ -374,3 +374,20 @@ TEST_CASE("the Python examples work: an image filter reporting progress, "
   CHECK(node.call("py-callbacks", "sum_of_squares", 10) == 285);
   CHECK(node.call("py-callbacks", "count_from_demo", 3) == json{1, 2, 3});
 }
+
+TEST_CASE("a caller giving up cancels the Python call, and stopping a "
+          "Python plugin runs its exit()",
+          "[nodes][python]") {
+  python_node node;
+  CHECK(node.call("pycheck", "was_cancelled") == false);
+  auto r = node.joy({"call", "--timeout", "0.5", "pycheck", "wait_forever"});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Contains("timeout"));
+  // The asyncio task was cancelled inside the plugin.
+  await([&] { return node.call("pycheck", "was_cancelled") == true; });
+
+  auto log = node.home() + "/logs/pycheck.log";
+  CHECK_THAT(read_file(log), !Contains("exit() ran"));
+  node.ok({"stop"});
+  CHECK_THAT(read_file(log), Contains("pycheck: exit() ran"));
+}
