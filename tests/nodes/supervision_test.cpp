@@ -118,8 +118,11 @@ TEST_CASE("plugins killed a hundred times in every way are restarted, and the "
   // Nothing leaked: the daemon's fds, zombies, cgroups, processes.
   CHECK(count_fds(daemon) == fds);
   CHECK(zombies_of(daemon) == 0);
+  // The last dead sandbox's cgroup goes once its processes are reaped,
+  // which may trail the answer of the restarted plugin on a loaded machine.
   if (::geteuid() == 0 && std::filesystem::exists("/sys/fs/cgroup/pids"))
-    CHECK(plugin_cgroups_of(daemon) == 1);
+    CHECK(
+      joy::test::eventually([&] { return plugin_cgroups_of(daemon) == 1; }));
   CHECK(node.processes_in_home().size() == 1);
   // No mount of a sandbox's stage ever reaches the daemon's namespace.
   CHECK(joy::test::read_file("/proc/" + std::to_string(daemon) + "/mountinfo")

@@ -112,11 +112,9 @@ value call(caf::scoped_actor& self, const plugin_host_actor& host,
   return out;
 }
 
-/// Sequential calls of `method(i)`; the best of three rounds' p50 and p99.
-std::pair<double, double> call_latency(caf::actor_system& sys,
-                                       const plugin_host_actor& host,
-                                       const std::string& method,
-                                       std::size_t samples) {
+/// Sequential calls of `method(i)` to `host`.
+latencies call_latency(caf::actor_system& sys, const plugin_host_actor& host,
+                       const std::string& method, std::size_t samples) {
   auto issue
     = [host, method](caf::event_based_actor* self, int64_t i, auto done) {
         call_request req;
@@ -130,14 +128,19 @@ std::pair<double, double> call_latency(caf::actor_system& sys,
                   done();
                 });
       };
-  double p50 = 1e18, p99 = 1e18;
-  for (int round = 0; round < 3; ++round) {
-    auto lat = drive_latency(sys, samples / 10, samples, issue);
+  return drive_latency(sys, samples / 10, samples, issue);
+}
+
+/// The best p50 and p99 over rounds (noise only ever adds latency).
+struct best {
+  double p50 = 1e18;
+  double p99 = 1e18;
+
+  void add(latencies lat) {
     p50 = std::min(p50, lat.quantile_us(0.5));
     p99 = std::min(p99, lat.quantile_us(0.99));
   }
-  return {p50, p99};
-}
+};
 
 } // namespace
 
@@ -185,18 +188,22 @@ std::vector<row> run_bpy(const options& opts) {
     ask(*self, python, caf::make_message(start_atom_v));
     ask(*self, hello, caf::make_message(start_atom_v));
     auto samples = std::max<std::size_t>(opts.samples / 4, 500);
-    auto c = call_latency(sys, hello, "echo", samples);
-    auto a = call_latency(sys, python, "echo", samples);
-    auto s = call_latency(sys, python, "echo_sync", samples);
+    // Rounds alternate, so that machine noise hits all three alike.
+    best c, a, s;
+    for (int round = 0; round < 3; ++round) {
+      c.add(call_latency(sys, hello, "echo", samples));
+      a.add(call_latency(sys, python, "echo", samples));
+      s.add(call_latency(sys, python, "echo_sync", samples));
+    }
     const char* cpp_name = "the same call of a C++ plugin (examples/hello)";
     rows.push_back(row{"BPY.call.p50", "Python plugin call (async def), p50",
-                       a.first, "us", c.first, "lower", cpp_name});
+                       a.p50, "us", c.p50, "lower", cpp_name});
     rows.push_back(row{"BPY.call.p99", "Python plugin call (async def), p99",
-                       a.second, "us", c.second, "lower", cpp_name});
+                       a.p99, "us", c.p99, "lower", cpp_name});
     rows.push_back(row{"BPY.sync.p50",
                        "Python plugin call (plain def, on a worker thread), "
                        "p50",
-                       s.first, "us", c.first, "lower", cpp_name});
+                       s.p50, "us", c.p50, "lower", cpp_name});
 
     // -- 256 MiB round trip
     // ------------------------------------------------------
