@@ -397,7 +397,8 @@ def _check_requirements(requirements, cache_dir):
             proc = subprocess.run(
                 [sys.executable if os.path.basename(sys.executable).startswith("python")
                  else "/usr/bin/python3", "-m", "pip", "install", "--quiet",
-                 "--disable-pip-version-check", "--no-input", "--target", target]
+                 "--disable-pip-version-check", "--no-input", "--retries", "1",
+                 "--timeout", "15", "--target", target]
                 + missing,
                 capture_output=True,
                 text=True,

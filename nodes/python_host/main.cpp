@@ -30,11 +30,6 @@
 
 namespace py = pybind11;
 
-namespace joy::python {
-/// The imjoy module's source (imjoy.py, embedded at build time).
-extern const char* const imjoy_source;
-} // namespace joy::python
-
 namespace {
 
 using namespace joy;
@@ -43,20 +38,6 @@ using namespace joy::python;
 int fail(const std::string& name, const std::string& why) {
   std::fprintf(stderr, "%s: %s\n", name.c_str(), why.c_str());
   return 1;
-}
-
-/// Loads imjoy.py as the modules `imjoy` and `imjoy_rpc`.
-py::module_ load_imjoy_module() {
-  auto types = py::module_::import("types");
-  auto mod = py::reinterpret_steal<py::module_>(
-    types.attr("ModuleType")("imjoy").release());
-  mod.attr("__file__") = "<joy>/imjoy.py";
-  auto sys = py::module_::import("sys");
-  sys.attr("modules")["imjoy"] = mod;
-  auto code = py::module_::import("builtins")
-                .attr("compile")(imjoy_source, "<joy>/imjoy.py", "exec");
-  py::module_::import("builtins").attr("exec")(code, mod.attr("__dict__"));
-  return mod;
 }
 
 /// Prints the pending Python exception as Python would.

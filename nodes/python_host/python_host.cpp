@@ -543,6 +543,21 @@ value function_to_value(python_host& h, py::handle fn) {
     params}};
 }
 
+/// The imjoy module's source (imjoy.py, embedded at build time).
+extern const char* const imjoy_source;
+
+py::module_ load_imjoy_module() {
+  auto types = py::module_::import("types");
+  auto mod = py::reinterpret_steal<py::module_>(
+    types.attr("ModuleType")("imjoy").release());
+  mod.attr("__file__") = "<joy>/imjoy.py";
+  py::module_::import("sys").attr("modules")["imjoy"] = mod;
+  auto builtins = py::module_::import("builtins");
+  auto code = builtins.attr("compile")(imjoy_source, "<joy>/imjoy.py", "exec");
+  builtins.attr("exec")(code, mod.attr("__dict__"));
+  return mod;
+}
+
 void bind_host(python_host& h) {
   py::module_::import("_joy").attr("_host") = py::capsule(&h, "joy.host");
 }

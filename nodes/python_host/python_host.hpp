@@ -165,6 +165,10 @@ private:
 /// `host` must outlive the interpreter's use of it.
 void bind_host(python_host& host);
 
+/// Loads imjoy.py (built into the executable) as the modules `imjoy` and
+/// `imjoy_rpc`. GIL held.
+pybind11::module_ load_imjoy_module();
+
 // -- values (python_values.cpp) -----------------------------------------------
 
 /// Converts a value to Python. Maps become `imjoy.dotdict`, ndarrays
