@@ -42,6 +42,7 @@ before(async () => {
   worker.install("demo");
   worker.install("arrays");
   worker.install("viewer.imjoy.html");
+  worker.install("image-filter.imjoy.html");
   profile = mkdtempSync("/tmp/joy-chromium-");
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.JOY_CHROMIUM || "/usr/bin/chromium",
@@ -164,6 +165,20 @@ test("a plugin's run form comes from its manifest's ui", async () => {
   // run(ctx) got ctx.config from the form and drew that gradient.
   await page.waitForSelector(`${card} canvas.ndarray[data-shape="20x30"]`);
   await shot("run-form");
+});
+
+test("an ImJoy Python plugin runs from its form, with its progress bar and message", async () => {
+  await page.click('[data-plugin="image-filter"]');
+  const card = '.run-ui[data-fn="run"]';
+  await page.waitForSelector(`${card} [data-ui=radius]`);
+  await page.fill(`${card} [data-ui=radius]`, "5");
+  await page.click(`${card} button[type=submit]`);
+  // numpy's picture, drawn; the plugin's progress and message shown.
+  await page.waitForSelector(`${card} canvas.ndarray[data-shape="128x128"]`);
+  await page.waitForSelector('#progress .bar[data-plugin="image-filter"][data-value="100"]');
+  const said = await page.waitForSelector('#messages li[data-plugin="image-filter"]');
+  assert.match(await said.textContent(), /blurred with radius 5/);
+  await shot("python-run-form");
 });
 
 test("a large array from the other node is drawn too", async () => {
