@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <utility>
 
@@ -46,8 +47,15 @@ void py_inbox::drain() {
     std::lock_guard<std::mutex> guard{mtx_};
     batch.swap(queue_);
   }
-  for (auto& task : batch)
-    task();
+  // One failing task must not lose the rest of the batch (each may be a
+  // call's only way to be answered).
+  for (auto& task : batch) {
+    try {
+      task();
+    } catch (std::exception& e) {
+      std::fprintf(stderr, "joy-python-host: a task failed: %s\n", e.what());
+    }
+  }
 }
 
 void py_inbox::close() {

@@ -366,7 +366,8 @@ void python_host::start_call(uint64_t id, py_ref fn, value_list args,
                       + e.what()));
     return;
   }
-  auto name = py::handle{fn.get()}.attr("__name__");
+  // Callable objects and partials may have no __name__.
+  auto name = py::getattr(py::handle{fn.get()}, "__name__", py::none());
   auto what = py::isinstance<py::str>(name) ? name.cast<std::string>()
                                             : std::string{"the function"};
   auto done = py::cpp_function([this, id, what](bool ok, py::object v) {
