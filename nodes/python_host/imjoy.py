@@ -154,9 +154,14 @@ async def _run(fn, args, kwargs):
         result = await _loop.run_in_executor(
             _pool, functools.partial(fn, *args, **kwargs)
         )
-    while inspect.isawaitable(result):
-        result = await result
-    return result
+    while True:
+        if isinstance(result, concurrent.futures.Future):
+            # What a plain function's api call returned.
+            result = await asyncio.wrap_future(result)
+        elif inspect.isawaitable(result):
+            result = await result
+        else:
+            return result
 
 
 def _invoke(call_id, fn, args, kwargs, done):
@@ -169,15 +174,18 @@ def _invoke(call_id, fn, args, kwargs, done):
     def finished(t):
         if call_id:
             _tasks.pop(call_id, None)
-        if t.cancelled():
-            done(False, ("cancelled", "the call was cancelled", ""))
-            return
-        exc = t.exception()
-        if exc is None:
-            done(True, t.result())
-            return
-        summary, trace = _describe_error(exc)
-        done(False, (type(exc).__name__, summary, trace))
+        try:
+            if t.cancelled():
+                done(False, ("cancelled", "the call was cancelled", ""))
+                return
+            exc = t.exception()
+            if exc is None:
+                done(True, t.result())
+                return
+            summary, trace = _describe_error(exc)
+            done(False, (type(exc).__name__, summary, trace))
+        except Exception as exc:  # the host answers the call regardless
+            print("joy-python-host: cannot answer a call:", exc, file=sys.stderr)
 
     task.add_done_callback(finished)
 
@@ -322,15 +330,35 @@ def _start(loop_fd):
 
 
 def _run_forever():
+    """Runs the loop until the host stops it; then lets the cancelled calls
+    finish (their except/finally blocks run) and the worker threads end.
+    True when a worker still runs a function: the host then ends the
+    process instead of waiting for it."""
+    import time
+
     try:
         _loop.run_forever()
     finally:
+        pending = [t for t in asyncio.all_tasks(_loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            _loop.run_until_complete(asyncio.wait(pending, timeout=2))
+        _loop.run_until_complete(_loop.shutdown_asyncgens())
         _pool.shutdown(wait=False, cancel_futures=True)
+    def waited_for():
+        # What finalizing joins: threads that are not daemons.
+        main = threading.main_thread()
+        return [t for t in threading.enumerate()
+                if t is not main and t.is_alive() and not t.daemon]
+
+    deadline = time.monotonic() + 1
+    while waited_for() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(waited_for())
 
 
 def _stop():
-    for task in list(_tasks.values()):
-        task.cancel()
     _loop.stop()
 
 
@@ -338,21 +366,42 @@ sys.modules.setdefault("imjoy_rpc", sys.modules[__name__])
 
 
 def _dist_name(spec):
-    """The distribution name in a requirement such as `numpy>=1.20`."""
-    name = spec
-    for sep in ("[", "=", "<", ">", "!", "~", ";", " ", "@"):
-        name = name.split(sep, 1)[0]
-    return name.strip()
+    """The distribution name in a requirement such as `numpy >= 1.20`."""
+    import re
+
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return m.group(1) if m else ""
+
+
+# What a plugin may list that this host provides itself.
+_PROVIDED = {"imjoy", "imjoy-rpc", "imjoy_rpc"}
+
+
+def _split_pip(spec):
+    """`pip:` entries list packages separated by spaces; a version
+    constraint written with spaces belongs to the package before it."""
+    out = []
+    for token in spec.split():
+        joins = token[0] in "<>=!~;," or (out and out[-1][-1] in "<>=!~,")
+        if joins and out:
+            out[-1] += token
+        else:
+            out.append(token)
+    return out
 
 
 def _importable(name):
     import importlib.metadata
     import importlib.util
 
+    if not name:
+        return False
+    if name.lower() in _PROVIDED:
+        return True
     try:
         importlib.metadata.distribution(name)
         return True
-    except importlib.metadata.PackageNotFoundError:
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         pass
     module = name.replace("-", "_")
     try:
@@ -381,10 +430,12 @@ def _check_requirements(requirements, cache_dir):
             )
         if req.startswith(("repo:", "cmd:")):
             return "requirement '" + req + "': only pip requirements are supported"
-        spec = req[4:].strip() if req.startswith("pip:") else req
-        for part in spec.split():
+        parts = _split_pip(req[4:]) if req.startswith("pip:") else [req]
+        for part in parts:
             if part.startswith("-"):
                 return "requirement '" + req + "': pip options are not supported"
+            if not _dist_name(part):
+                return "requirement '" + req + "': no package name in it"
             if not _importable(_dist_name(part)):
                 missing.append(part)
     if not missing:

@@ -8,7 +8,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -40,8 +42,13 @@ int fail(const std::string& name, const std::string& why) {
   return 1;
 }
 
-/// Prints the pending Python exception as Python would.
+/// Prints the exception as Python would (a traceback). SystemExit gets a
+/// line of its own: PyErr_Print would exit the process on the spot.
 void print_python_error(py::error_already_set& e) {
+  if (e.matches(PyExc_SystemExit)) {
+    std::fprintf(stderr, "the plugin called sys.exit()\n");
+    return;
+  }
   e.restore();
   PyErr_Print();
 }
@@ -81,15 +88,23 @@ int main(int argc, char** argv) {
   python_host host{name, kj, link};
   host.set_pool(large.pool);
   int code = 0;
+  std::atomic<bool> ended{false};
   {
     py::scoped_interpreter interpreter{true, 1, argv + 1};
-    // However this block ends, the host lets go of Python first.
-    struct release_python {
+    // However this block ends: the kj thread stops first (it drops its
+    // Python references through the inbox), then the host lets go of
+    // Python, and only then does the interpreter finalize.
+    struct shutdown {
       python_host& host;
-      ~release_python() {
+      kj_thread& kj;
+      ~shutdown() {
+        {
+          py::gil_scoped_release unlocked;
+          kj.stop();
+        }
         host.drop_python();
       }
-    } release{host};
+    } guard{host, kj};
     py::module_ imjoy;
     try {
       imjoy = load_imjoy_module();
@@ -115,28 +130,41 @@ int main(int argc, char** argv) {
     }
     if (!host.has_exports())
       return fail(name, "the script never called api.export(...)");
-    kj.post([&host, &code, large, name, link](kj_context& ctx) {
+    kj.post([&host, &code, &ended, large, name, link](kj_context& ctx) {
       ctx.set_large_data(large);
+      // The link may end twice (a refused hello, then the disconnect): the
+      // first reason is the exit code.
       connect_to_node(ctx, link, plugin_fd, host.make_server(ctx), name,
-                      protocol_version, [&host, &code](int c) {
+                      protocol_version, [&host, &code, &ended](int c) {
+                        if (ended.exchange(true))
+                          return;
                         host.inbox().post([&host, &code, c] {
                           code = c;
-                          host.module().attr("_stop")();
+                          if (!host.closing())
+                            host.module().attr("_stop")();
                         });
                       });
     });
+    bool busy = false;
     try {
-      imjoy.attr("_run_forever")();
+      busy = imjoy.attr("_run_forever")().cast<bool>();
     } catch (py::error_already_set& e) {
-      // SystemExit from plugin code ends the plugin like a crash would.
+      // SystemExit or KeyboardInterrupt from plugin code: like a crash.
       std::fprintf(stderr, "%s: the event loop stopped:\n", name.c_str());
       print_python_error(e);
       code = 1;
     }
-    {
-      // The kj thread drops its Python references through the inbox.
-      py::gil_scoped_release unlocked;
-      kj.stop();
+    if (busy) {
+      // A plain function still runs on a worker thread, and finalizing
+      // would wait for it: end the process instead.
+      std::fprintf(stderr, "%s: functions still running at exit: ending\n",
+                   name.c_str());
+      {
+        py::gil_scoped_release unlocked;
+        kj.stop();
+      }
+      std::fflush(nullptr);
+      ::_exit(code);
     }
   }
   return code;

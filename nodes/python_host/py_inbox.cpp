@@ -54,6 +54,8 @@ void py_inbox::drain() {
       task();
     } catch (std::exception& e) {
       std::fprintf(stderr, "joy-python-host: a task failed: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "joy-python-host: a task failed\n");
     }
   }
 }

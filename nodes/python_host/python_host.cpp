@@ -52,7 +52,8 @@ caf::expected<value> outcome_of(python_host& host, bool ok, py::handle v,
     return make_error(errc::cancelled, what + " was cancelled");
   auto summary = t[1].cast<std::string>();
   auto trace = t[2].cast<std::string>();
-  // RemoteError raised by plugin code keeps the code it came with.
+  // Every exception of plugin code, RemoteError included, is the plugin's
+  // error; its text names what it was.
   return make_error(errc::plugin_error,
                     bounded_trace(trace.empty() ? summary : trace));
 }
@@ -277,6 +278,8 @@ python_host::invoke(py_ref fn, value_list args, value_map kwargs) {
   return paf.promise.attach(kj::defer([this, id] {
     if (calls_.erase(id) > 0)
       inbox_.post([this, id] {
+        if (closing_)
+          return;
         try {
           module_.attr("_cancel")(id);
         } catch (py::error_already_set& e) {
@@ -296,10 +299,11 @@ void python_host::finish_call(uint64_t id, caf::expected<value> result) {
 }
 
 void python_host::drop_python() {
-  exports_.clear();
-  module_ = {};
+  closing_ = true;
   inbox_.drain();
   inbox_.close();
+  exports_.clear();
+  module_ = {};
 }
 
 const exported* python_host::find_export(const std::string& method) const {
@@ -348,6 +352,8 @@ void python_host::answer_later(kj_context& ctx,
 
 void python_host::start_call(uint64_t id, py_ref fn, value_list args,
                              value_map kwargs) {
+  if (closing_)
+    return;
   auto fail = [this, id](caf::error err) {
     kj_.post([this, id, err = std::move(err)](kj_context&) mutable {
       finish_call(id, std::move(err));
@@ -366,12 +372,24 @@ void python_host::start_call(uint64_t id, py_ref fn, value_list args,
                       + e.what()));
     return;
   }
-  // Callable objects and partials may have no __name__.
-  auto name = py::getattr(py::handle{fn.get()}, "__name__", py::none());
-  auto what = py::isinstance<py::str>(name) ? name.cast<std::string>()
-                                            : std::string{"the function"};
+  std::string what = "the function";
+  try {
+    // Callable objects and partials may have no __name__.
+    auto name = py::getattr(py::handle{fn.get()}, "__name__", py::none());
+    if (py::isinstance<py::str>(name))
+      what = name.cast<std::string>();
+  } catch (std::exception&) {
+    // keep the generic name
+  }
   auto done = py::cpp_function([this, id, what](bool ok, py::object v) {
-    auto res = outcome_of(*this, ok, v, what + "()");
+    // Whatever happens here, the call gets its answer.
+    caf::expected<value> res{value{}};
+    try {
+      res = outcome_of(*this, ok, v, what + "()");
+    } catch (std::exception& e) {
+      res = make_error(errc::invalid_argument,
+                       what + "() returned what cannot be sent: " + e.what());
+    }
     kj_.post([this, id, res = std::move(res)](kj_context&) mutable {
       finish_call(id, std::move(res));
     });
@@ -385,6 +403,8 @@ void python_host::start_call(uint64_t id, py_ref fn, value_list args,
 }
 
 void python_host::deliver(const py_ref& done, caf::expected<value> result) {
+  if (closing_)
+    return;
   py::handle fn{done.get()};
   try {
     if (result) {

@@ -99,8 +99,14 @@ public:
   }
 
   /// Lets go of every Python object the host holds; call before the
-  /// interpreter finalizes (GIL held, kj thread stopped).
+  /// interpreter finalizes (GIL held, kj thread stopped). Tasks still in
+  /// the inbox then run without touching Python.
   void drop_python();
+
+  /// True once the host shuts down: tasks leave Python alone.
+  bool closing() const noexcept {
+    return closing_;
+  }
 
   /// Sends api op `op` to the node; `done(ok, value)` runs on this thread.
   void request(uint16_t op, value_list args, value_map kwargs,
@@ -154,6 +160,7 @@ private:
   pybind11::module_ module_;
   std::map<std::string, exported> exports_;
   bool exported_ = false;
+  bool closing_ = false;
   // kj thread only.
   uint64_t next_call_ = 0;
   std::unordered_map<uint64_t,

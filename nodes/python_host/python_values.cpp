@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <pybind11/numpy.h>
@@ -100,10 +101,24 @@ caf::expected<value> ndarray_from_python(python_host& h, py::handle x) {
     if (out.data.size() == bytes) // else: a heap buffer's slice, below
       return value{std::move(out)};
   }
-  // Otherwise the bytes stay numpy's, kept alive by a reference to the
-  // array that any thread may drop.
-  auto owner = std::make_shared<py_ref>(h.inbox(), a.ptr());
-  out.data = buffer::adopt(std::shared_ptr<const void>{owner}, data, bytes);
+  // A read-only array cannot change under the wire: its bytes stay numpy's,
+  // kept alive by a reference that any thread may drop. A writable one may
+  // change as soon as the function returns, so it is copied now, into
+  // shared memory when large (where the wire would have copied it anyway).
+  if (!a.writeable()) {
+    auto owner = std::make_shared<py_ref>(h.inbox(), a.ptr());
+    out.data = buffer::adopt(std::shared_ptr<const void>{owner}, data, bytes);
+    return value{std::move(out)};
+  }
+  if (bytes > max_inline_bytes) {
+    auto mem = h.allocate(bytes);
+    if (!mem)
+      return std::move(mem.error());
+    std::memcpy(mem->data(), data, bytes);
+    out.data = std::move(*mem).freeze();
+  } else {
+    out.data = buffer::copy_of(data, bytes);
+  }
   return value{std::move(out)};
 }
 
@@ -172,10 +187,19 @@ caf::expected<value> from_python_at(python_host& h, py::handle x,
           "dict keys must be str to be sent, not '"
             + std::string{py::str(py::type::handle_of(k).attr("__name__"))}
             + "'");
+      Py_ssize_t n = 0;
+      const char* key = PyUnicode_AsUTF8AndSize(k.ptr(), &n);
+      if (key == nullptr) {
+        PyErr_Clear();
+        return make_error(errc::invalid_argument,
+                          "a dict key that is not valid Unicode cannot be "
+                          "sent");
+      }
       auto val = from_python_at(h, v, depth + 1);
       if (!val)
         return val;
-      out.insert(k.cast<std::string>(), std::move(*val));
+      out.insert(std::string{key, static_cast<std::size_t>(n)},
+                 std::move(*val));
     }
     return value{std::move(out)};
   }
@@ -197,18 +221,45 @@ caf::expected<value> from_python_at(python_host& h, py::handle x,
     auto np = py::handle{numpy};
     if (py::isinstance(x, np.attr("ndarray")))
       return ndarray_from_python(h, x);
-    if (py::isinstance(x, np.attr("generic")))
-      return from_python_at(h, x.attr("item")(), depth);
+    if (py::isinstance(x, np.attr("generic"))) {
+      // item() gives a Python scalar, except for types Python lacks
+      // (longdouble), which stay numpy scalars.
+      auto item = x.attr("item")();
+      if (py::isinstance(item, np.attr("generic")))
+        return unsupported(x);
+      return from_python_at(h, item, depth + 1);
+    }
   }
   auto datetime = py::module_::import("datetime");
   if (py::isinstance(x, datetime.attr("datetime"))) {
-    double seconds = x.attr("timestamp")().cast<double>();
+    double seconds = 0;
+    try {
+      seconds = x.attr("timestamp")().cast<double>();
+    } catch (py::error_already_set&) {
+      seconds = std::numeric_limits<double>::infinity();
+    }
+    // Nanoseconds in an int64: about the years 1678 to 2261.
+    if (!(std::abs(seconds) < 9.2e9))
+      return make_error(errc::invalid_argument,
+                        "a datetime outside the years 1678-2261 cannot be "
+                        "sent");
     return value{timestamp{static_cast<int64_t>(std::llround(seconds * 1e9))}};
   }
   if (PyExceptionInstance_Check(p)) {
     error_value e;
     e.code = errc::plugin_error;
-    e.message = py::str(x);
+    auto text = py::reinterpret_steal<py::object>(PyObject_Str(p));
+    if (!text) {
+      PyErr_Clear();
+      e.message = "an exception";
+    } else {
+      Py_ssize_t n = 0;
+      const char* s = PyUnicode_AsUTF8AndSize(text.ptr(), &n);
+      if (s == nullptr)
+        PyErr_Clear();
+      e.message = s ? std::string{s, static_cast<std::size_t>(n)}
+                    : std::string{"an exception"};
+    }
     return value{std::move(e)};
   }
   if (PyCallable_Check(p) && !PyType_Check(p))

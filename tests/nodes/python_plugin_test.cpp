@@ -211,6 +211,33 @@ TEST_CASE("a Python plugin that crashes its interpreter is restarted by "
              Contains("SIGABRT"));
   CHECK(node.call("pycheck", "ping") == "pong");
   CHECK(node.call("pycheck", "was_set_up") == true);
+
+  // sys.exit() in a plugin function ends the plugin like a crash.
+  before = node.plugin("pycheck")["pid"].get<int>();
+  r = node.joy({"call", "pycheck", "quit"});
+  CHECK(r.exit_code == 1);
+  await([&] {
+    auto p = node.plugin("pycheck");
+    return p["state"] == "running" && p["pid"].get<int>() != before;
+  });
+  CHECK_THAT(node.ok({"logs", "pycheck"}),
+             Contains("the plugin called sys.exit()"));
+  CHECK(node.call("pycheck", "ping") == "pong");
+}
+
+TEST_CASE("a Python plugin stopped while a plain function still runs ends "
+          "without waiting for it",
+          "[nodes][python]") {
+  python_node node;
+  child blocked{{bin("joy"), "call", "pycheck", "block", "60"},
+                {{"JOY_HOME", node.home()}}};
+  // The main thread, the blocked worker and the one asking.
+  await([&] { return node.call("pycheck", "threads").get<int>() > 2; });
+  node.ok({"restart", "pycheck"});
+  CHECK(blocked.wait(std::chrono::seconds{30}) != 0);
+  CHECK_THAT(node.ok({"logs", "pycheck"}),
+             Contains("functions still running at exit: ending"));
+  CHECK(node.call("pycheck", "ping") == "pong");
 }
 
 TEST_CASE("a Python plugin whose requirement is missing stops at start with "

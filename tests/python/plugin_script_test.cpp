@@ -95,7 +95,10 @@ TEST_CASE("requirements that import pass; missing ones name themselves; "
     return why.is_none() ? std::string{} : why.cast<std::string>();
   };
   CHECK(check({}).empty());
-  CHECK(check({"numpy", "numpy>=1.0", "pip:numpy"}).empty());
+  CHECK(check({"numpy", "numpy>=1.0", "pip:numpy", "numpy >= 1.20",
+               "pip:numpy >= 1.0 numpy", "imjoy", "imjoy-rpc"})
+          .empty());
+  CHECK_THAT(check({">=1.0"}), Contains("no package name"));
   // Offline (no index, or no pip at all): a clear refusal.
   pybind11::module_::import("os").attr("environ")["PIP_NO_INDEX"] = "1";
   CHECK_THAT(check({"joy-surely-missing-package==1.0"}),

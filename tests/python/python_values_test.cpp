@@ -103,6 +103,10 @@ TEST_CASE("what cannot be sent is refused with an error naming it",
   exec("import numpy");
   CHECK_THAT(refusal("numpy.zeros(3, numpy.complex64)"),
              Contains("dtype 'complex64' cannot be sent"));
+  CHECK_THAT(refusal("numpy.longdouble(1)"), Contains("type 'float128'"));
+  exec("import datetime");
+  CHECK_THAT(refusal("datetime.datetime.min"), Contains("1678-2261"));
+  CHECK_THAT(refusal("{'\\udc80': 1}"), Contains("dict key"));
   // Nested deeper than the wire allows.
   exec("deep = []\nfor _ in range(40): deep = [deep]");
   CHECK_THAT(refusal("deep"), Contains("nest at most"));
@@ -153,8 +157,13 @@ TEST_CASE("numpy arrays of every dtype convert; big-endian and strided ones "
     REQUIRE(v.as_ndarray() != nullptr);
     CHECK(joy::to_string(v.as_ndarray()->type) == dtype);
     CHECK(v.as_ndarray()->shape == std::vector<uint64_t>{5});
-    // numpy's own array: no copy on the way out.
+    // numpy's own writable array is copied (it could change under the
+    // wire); a read-only one is not.
     CHECK(reinterpret_cast<uintptr_t>(v.as_ndarray()->data.data())
+          != arr.attr("ctypes").attr("data").cast<uintptr_t>());
+    arr.attr("setflags")(py::arg("write") = false);
+    auto frozen = from(arr);
+    CHECK(reinterpret_cast<uintptr_t>(frozen.as_ndarray()->data.data())
           == arr.attr("ctypes").attr("data").cast<uintptr_t>());
     auto again = joy::python::to_python(python_fixture::host(), v);
     CHECK(py::module_::import("numpy")
