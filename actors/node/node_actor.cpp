@@ -1335,7 +1335,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.cpus = std::max(1u, std::thread::hardware_concurrency());
           s.memory_bytes = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
                            * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-          s.gpus = 0;
+          s.gpus = st.cfg.gpus;
           s.sandbox = st.cfg.sandbox_description;
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;

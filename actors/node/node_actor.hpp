@@ -114,6 +114,8 @@ struct node_config {
   /// The program that runs native-python plugins (joy-python-host); empty:
   /// this node cannot run them.
   std::string python_host;
+  /// GPUs this node offers (joy-gpu-host --probe at start, or --gpus).
+  uint32_t gpus = 0;
   bool head = true;
   /// host:port of the cluster listener ("" without one), and whether it
   /// speaks TLS (shown in status).

@@ -10,12 +10,23 @@
 //   joy call gpu stats "$(joy call arrays gradient 64 64)"
 //   joy call gpu gaussian_blur "$(joy call arrays gradient 64 64)" 2.0
 
+#include <cstdio>
+#include <string_view>
+
 #include "actors/gpu/cpu_kernels.hpp"
 #include "actors/gpu/devices.hpp"
 #include "runtime/plugin.hpp"
 
 int main(int argc, char** argv) {
   auto survey = joy::gpu::discover_devices();
+  // `joy-gpu-host --probe`: joyd asks this way at start, so that CUDA is
+  // never loaded into joyd itself.
+  if (argc == 2 && std::string_view{argv[1]} == "--probe") {
+    std::printf("%zu\n", survey.devices.size());
+    for (auto& d : survey.devices)
+      std::printf("%d %s\n", d.index, d.name.c_str());
+    return 0;
+  }
   joy::plugin gpu{"gpu"};
   gpu.exports.add("info", [survey] { return joy::gpu::to_value(survey); });
   gpu.exports.add("gaussian_blur",

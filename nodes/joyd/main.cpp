@@ -11,10 +11,13 @@
 // destroy the actor_system.
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +59,8 @@
 #include "runtime/value_codec.hpp"
 
 namespace fs = std::filesystem;
+
+extern char** environ;
 
 namespace {
 
@@ -161,6 +166,52 @@ std::string home_from_args(int argc, char** argv) {
   return joy::default_home();
 }
 
+/// How many CUDA devices `joy-gpu-host --probe` finds (0 without it, on
+/// any error, or after 10 s): CUDA never loads into joyd itself.
+uint32_t probe_gpus() {
+  auto probe = joy::self_dir() + "/joy-gpu-host";
+  if (::access(probe.c_str(), X_OK) != 0)
+    return 0;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return 0;
+  joy::unique_fd out{fds[0]};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::string arg0 = probe, arg1 = "--probe";
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  pid_t pid = -1;
+  auto rc = ::posix_spawn(&pid, probe.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  if (rc != 0)
+    return 0;
+  std::string text;
+  char buf[512];
+  pollfd p{out.get(), POLLIN, 0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - std::chrono::steady_clock::now())
+                  .count();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0)
+      break;
+    auto n = ::read(out.get(), buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  try {
+    return static_cast<uint32_t>(std::stoul(text));
+  } catch (std::exception&) {
+    return 0;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +246,12 @@ int main(int argc, char** argv) {
                 "How plugins on this node send large arrays to each other: "
                 "shm (shared memory, default) or stream (chunked copies)")
     ->check(CLI::IsMember({"shm", "stream"}));
+  int gpus = -1;
+  app
+    .add_option("--gpus", gpus,
+                "GPUs this node offers to plugins that ask for them "
+                "(default: the CUDA devices joy-gpu-host finds)")
+    ->check(CLI::NonNegativeNumber);
   std::string sandbox = "bwrap";
   app
     .add_option("--sandbox", sandbox,
@@ -517,6 +574,8 @@ int main(int argc, char** argv) {
   // `joy stop`: wake the main thread the same way a signal does.
   ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
 
+  // GPUs: as told, or as joy-gpu-host finds them.
+  auto gpu_count = gpus >= 0 ? static_cast<uint32_t>(gpus) : probe_gpus();
   joy::node_entry self_entry;
   self_entry.node_id = node_id;
   self_entry.version = std::string{joy::version()};
@@ -525,6 +584,7 @@ int main(int argc, char** argv) {
   self_entry.total.memory_bytes
     = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
       * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  self_entry.total.gpus = gpu_count;
 
   joy::cluster_actor cluster;
   std::string known_nodes;
@@ -549,6 +609,7 @@ int main(int argc, char** argv) {
   ncfg.downloads_dir = home + "/downloads";
   ncfg.manifest_base = manifest_base;
   ncfg.large_data = large_data;
+  ncfg.gpus = gpu_count;
   if (auto host = joy::self_dir() + "/joy-python-host";
       ::access(host.c_str(), X_OK) == 0)
     ncfg.python_host = host;

@@ -419,3 +419,31 @@ TEST_CASE("a TLS cluster joins with certificates from its CA and refuses "
   CHECK_THAT(d.log(), Catch::Contains("require TLS"));
   CHECK(a.status()["cluster"].size() == 1);
 }
+
+TEST_CASE("a plugin asking for GPUs is placed on a node that has them free "
+          "(fake device counts), and refused when none has",
+          "[nodes][cluster][gpu]") {
+  cluster_node head, worker;
+  start_head(head, 0, {"--gpus", "0"});
+  start_worker(worker, head, head.listen(), {"--gpus", "2"});
+  await([&] { return joined(worker); });
+  CHECK(head.status()["resources"]["gpus"] == 0);
+  CHECK(worker.status()["resources"]["gpus"] == 2);
+  auto hungry = [&](const std::string& name, int gpus) {
+    auto dir = head.copy_example("hello", name);
+    auto doc = nlohmann::json::parse(read_file(dir + "/plugin.json"));
+    doc["resources"] = {{"gpus", gpus}, {"memory", "64MiB"}, {"cpus", 0.1}};
+    write_file(dir + "/plugin.json", doc.dump());
+    return dir;
+  };
+  // The head has none: the plugin goes to the worker.
+  head.ok({"install", "--node", "", hungry("gpu-a", 2)});
+  auto on_worker = nlohmann::json::parse(worker.ok({"plugins", "--json"}));
+  REQUIRE(on_worker.size() == 1);
+  CHECK(on_worker[0]["name"] == "gpu-a");
+  CHECK(head.call("gpu-a", "add", 1, 2) == 3);
+  // Both of the worker's GPUs are taken now.
+  auto r = head.joy({"install", "--node", "", hungry("gpu-b", 1)});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("1 GPUs"));
+}

@@ -21,10 +21,12 @@ using joy::test::python_fixture;
 namespace {
 
 py::object eval(const char* expr) {
+  python_fixture::host(); // the interpreter, before any Python
   return py::eval(expr, py::module_::import("__main__").attr("__dict__"));
 }
 
 void exec(const char* code) {
+  python_fixture::host();
   py::exec(code, py::module_::import("__main__").attr("__dict__"));
 }
 

@@ -481,6 +481,12 @@ int main(int argc, char** argv) {
                  "How plugins send large arrays to each other: shm (shared "
                  "memory, default) or stream (chunked copies)")
     ->check(CLI::IsMember({"shm", "stream"}));
+  std::string gpus;
+  start
+    ->add_option("--gpus", gpus,
+                 "GPUs the node offers to plugins that ask for them "
+                 "(default: the CUDA devices it finds)")
+    ->check(CLI::NonNegativeNumber);
   std::string sandbox;
   start
     ->add_option("--sandbox", sandbox,
@@ -662,6 +668,8 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--manifest-base", manifest_base});
       if (!large_data.empty())
         extra.insert(extra.end(), {"--large-data", large_data});
+      if (!gpus.empty())
+        extra.insert(extra.end(), {"--gpus", gpus});
       if (!sandbox.empty())
         extra.insert(extra.end(), {"--sandbox", sandbox});
       if (!plugin_user.empty())
