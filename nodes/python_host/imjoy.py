@@ -72,6 +72,8 @@ def shared_array(shape, dtype="float64"):
 
 _loop = None
 _pool = None
+_attachments = {}
+_docs = ""
 _exported = None
 _tasks = {}
 
@@ -279,6 +281,17 @@ class _Api:
         fut, done = _future()
         _joy.request(name, list(args), kwargs, done)
         return fut
+
+    def getAttachment(self, name):
+        """The text of the plugin file's `<attachment name="...">`."""
+        if name not in _attachments:
+            fut, done = _future()
+            done(False, RemoteError(
+                "not_found", "this plugin has no attachment '" + str(name) + "'"))
+            return fut
+        return _ready(_attachments[name])
+
+    get_attachment = getAttachment
 
     def disposeObject(self, obj):
         # Function values are released when Python lets go of them.

@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
       host.set_module(imjoy);
       bind_host(host);
       imjoy.attr("_start")(host.inbox().fd());
+      imjoy.attr("_attachments") = script->attachments;
+      imjoy.attr("_docs") = script->docs;
       // Missing requirements stop the plugin before its code runs.
       auto cache = std::string{std::getenv("HOME") ? std::getenv("HOME") : "."}
                    + "/.joy-python";

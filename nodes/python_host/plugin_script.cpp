@@ -109,6 +109,8 @@ caf::expected<plugin_script> load_plugin_script(const std::string& path) {
     out.source
       = std::string(static_cast<std::size_t>(lines), '\n') + file->script;
     out.config = std::move(file->config);
+    out.attachments = std::move(file->attachments);
+    out.docs = std::move(file->docs);
   } else {
     out.source = std::move(*text);
     out.config = std::move(*manifest);

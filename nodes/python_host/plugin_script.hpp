@@ -8,6 +8,7 @@
 /// a `.py` file whose folder holds `plugin.json`.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct plugin_script {
   json config;
   /// The config's `requirements`, as written.
   std::vector<std::string> requirements;
+  /// The file's `<attachment name=...>` blocks (api.getAttachment) and its
+  /// `<docs>`.
+  std::map<std::string, std::string> attachments;
+  std::string docs;
 };
 
 /// Reads the plugin whose entry is `path`. Errors: not_found, io_error,

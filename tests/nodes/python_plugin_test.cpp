@@ -65,6 +65,11 @@ TEST_CASE("an ImJoy Python plugin runs from its .imjoy.html file: setup, "
   CHECK(node.call("pycheck", "async_add", 20, 22) == 42);
   CHECK(node.call("pycheck", "kwargs_through_node") == 6);
   CHECK(node.call("pycheck", "plus_100", 1) == 101);
+  // The file's <attachment> blocks.
+  CHECK(node.call("pycheck", "attachment", "greeting")
+        == "hello from an attachment");
+  auto missing = node.joy({"call", "pycheck", "attachment", "\"nope\""});
+  CHECK_THAT(missing.err, Contains("no attachment 'nope'"));
   CHECK(node.call("pycheck", "echo", json{{"a", {1, 2.5, "x", nullptr}}})
         == json{{"a", {1, 2.5, "x", nullptr}}});
   CHECK(node.call("pycheck", "types_of", 1, 2.5, "s", nullptr, json::array(),

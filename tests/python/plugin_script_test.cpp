@@ -31,11 +31,15 @@ TEST_CASE("an ImJoy file gives the script of its variant, at the file's "
              "requirements: {a: [numpy], b: [\"pip:scipy\"]}\n"
              "</config>\n"
              "<script lang=\"python\" tag=\"a\">\nprint('a')\n</script>\n"
-             "<script lang=\"python\" tag=\"b\">\nprint('b')\n</script>\n");
+             "<script lang=\"python\" tag=\"b\">\nprint('b')\n</script>\n"
+             "<attachment name=\"notes\">some text</attachment>\n"
+             "<docs>How to use p.</docs>\n");
   auto a = load_plugin_script((dir / "p.imjoy.html").string());
   REQUIRE(a);
   CHECK(a->name == "p");
   CHECK(a->requirements == std::vector<std::string>{"numpy"});
+  CHECK(a->attachments.at("notes") == "some text");
+  CHECK(a->docs == "How to use p.");
   // Seven newlines before it: print('a') is on line 8, as in the file.
   CHECK(a->source.find("print('a')") == 7);
   write_file(dir / "plugin.json", R"({"name": "p", "tag": "b"})");
