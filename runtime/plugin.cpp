@@ -394,11 +394,7 @@ void serve_api(kj_context& ctx, uint64_t link) {
       }
       if (is_log) {
         auto req = api->logRequest();
-        auto level = msg.get_as<int32_t>(2);
-        req.setLevel(level >= 3   ? wire::LogLevel::ERROR
-                     : level == 2 ? wire::LogLevel::WARNING
-                     : level == 0 ? wire::LogLevel::DEBUG
-                                  : wire::LogLevel::INFO);
+        req.setLevel(to_wire_log_level(msg.get_as<int32_t>(2)));
         req.setMessage(msg.get_as<std::string>(3));
         ctx.tasks().add(req.send().ignoreResult());
         reply.deliver_value(true);
@@ -407,13 +403,8 @@ void serve_api(kj_context& ctx, uint64_t link) {
       value_codec codec{ctx};
       auto req = api->requestRequest();
       req.setOp(static_cast<wire::ApiOp>(msg.get_as<uint16_t>(2)));
-      auto& args = msg.get_as<value_list>(3);
-      auto& kwargs = msg.get_as<value_map>(4);
-      auto err = write_list(
-        args, req.initArgs(static_cast<unsigned>(args.size())), &codec);
-      if (!err)
-        err = write_map(
-          kwargs, req.initKwargs(static_cast<unsigned>(kwargs.size())), &codec);
+      auto err = write_arguments(msg.get_as<value_list>(3),
+                                 msg.get_as<value_map>(4), req, &codec);
       if (err) {
         reply.deliver(std::move(err));
         return true;
@@ -465,6 +456,23 @@ plugin_actor spawn_plugin_actor(caf::actor_system& sys,
 kj::Own<wire::Plugin::Server>
 make_plugin_server(kj_context& ctx, plugin_actor actor, uint64_t link) {
   return kj::heap<plugin_server>(ctx, std::move(actor), link);
+}
+
+wire::LogLevel to_wire_log_level(int level) noexcept {
+  return level >= 3   ? wire::LogLevel::ERROR
+         : level == 2 ? wire::LogLevel::WARNING
+         : level == 0 ? wire::LogLevel::DEBUG
+                      : wire::LogLevel::INFO;
+}
+
+large_data_policy plugin_large_data() {
+  // Shared memory unless the node says stream.
+  large_data_policy large;
+  large.mappings = std::make_shared<shm_mapping_cache>();
+  const char* mode = std::getenv(std::string{large_data_env}.c_str());
+  if (mode == nullptr || std::string_view{mode} != "stream")
+    large.pool = shm_pool::make();
+  return large;
 }
 
 wire::Api::Client* node_api(kj_context& ctx, uint64_t id) {
@@ -533,12 +541,7 @@ int run_plugin(int, char** argv, plugin def) {
   caf::actor_system sys{cfg};
   exit_signal done;
   int code = 0;
-  // Large data goes through shared memory unless the node says stream.
-  large_data_policy large;
-  large.mappings = std::make_shared<shm_mapping_cache>();
-  const char* mode = std::getenv(std::string{large_data_env}.c_str());
-  if (mode == nullptr || std::string_view{mode} != "stream")
-    large.pool = shm_pool::make();
+  auto large = plugin_large_data();
   {
     kj_thread kj{sys};
     auto link_id = kj.next_id();

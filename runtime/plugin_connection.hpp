@@ -34,6 +34,14 @@ void connect_to_node(kj_context& ctx, uint64_t id, int fd,
                      wire::Plugin::Client plugin, std::string name,
                      uint32_t version, std::function<void(int)> done);
 
+/// The wire's log level for the SDK's (0 debug ... 3 error).
+wire::LogLevel to_wire_log_level(int level) noexcept;
+
+/// How a plugin process moves large data: shared memory (a pool of its own
+/// and a cache of mapped blocks) unless its node said `stream`
+/// (JOY_LARGE_DATA).
+large_data_policy plugin_large_data();
+
 /// The node's `Api` for the link `id` (from connect_to_node), once the node
 /// welcomed the plugin; null before, and after the link closed.
 wire::Api::Client* node_api(kj_context& ctx, uint64_t id);

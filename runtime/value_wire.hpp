@@ -89,6 +89,19 @@ struct arguments {
 };
 
 /// Reads and validates both; the first failure is the error.
+/// Writes a call's arguments into `req`, any request builder with `args`
+/// and `kwargs` fields (Plugin.call, Callable.call, Api.request).
+template <class Builder>
+caf::error write_arguments(const value_list& args, const value_map& kwargs,
+                           Builder& req, wire_hooks* hooks = nullptr) {
+  auto err
+    = write_list(args, req.initArgs(static_cast<unsigned>(args.size())), hooks);
+  if (!err)
+    err = write_map(
+      kwargs, req.initKwargs(static_cast<unsigned>(kwargs.size())), hooks);
+  return err;
+}
+
 caf::expected<arguments> read_arguments(capnp::List<wire::Value>::Reader args,
                                         capnp::List<wire::Entry>::Reader kwargs,
                                         wire_hooks* hooks = nullptr);

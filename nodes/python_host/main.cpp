@@ -78,11 +78,7 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   configure_actor_system(cfg, 1);
   caf::actor_system sys{cfg};
-  large_data_policy large;
-  large.mappings = std::make_shared<shm_mapping_cache>();
-  const char* mode = std::getenv(std::string{large_data_env}.c_str());
-  if (mode == nullptr || std::string_view{mode} != "stream")
-    large.pool = shm_pool::make();
+  auto large = plugin_large_data();
   kj_thread kj{sys};
   auto link = kj.next_id();
   python_host host{name, kj, link};

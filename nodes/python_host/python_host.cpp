@@ -238,6 +238,10 @@ read_answer(kj_context& ctx, kj::Promise<Response> sent, std::string what) {
     });
 }
 
+kj::Promise<caf::expected<value>> failed(caf::error err) {
+  return caf::expected<value>{std::move(err)};
+}
+
 std::string camel(std::string_view snake) {
   std::string out;
   bool up = false;
@@ -435,26 +439,17 @@ void python_host::request(uint16_t op, value_list args, value_map kwargs,
             d = std::move(d)](kj_context& ctx) mutable {
     auto* api = node_api(ctx, link_);
     if (api == nullptr) {
-      answer_later(
-        ctx,
-        kj::Promise<caf::expected<value>>{caf::expected<value>{make_error(
-          errc::unavailable, "this plugin is not connected to a node")}},
-        std::move(d));
+      answer_later(ctx,
+                   failed(make_error(errc::unavailable,
+                                     "this plugin is not connected to a node")),
+                   std::move(d));
       return;
     }
     value_codec codec{ctx};
     auto req = api->requestRequest();
     req.setOp(static_cast<wire::ApiOp>(op));
-    auto err = write_list(
-      args, req.initArgs(static_cast<unsigned>(args.size())), &codec);
-    if (!err)
-      err = write_map(
-        kwargs, req.initKwargs(static_cast<unsigned>(kwargs.size())), &codec);
-    if (err) {
-      answer_later(
-        ctx,
-        kj::Promise<caf::expected<value>>{caf::expected<value>{std::move(err)}},
-        std::move(d));
+    if (auto err = write_arguments(args, kwargs, req, &codec)) {
+      answer_later(ctx, failed(std::move(err)), std::move(d));
       return;
     }
     answer_later(ctx,
@@ -474,24 +469,13 @@ void python_host::call_remote(const function_ref& f, value_list args,
             d = std::move(d)](kj_context& ctx) mutable {
     auto cap = callable_for(ctx, f);
     if (!cap) {
-      answer_later(ctx,
-                   kj::Promise<caf::expected<value>>{
-                     caf::expected<value>{std::move(cap.error())}},
-                   std::move(d));
+      answer_later(ctx, failed(std::move(cap.error())), std::move(d));
       return;
     }
     value_codec codec{ctx};
     auto req = cap->callRequest();
-    auto err = write_list(
-      args, req.initArgs(static_cast<unsigned>(args.size())), &codec);
-    if (!err)
-      err = write_map(
-        kwargs, req.initKwargs(static_cast<unsigned>(kwargs.size())), &codec);
-    if (err) {
-      answer_later(
-        ctx,
-        kj::Promise<caf::expected<value>>{caf::expected<value>{std::move(err)}},
-        std::move(d));
+    if (auto err = write_arguments(args, kwargs, req, &codec)) {
+      answer_later(ctx, failed(std::move(err)), std::move(d));
       return;
     }
     answer_later(ctx, read_answer(ctx, req.send(), "function '" + f.name + "'"),
@@ -507,10 +491,7 @@ void python_host::log(int level, std::string text) {
     if (api == nullptr)
       return;
     auto req = api->logRequest();
-    req.setLevel(level >= 3   ? wire::LogLevel::ERROR
-                 : level == 2 ? wire::LogLevel::WARNING
-                 : level == 0 ? wire::LogLevel::DEBUG
-                              : wire::LogLevel::INFO);
+    req.setLevel(to_wire_log_level(level));
     req.setMessage(text);
     ctx.tasks().add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
   });
