@@ -78,4 +78,11 @@ CAF_ADD_ATOM(joy, joy, client_atom, "client")
 CAF_ADD_ATOM(joy, joy, auth_atom, "auth")
 CAF_ADD_ATOM(joy, joy, fetch_atom, "fetch")
 
+// -- gpu service ------------------------------------------------------------
+
+CAF_ADD_ATOM(joy, joy, blur_atom, "blur")
+CAF_ADD_ATOM(joy, joy, matmul_atom, "matmul")
+CAF_ADD_ATOM(joy, joy, stats_atom, "stats")
+CAF_ADD_ATOM(joy, joy, done_atom, "done")
+
 CAF_END_TYPE_ID_BLOCK(joy)

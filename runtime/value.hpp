@@ -499,6 +499,23 @@ typename Inspector::result_type inspect(Inspector& f, value_map& x) {
   return f(caf::meta::type_name("joy::value_map"), save, tmp, load);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ndarray& x) {
+  value tmp;
+  auto save = caf::meta::save_callback([&]() -> caf::error {
+    tmp = value{x};
+    return caf::none;
+  });
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (auto* a = tmp.as_ndarray()) {
+      x = *a;
+      return caf::none;
+    }
+    return make_error(errc::invalid_argument, "expected an ndarray");
+  });
+  return f(caf::meta::type_name("joy::ndarray"), save, tmp, load);
+}
+
 /// The same rendering as `to_string(value)`.
 std::string to_string(const value_map& x);
 

@@ -113,6 +113,18 @@ caf::error check_array(const char* fn, const char* name, const ndarray& a) {
   return caf::none;
 }
 
+/// A finite sigma >= 0 whose kernel radius ceil(3 sigma) fits.
+caf::error check_sigma(double sigma) {
+  if (!std::isfinite(sigma) || sigma < 0)
+    return invalid("gaussian_blur: sigma must be a finite number >= 0, not "
+                   + std::to_string(sigma));
+  if (std::ceil(3 * sigma) > max_blur_radius)
+    return invalid("gaussian_blur: sigma " + std::to_string(sigma)
+                   + " is too large (at most "
+                   + std::to_string(max_blur_radius / 3) + ")");
+  return caf::none;
+}
+
 /// Blurs `data` (C order, `shape`) along `axis` with `w`, edges clamped.
 void blur_axis(std::vector<float>& data, const std::vector<uint64_t>& shape,
                std::size_t axis, const std::vector<float>& w) {
@@ -166,17 +178,11 @@ ndarray matmul_as(const ndarray& a, const ndarray& b, uint64_t m, uint64_t k,
 } // namespace
 
 caf::expected<std::vector<float>> gaussian_weights(double sigma) {
-  if (!std::isfinite(sigma) || sigma < 0)
-    return invalid("gaussian_blur: sigma must be a finite number >= 0, not "
-                   + std::to_string(sigma));
+  if (auto err = check_sigma(sigma))
+    return err;
   if (sigma == 0)
     return std::vector<float>{1.0f};
-  auto r = std::ceil(3 * sigma);
-  if (r > max_blur_radius)
-    return invalid("gaussian_blur: sigma " + std::to_string(sigma)
-                   + " is too large (at most "
-                   + std::to_string(max_blur_radius / 3) + ")");
-  auto radius = static_cast<int>(r);
+  auto radius = static_cast<int>(std::ceil(3 * sigma));
   std::vector<double> w(static_cast<std::size_t>(2 * radius + 1));
   double sum = 0;
   for (int i = -radius; i <= radius; ++i) {
@@ -191,7 +197,7 @@ caf::expected<std::vector<float>> gaussian_weights(double sigma) {
   return out;
 }
 
-caf::expected<ndarray> gaussian_blur(const ndarray& image, double sigma) {
+caf::error check_blur(const ndarray& image, double sigma) {
   if (auto err = check_array("gaussian_blur", "image", image))
     return err;
   if (image.type != dtype::float32 && image.type != dtype::uint8)
@@ -201,6 +207,45 @@ caf::expected<ndarray> gaussian_blur(const ndarray& image, double sigma) {
     return invalid("gaussian_blur: image must be 2-D or 3-D, not "
                    + std::to_string(image.shape.size()) + "-D "
                    + shape_text(image.shape));
+  return check_sigma(sigma);
+}
+
+caf::error check_matmul(const ndarray& a, const ndarray& b) {
+  if (auto err = check_array("matmul", "a", a))
+    return err;
+  if (auto err = check_array("matmul", "b", b))
+    return err;
+  for (auto* x : {&a, &b})
+    if (x->type != dtype::float32 && x->type != dtype::float64)
+      return invalid("matmul: arrays must be float32 or float64, not "
+                     + std::string{to_string(x->type)});
+  if (a.type != b.type)
+    return invalid("matmul: a is " + std::string{to_string(a.type)}
+                   + " but b is " + std::string{to_string(b.type)});
+  if (a.shape.size() != 2 || b.shape.size() != 2)
+    return invalid("matmul: a and b must be 2-D, not " + shape_text(a.shape)
+                   + " and " + shape_text(b.shape));
+  auto m = a.shape[0], k = a.shape[1], n = b.shape[1];
+  if (b.shape[0] != k)
+    return invalid("matmul: shapes " + shape_text(a.shape) + " and "
+                   + shape_text(b.shape) + " do not chain");
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(m, n, &bytes)
+      || __builtin_mul_overflow(bytes, itemsize(a.type), &bytes)
+      || bytes > max_result_bytes)
+    return make_error(errc::too_large, "matmul: the result "
+                                         + shape_text({m, n})
+                                         + " would be larger than 4 GiB");
+  return caf::none;
+}
+
+caf::error check_stats(const ndarray& array) {
+  return check_array("stats", "array", array);
+}
+
+caf::expected<ndarray> gaussian_blur(const ndarray& image, double sigma) {
+  if (auto err = check_blur(image, sigma))
+    return err;
   auto w = gaussian_weights(sigma);
   if (!w)
     return w.error();
@@ -229,38 +274,16 @@ caf::expected<ndarray> gaussian_blur(const ndarray& image, double sigma) {
 }
 
 caf::expected<ndarray> matmul(const ndarray& a, const ndarray& b) {
-  if (auto err = check_array("matmul", "a", a))
+  if (auto err = check_matmul(a, b))
     return err;
-  if (auto err = check_array("matmul", "b", b))
-    return err;
-  for (auto* x : {&a, &b})
-    if (x->type != dtype::float32 && x->type != dtype::float64)
-      return invalid("matmul: arrays must be float32 or float64, not "
-                     + std::string{to_string(x->type)});
-  if (a.type != b.type)
-    return invalid("matmul: a is " + std::string{to_string(a.type)}
-                   + " but b is " + std::string{to_string(b.type)});
-  if (a.shape.size() != 2 || b.shape.size() != 2)
-    return invalid("matmul: a and b must be 2-D, not " + shape_text(a.shape)
-                   + " and " + shape_text(b.shape));
   auto m = a.shape[0], k = a.shape[1], n = b.shape[1];
-  if (b.shape[0] != k)
-    return invalid("matmul: shapes " + shape_text(a.shape) + " and "
-                   + shape_text(b.shape) + " do not chain");
-  uint64_t bytes = 0;
-  if (__builtin_mul_overflow(m, n, &bytes)
-      || __builtin_mul_overflow(bytes, itemsize(a.type), &bytes)
-      || bytes > max_result_bytes)
-    return make_error(errc::too_large, "matmul: the result "
-                                         + shape_text({m, n})
-                                         + " would be larger than 4 GiB");
   if (a.type == dtype::float32)
     return matmul_as<float>(a, b, m, k, n);
   return matmul_as<double>(a, b, m, k, n);
 }
 
 caf::expected<value_map> stats(const ndarray& array) {
-  if (auto err = check_array("stats", "array", array))
+  if (auto err = check_stats(array))
     return err;
   auto count = static_cast<std::size_t>(*array.element_count());
   double lo = std::numeric_limits<double>::infinity();

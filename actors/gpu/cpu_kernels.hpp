@@ -33,6 +33,22 @@ constexpr int max_blur_radius = 1024;
 /// The normalised 1-D Gaussian weights for `sigma` (2 r + 1 of them).
 caf::expected<std::vector<float>> gaussian_weights(double sigma);
 
+// -- argument checks ----------------------------------------------------------
+
+// What each function refuses, shared with the CUDA backend so that both
+// refuse the same calls with the same words. `caf::none` means go ahead.
+
+/// gaussian_blur's checks: the array, its dtype and rank, then sigma.
+caf::error check_blur(const ndarray& image, double sigma);
+
+/// matmul's checks: both arrays, their dtypes and shapes, the result's size.
+caf::error check_matmul(const ndarray& a, const ndarray& b);
+
+/// stats' checks: a valid, readable, non-empty array.
+caf::error check_stats(const ndarray& array);
+
+// -- functions ----------------------------------------------------------------
+
 caf::expected<ndarray> gaussian_blur(const ndarray& image, double sigma);
 
 caf::expected<ndarray> matmul(const ndarray& a, const ndarray& b);

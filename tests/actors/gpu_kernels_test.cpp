@@ -13,27 +13,16 @@
 #include <random>
 
 #include "actors/gpu/cpu_kernels.hpp"
+#include "tests/actors/gpu_test_support.hpp"
 
 using Catch::Matchers::Contains;
 using joy::dtype;
 using joy::ndarray;
 
+using joy::test::make;
+using joy::test::read;
+
 namespace {
-
-template <class T>
-ndarray make(dtype type, std::vector<uint64_t> shape,
-             const std::vector<T>& xs) {
-  std::vector<std::byte> bytes(xs.size() * sizeof(T));
-  std::memcpy(bytes.data(), xs.data(), bytes.size());
-  return ndarray{type, std::move(shape), joy::buffer::take(std::move(bytes))};
-}
-
-template <class T>
-std::vector<T> read(const ndarray& a) {
-  std::vector<T> out(a.data.size() / sizeof(T));
-  std::memcpy(out.data(), a.data.data(), a.data.size());
-  return out;
-}
 
 std::mt19937& rng() {
   static std::mt19937 gen{42};

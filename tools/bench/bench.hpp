@@ -163,6 +163,10 @@ plugin_host_actor start_hello(caf::actor_system& sys, kj_thread& kj,
 /// `python3 -c "import asyncio, numpy"`, 256 MiB round trip vs memcpy).
 std::vector<row> run_bpy(const options& opts);
 
+/// B11: the gpu service's actors against the CUDA runtime alone (with a
+/// device) and against the CPU function called directly.
+std::vector<row> run_b11(const options& opts);
+
 /// B1: in-process request/response to a plugin-interface actor with
 /// joy::value arguments vs a raw CAF typed actor with two int64s.
 std::vector<row> run_b1(const options& opts);

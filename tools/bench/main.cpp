@@ -32,11 +32,11 @@ int main(int argc, char** argv) {
   opts.examples_dir = opts.bin_dir + "/../examples";
   app.add_flag("--json", as_json, "Print JSON");
   app
-    .add_option(
-      "--only", only,
-      "Run only these benchmarks (B1, B3, B4, B8, BPY; B9, B7c and B12 run "
-      "together; B6 and B7b run "
-      "together, as do B5, B7a and CB)")
+    .add_option("--only", only,
+                "Run only these benchmarks (B1, B3, B4, B8, B11, BPY; B9, B7c "
+                "and B12 run "
+                "together; B6 and B7b run "
+                "together, as do B5, B7a and CB)")
     ->delimiter(',');
   app.add_option("--samples", opts.samples, "Round trips per latency figure");
   app.add_option("--calls", opts.calls, "Calls per throughput figure");
@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
     }
     if (want("BPY")) {
       auto r = joy::bench::run_bpy(opts);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    if (want("B11")) {
+      auto r = joy::bench::run_b11(opts);
       rows.insert(rows.end(), r.begin(), r.end());
     }
     if (want("B8")) {
