@@ -206,6 +206,19 @@ struct NodeStatus {
   tls @14 :Bool;
   bridge @15 :Text;
   # The URL of its bridge (browser core and hypha-rpc), "" without one.
+  gpuDevices @16 :List(GpuDevice);
+  # Its GPUs, and which plugin holds each.
+}
+
+struct GpuDevice {
+  index @0 :UInt32;
+  name @1 :Text;
+  # As CUDA names it; "(as told)" for a count given with --gpus.
+  memoryBytes @2 :UInt64;
+  computeCapability @3 :Text;
+  # "9.0"; "" when unknown.
+  holder @4 :Text;
+  # The plugin it was given to, "" while free.
 }
 
 struct StatusResult {

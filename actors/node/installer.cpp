@@ -512,6 +512,27 @@ install_plugin_folder(const fs::path& source, const fs::path& plugins_dir) {
   return rec;
 }
 
+caf::expected<plugin_record> builtin_record(const fs::path& dir) {
+  auto manifest = load_plugin_folder(dir);
+  if (!manifest)
+    return manifest.error();
+  auto hash = hash_plugin_folder(dir);
+  if (!hash)
+    return hash.error();
+  plugin_record rec;
+  rec.name = manifest->name;
+  rec.version = manifest->version;
+  rec.type = manifest->type;
+  rec.source = "built-in";
+  rec.manifest
+    = manifest->document.dump(-1, ' ', false, json::error_handler_t::replace);
+  rec.sha256 = std::move(*hash);
+  rec.path = dir.string();
+  rec.installed_at = now_ns();
+  rec.updated_at = rec.installed_at;
+  return rec;
+}
+
 caf::error imjoy_file_to_folder(const std::string& text, const fs::path& into) {
   auto file = parse_imjoy_file(text);
   if (!file)

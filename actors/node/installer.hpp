@@ -45,6 +45,10 @@ caf::expected<plugin_record>
 install_plugin_folder(const std::filesystem::path& source,
                       const std::filesystem::path& plugins_dir);
 
+/// The record of a plugin folder the node uses where it is (a built-in
+/// plugin): validated and hashed like an install, `source` "built-in".
+caf::expected<plugin_record> builtin_record(const std::filesystem::path& dir);
+
 /// Where an ImJoy file lives in the plugin folder made of it.
 constexpr std::string_view imjoy_entry_name = "plugin.imjoy.html";
 

@@ -277,6 +277,8 @@ struct node_state {
   bool installing = false;
   /// Names services registered without one.
   uint64_t next_service = 1;
+  /// Which plugin holds each GPU of this node ("" for a free one).
+  std::vector<std::string> gpu_holders;
 };
 
 using self_ptr = node_actor::stateful_pointer<node_state>;
@@ -302,8 +304,64 @@ std::string image_of(const node_config& cfg, const std::string& name) {
   return (fs::path{cfg.home} / "images" / (name + ".img")).string();
 }
 
+bool is_builtin(const node_config& cfg, const std::string& name) {
+  return std::any_of(cfg.builtins.begin(), cfg.builtins.end(),
+                     [&](const plugin_record& b) { return b.name == name; });
+}
+
+/// Why a built-in plugin cannot be changed by `what`.
+caf::error builtin_refusal(const std::string& name, const std::string& what) {
+  return make_error(errc::invalid_argument,
+                    "'" + name + "' is built into the node and cannot be "
+                      + what
+                      + " (joy start --gpu-service off runs a node "
+                        "without it)");
+}
+
+/// The GPUs plugin `name` holds after asking for `count`: those it held,
+/// then free ones. Errors: unavailable, when too few are free.
+caf::expected<std::vector<uint32_t>>
+take_gpus(std::vector<std::string>& holders, const std::string& name,
+          uint32_t count) {
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < holders.size(); ++i)
+    if (holders[i] == name) {
+      if (out.size() < count)
+        out.push_back(i);
+      else
+        holders[i].clear(); // a new version asks fewer
+    }
+  for (uint32_t i = 0; i < holders.size() && out.size() < count; ++i)
+    if (holders[i].empty()) {
+      holders[i] = name;
+      out.push_back(i);
+    }
+  if (out.size() < count) {
+    for (auto i : out)
+      holders[i].clear();
+    auto free = std::count(holders.begin(), holders.end(), std::string{});
+    return make_error(errc::unavailable,
+                      "'" + name + "' asks for " + std::to_string(count)
+                        + " GPU(s); this node has "
+                        + std::to_string(holders.size()) + ", "
+                        + std::to_string(free) + " free");
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void release_gpus(std::vector<std::string>& holders, const std::string& name) {
+  for (auto& h : holders)
+    if (h == name)
+      h.clear();
+}
+
+/// How to run `rec`. `gpus`: the GPUs it was given; `all_gpus`: it may use
+/// every GPU of the node (the built-in gpu service).
 caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
-                                            const plugin_record& rec) {
+                                            const plugin_record& rec,
+                                            const std::vector<uint32_t>& gpus,
+                                            bool all_gpus) {
   auto manifest = parse_manifest(rec.manifest);
   if (!manifest)
     return manifest.error();
@@ -337,6 +395,18 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
               {std::string{large_data_env}, cfg.large_data}};
   if (const char* level = std::getenv("JOY_LOG"))
     spec.env.emplace_back("JOY_LOG", level);
+  // The gpu service uses every GPU the node offers: none when it offers
+  // none (`--gpus 0`), whatever the machine has.
+  all_gpus = all_gpus && cfg.gpus > 0;
+  spec.sandbox.devices = gpu_device_nodes(gpus, all_gpus);
+  // A plugin sees the GPUs it was given and no others (CUDA numbers them
+  // from 0 again); one that asked for none sees none.
+  if (!all_gpus) {
+    std::string visible;
+    for (auto i : gpus)
+      visible += (visible.empty() ? "" : ",") + std::to_string(i);
+    spec.env.emplace_back("CUDA_VISIBLE_DEVICES", visible);
+  }
   return spec;
 }
 
@@ -554,7 +624,7 @@ std::string why_not_running(const std::string& name, const hosted& h) {
 
 /// Spawns (or replaces) the host of `rec` and starts it. A window plugin
 /// has no process: its service is registered at once.
-void host_plugin(self_ptr self, const plugin_record& rec) {
+void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
   auto& st = self->state;
   if (rec.type == "window") {
     hosted h;
@@ -566,7 +636,13 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
     register_here(self, window_service(self, rec));
     return;
   }
-  auto spec = make_launch_spec(st.cfg, rec);
+  auto builtin = is_builtin(st.cfg, rec.name);
+  caf::expected<std::vector<uint32_t>> gpus = std::vector<uint32_t>{};
+  if (!builtin)
+    if (auto m = parse_manifest(rec.manifest))
+      gpus = take_gpus(st.gpu_holders, rec.name, m->resources.gpus);
+  auto spec = gpus ? make_launch_spec(st.cfg, rec, *gpus, builtin)
+                   : caf::expected<launch_spec>{gpus.error()};
   hosted h;
   h.record = rec;
   h.status.name = rec.name;
@@ -595,6 +671,12 @@ void host_plugin(self_ptr self, const plugin_record& rec) {
   self->link_to(h.host);
   auto host = h.host;
   auto name = rec.name;
+  if (!start) {
+    // Started by its first call.
+    h.status.state = plugin_state::stopped;
+    st.plugins[rec.name] = std::move(h);
+    return;
+  }
   h.status.state = plugin_state::starting;
   st.plugins[rec.name] = std::move(h);
   self
@@ -626,6 +708,11 @@ void next_install(self_ptr self);
 
 void finish_install(self_ptr self, pending_install job, plugin_record rec) {
   auto& st = self->state;
+  if (is_builtin(st.cfg, rec.name)) {
+    job.promise.deliver(builtin_refusal(rec.name, "replaced by an install"));
+    next_install(self);
+    return;
+  }
   self->request(st.registry, registry_timeout, put_atom_v, rec)
     .then(
       [self, job](plugin_record& stored) mutable {
@@ -851,6 +938,9 @@ void publish(self_ptr self) {
         resources committed;
         for (auto& [name, h] : st.plugins) {
           plugins.push_back(name);
+          // What the node provides itself commits nothing.
+          if (is_builtin(st.cfg, name))
+            continue;
           if (auto m = parse_manifest(h.record.manifest)) {
             committed.cpus
               += static_cast<uint32_t>(std::ceil(m->resources.cpus));
@@ -1310,10 +1400,19 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     st.cfg = cfg;
     st.started_at = now_ns();
     st.started = std::chrono::steady_clock::now();
+    st.gpu_holders.resize(cfg.gpus);
     // Installed plugins start with the node; they are known before the
-    // first request arrives.
-    for (auto& rec : installed)
+    // first request arrives. Built-in ones start on first use.
+    for (auto& rec : cfg.builtins)
+      host_plugin(self, rec, false);
+    for (auto& rec : installed) {
+      if (is_builtin(cfg, rec.name)) {
+        log(log_level::warning, "node", "the installed plugin '", rec.name,
+            "' is hidden by the built-in one of that name");
+        continue;
+      }
       host_plugin(self, rec);
+    }
     register_here(self, logs_service(self));
     self->delayed_send(self, cfg.log_check, tick_atom_v);
     schedule_publish(self);
@@ -1336,6 +1435,10 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.memory_bytes = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
                            * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
           s.gpus = st.cfg.gpus;
+          s.gpu_devices = st.cfg.gpu_devices;
+          for (auto& d : s.gpu_devices)
+            if (d.index < st.gpu_holders.size())
+              d.holder = st.gpu_holders[d.index];
           s.sandbox = st.cfg.sandbox_description;
           s.pid = static_cast<int32_t>(::getpid());
           s.head = st.cfg.head;
@@ -1408,6 +1511,9 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         if (!h)
           return std::move(h.error());
         auto& st = self->state;
+        if (is_builtin(st.cfg, name))
+          return builtin_refusal(name, "uninstalled");
+        release_gpus(st.gpu_holders, name);
         auto info = (*h)->info();
         info.status.state = plugin_state::stopped;
         info.status.pid = 0;
@@ -1445,6 +1551,8 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         auto h = find_plugin(self, name);
         if (!h)
           return std::move(h.error());
+        if (is_builtin(self->state.cfg, name))
+          return builtin_refusal(name, "rolled back");
         auto rp = self->make_response_promise<plugin_info>();
         self
           ->request(self->state.registry, registry_timeout, rollback_atom_v,

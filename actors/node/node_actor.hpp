@@ -115,7 +115,17 @@ struct node_config {
   /// this node cannot run them.
   std::string python_host;
   /// GPUs this node offers (joy-gpu-host --probe at start, or --gpus).
+  /// A plugin whose manifest asks `resources.gpus` gets that many of them
+  /// for itself: `CUDA_VISIBLE_DEVICES` and their device nodes.
   uint32_t gpus = 0;
+  /// What is known of each (as many as `gpus`; found by the probe, or
+  /// made up for a count given with --gpus).
+  std::vector<gpu_device> gpu_devices;
+  /// Plugins the node itself provides (the `gpu` service, laid out by
+  /// joyd): hosted at start but started on first use, not in the
+  /// registry, and never uninstalled or replaced by an install. The first
+  /// is given every GPU's device node.
+  std::vector<plugin_record> builtins;
   bool head = true;
   /// host:port of the cluster listener ("" without one), and whether it
   /// speaks TLS (shown in status).

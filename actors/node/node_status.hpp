@@ -15,6 +15,23 @@
 
 namespace joy {
 
+/// A GPU of the node, as `joy status` shows it.
+struct gpu_device {
+  uint32_t index = 0;
+  std::string name;
+  uint64_t memory_bytes = 0;
+  /// "9.0"; "" when unknown (a count given with --gpus).
+  std::string compute_capability;
+  /// The plugin it was given to, "" while free.
+  std::string holder;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gpu_device& x) {
+  return f(caf::meta::type_name("joy::gpu_device"), x.index, x.name,
+           x.memory_bytes, x.compute_capability, x.holder);
+}
+
 struct node_status {
   std::string node_id;
   std::string version;
@@ -37,6 +54,7 @@ struct node_status {
   bool tls = false;
   /// The URL of its bridge, "" without one.
   std::string bridge;
+  std::vector<gpu_device> gpu_devices;
 };
 
 template <class Inspector>
@@ -44,7 +62,7 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("joy::node_status"), x.node_id, x.version,
            x.address, x.home, x.started_at, x.uptime_ms, x.cpus, x.memory_bytes,
            x.gpus, x.sandbox, x.pid, x.head, x.plugins, x.services, x.listen,
-           x.tls, x.bridge);
+           x.tls, x.bridge, x.gpu_devices);
 }
 
 } // namespace joy

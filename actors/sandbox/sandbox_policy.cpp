@@ -61,6 +61,36 @@ sandbox_policy make_sandbox_policy(const sandbox_settings& settings,
   return p;
 }
 
+std::vector<std::string> gpu_device_nodes(const std::vector<uint32_t>& indices,
+                                          bool all, const std::string& dev) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  auto add = [&](const std::string& name) {
+    auto path = dev + "/" + name;
+    if (fs::exists(path, ec))
+      out.push_back(std::move(path));
+  };
+  // What CUDA opens besides the device itself: the control node, unified
+  // memory and (for some drivers) modesetting.
+  for (auto* name :
+       {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"})
+    add(name);
+  if (all) {
+    for (auto& e : fs::directory_iterator(dev, ec)) {
+      auto name = e.path().filename().string();
+      if (name.size() > 6 && name.rfind("nvidia", 0) == 0
+          && std::all_of(name.begin() + 6, name.end(),
+                         [](char c) { return c >= '0' && c <= '9'; }))
+        out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+  } else {
+    for (auto i : indices)
+      add("nvidia" + std::to_string(i));
+  }
+  return out;
+}
+
 std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
                                          const sandbox_sources& src) {
   std::vector<std::string> a{"--unshare-all",
@@ -77,6 +107,8 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
   auto size = std::to_string(policy.disk_bytes);
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", size,
                      "--tmpfs", "/dev/shm", "--size", size, "--tmpfs", "/tmp"});
+  for (auto& d : policy.devices)
+    a.insert(a.end(), {"--dev-bind-try", d, d});
   std::error_code ec;
   auto add_path = [&](const char* path) {
     auto st = fs::symlink_status(path, ec);

@@ -75,6 +75,8 @@ struct sandbox_policy {
   /// Where a root node keeps the work dir's ext4 image (its size capped);
   /// empty: a plain directory.
   std::string work_image;
+  /// Device nodes the plugin may use (its GPUs), bound where they exist.
+  std::vector<std::string> devices;
 };
 
 template <class Inspector>
@@ -82,7 +84,7 @@ typename Inspector::result_type inspect(Inspector& f, sandbox_policy& x) {
   return f(caf::meta::type_name("joy::sandbox_policy"), x.enabled, x.uid,
            x.uid_count, x.network, x.landlock, x.limits.memory_bytes,
            x.limits.pids, x.limits.cpus, x.disk_bytes, x.open_files, x.code_dir,
-           x.work_dir, x.work_image);
+           x.work_dir, x.work_image, x.devices);
 }
 
 /// The policy for a plugin with `manifest`, installed in `code_dir`, whose
@@ -116,6 +118,13 @@ constexpr const char* inner_runtime_path = "/run/joy/runtime";
 
 /// bubblewrap's arguments (without argv[0]) up to and including `--`, for
 /// running `inner_exec_path` in the sandbox of `policy`.
+/// The device nodes of the NVIDIA GPUs `indices` (all there are when
+/// `all`), with the driver's shared control nodes, that exist on this
+/// machine under `dev` (a test passes a fake /dev).
+std::vector<std::string> gpu_device_nodes(const std::vector<uint32_t>& indices,
+                                          bool all,
+                                          const std::string& dev = "/dev");
+
 std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
                                          const sandbox_sources& sources);
 

@@ -9,7 +9,15 @@ include(CMakePackageConfigHelpers)
 
 set(JOY_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Joy)
 
-install(TARGETS joy joyd joy-exec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# joyd finds its helpers beside itself: joy-exec, and the hosts of the
+# gpu service and of Python plugins.
+install(TARGETS joy joyd joy-exec joy-gpu-host RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET joy-python-host)
+  install(TARGETS joy-python-host RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+# cuBLAS is the toolkit's shared library: the installed gpu host keeps the
+# path it was linked with.
+set_target_properties(joy-gpu-host PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 
 set_target_properties(joy_schema PROPERTIES EXPORT_NAME schema)
 set_target_properties(joy_runtime PROPERTIES EXPORT_NAME runtime)

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,7 @@
 #include "actors/sandbox/landlock.hpp"
 #include "actors/sandbox/sandbox_policy.hpp"
 #include "nodes/joyd/bridge_node.hpp"
+#include "nodes/joyd/builtin_gpu.hpp"
 #include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/kj_thread.hpp"
@@ -166,15 +168,15 @@ std::string home_from_args(int argc, char** argv) {
   return joy::default_home();
 }
 
-/// How many CUDA devices `joy-gpu-host --probe` finds (0 without it, on
-/// any error, or after 10 s): CUDA never loads into joyd itself.
-uint32_t probe_gpus() {
+/// The CUDA devices `joy-gpu-host --probe` finds (none without it, on any
+/// error, or after 10 s): CUDA never loads into joyd itself.
+std::vector<joy::gpu_device> probe_gpus() {
   auto probe = joy::self_dir() + "/joy-gpu-host";
   if (::access(probe.c_str(), X_OK) != 0)
-    return 0;
+    return {};
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
-    return 0;
+    return {};
   joy::unique_fd out{fds[0]};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -187,7 +189,7 @@ uint32_t probe_gpus() {
   posix_spawn_file_actions_destroy(&fa);
   ::close(fds[1]);
   if (rc != 0)
-    return 0;
+    return {};
   std::string text;
   char buf[512];
   pollfd p{out.get(), POLLIN, 0};
@@ -205,11 +207,27 @@ uint32_t probe_gpus() {
   }
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
-  try {
-    return static_cast<uint32_t>(std::stoul(text));
-  } catch (std::exception&) {
-    return 0;
+  std::vector<joy::gpu_device> found;
+  std::istringstream in{text};
+  std::string line;
+  std::getline(in, line); // the count: the lines say as much
+  while (std::getline(in, line)) {
+    std::istringstream fields{line};
+    joy::gpu_device d;
+    std::string index, memory;
+    if (std::getline(fields, index, '\t') && std::getline(fields, memory, '\t')
+        && std::getline(fields, d.compute_capability, '\t')
+        && std::getline(fields, d.name)) {
+      try {
+        d.index = static_cast<uint32_t>(std::stoul(index));
+        d.memory_bytes = std::stoull(memory);
+      } catch (std::exception&) {
+        continue;
+      }
+      found.push_back(std::move(d));
+    }
   }
+  return found;
 }
 
 } // namespace
@@ -252,6 +270,12 @@ int main(int argc, char** argv) {
                 "GPUs this node offers to plugins that ask for them "
                 "(default: the CUDA devices joy-gpu-host finds)")
     ->check(CLI::NonNegativeNumber);
+  std::string gpu_service = "on";
+  app
+    .add_option("--gpu-service", gpu_service,
+                "Whether this node serves the built-in gpu service "
+                "(joy-gpu-host, started on first use): on (default) or off")
+    ->check(CLI::IsMember({"on", "off"}));
   std::string sandbox = "bwrap";
   app
     .add_option("--sandbox", sandbox,
@@ -574,8 +598,15 @@ int main(int argc, char** argv) {
   // `joy stop`: wake the main thread the same way a signal does.
   ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
 
-  // GPUs: as told, or as joy-gpu-host finds them.
-  auto gpu_count = gpus >= 0 ? static_cast<uint32_t>(gpus) : probe_gpus();
+  // GPUs: as joy-gpu-host finds them, or as many as told.
+  auto gpu_devices = gpus >= 0 ? std::vector<joy::gpu_device>{} : probe_gpus();
+  for (int i = 0; i < gpus; ++i) {
+    joy::gpu_device d;
+    d.index = static_cast<uint32_t>(i);
+    d.name = "(as told: --gpus)";
+    gpu_devices.push_back(std::move(d));
+  }
+  auto gpu_count = static_cast<uint32_t>(gpu_devices.size());
   joy::node_entry self_entry;
   self_entry.node_id = node_id;
   self_entry.version = std::string{joy::version()};
@@ -610,9 +641,20 @@ int main(int argc, char** argv) {
   ncfg.manifest_base = manifest_base;
   ncfg.large_data = large_data;
   ncfg.gpus = gpu_count;
+  ncfg.gpu_devices = gpu_devices;
   if (auto host = joy::self_dir() + "/joy-python-host";
       ::access(host.c_str(), X_OK) == 0)
     ncfg.python_host = host;
+  if (gpu_service == "on") {
+    // Next to joyd, like joy-exec; without it the node simply has no gpu
+    // service.
+    if (auto rec
+        = joy::lay_out_gpu_service(home, joy::self_dir() + "/joy-gpu-host"))
+      ncfg.builtins.push_back(std::move(*rec));
+    else
+      joy::log(joy::log_level::warning, "joyd",
+               "no built-in gpu service: ", joy::message_of(rec.error()));
+  }
   ncfg.work_dir = home + "/work";
   ncfg.sandbox = sandbox_settings;
   ncfg.sandbox_description = sandbox_description;

@@ -87,6 +87,15 @@ void write_status(const node_status& x, wire::NodeStatus::Builder out) {
   out.setListen(x.listen);
   out.setTls(x.tls);
   out.setBridge(x.bridge);
+  auto gpus = out.initGpuDevices(static_cast<unsigned>(x.gpu_devices.size()));
+  for (unsigned i = 0; i < x.gpu_devices.size(); ++i) {
+    auto& d = x.gpu_devices[i];
+    gpus[i].setIndex(d.index);
+    gpus[i].setName(d.name);
+    gpus[i].setMemoryBytes(d.memory_bytes);
+    gpus[i].setComputeCapability(d.compute_capability);
+    gpus[i].setHolder(d.holder);
+  }
 }
 
 void write_entry(const node_entry& x, wire::NodeEntry::Builder out) {

@@ -447,3 +447,31 @@ TEST_CASE("a plugin asking for GPUs is placed on a node that has them free "
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("1 GPUs"));
 }
+
+TEST_CASE("every node of a cluster serves the gpu service, and a caller's "
+          "own node answers",
+          "[nodes][cluster][gpu]") {
+  cluster_node head, worker;
+  start_head(head, 0, {"--gpu-service", "on"});
+  start_worker(worker, head, head.listen(), {"--gpu-service", "on"});
+  await([&] { return joined(worker); });
+  auto runs_gpu_host = [](cluster_node& node) {
+    return !find_programs(node.home() + "/builtin/gpu/").empty();
+  };
+  CHECK(worker.call("gpu", "info")["workers"].size() >= 1);
+  CHECK(runs_gpu_host(worker));
+  CHECK_FALSE(runs_gpu_host(head));
+  CHECK(head.call("gpu", "info")["workers"].size() >= 1);
+  CHECK(runs_gpu_host(head));
+  // Everyone's status lists it on both.
+  auto has_gpu = [](const nlohmann::json& node) {
+    for (auto& p : node["plugins"])
+      if (p["name"] == "gpu")
+        return true;
+    return false;
+  };
+  auto st = head.status();
+  CHECK(has_gpu(st));
+  REQUIRE(st["cluster"].size() == 1);
+  CHECK(has_gpu(st["cluster"][0]));
+}

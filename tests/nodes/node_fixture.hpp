@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -52,11 +53,17 @@ public:
     return dir_;
   }
 
-  /// Runs `joy args...` against this node.
+  /// Runs `joy args...` against this node. `joy start` runs the node
+  /// without its built-in gpu service unless the test asks for it
+  /// (`--gpu-service on`), so that a node has exactly the plugins its test
+  /// installs.
   run_result joy(const std::vector<std::string>& args,
                  std::chrono::milliseconds timeout = std::chrono::seconds{60}) {
     std::vector<std::string> argv{bin("joy")};
     argv.insert(argv.end(), args.begin(), args.end());
+    if (!args.empty() && args[0] == "start"
+        && std::find(args.begin(), args.end(), "--gpu-service") == args.end())
+      argv.insert(argv.end(), {"--gpu-service", "off"});
     return run(argv, env_, timeout);
   }
 

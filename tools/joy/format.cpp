@@ -81,6 +81,14 @@ json status_json(wire::NodeStatus::Reader x) {
   out["listen"] = x.getListen().cStr();
   out["tls"] = x.getTls();
   out["bridge"] = x.getBridge().cStr();
+  json gpus = json::array();
+  for (auto d : x.getGpuDevices())
+    gpus.push_back(json{{"index", d.getIndex()},
+                        {"name", d.getName().cStr()},
+                        {"memory_bytes", d.getMemoryBytes()},
+                        {"compute_capability", d.getComputeCapability().cStr()},
+                        {"holder", d.getHolder().cStr()}});
+  out["gpu_devices"] = std::move(gpus);
   json plugins = json::array();
   for (auto p : x.getPlugins())
     plugins.push_back(plugin_json(p));
@@ -135,6 +143,17 @@ std::string status_text(wire::NodeStatus::Reader x) {
   line("resources", std::to_string(res.getCpus()) + " cpus, "
                       + format_bytes(res.getMemoryBytes()) + " memory, "
                       + std::to_string(res.getGpus()) + " gpus");
+  for (auto d : x.getGpuDevices()) {
+    std::string text = d.getName().cStr();
+    if (d.getMemoryBytes() > 0)
+      text += ", " + format_bytes(d.getMemoryBytes());
+    if (d.getComputeCapability().size() > 0)
+      text += ", compute " + std::string{d.getComputeCapability().cStr()};
+    text += d.getHolder().size() > 0
+              ? "  (used by " + std::string{d.getHolder().cStr()} + ")"
+              : "  (free)";
+    line("gpu " + std::to_string(d.getIndex()), text);
+  }
   std::string sandbox = x.getSandbox().cStr();
   line("sandbox", sandbox == "none"
                     ? "NONE: plugins run unsandboxed, with this node's rights"

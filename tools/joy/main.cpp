@@ -487,6 +487,12 @@ int main(int argc, char** argv) {
                  "GPUs the node offers to plugins that ask for them "
                  "(default: the CUDA devices it finds)")
     ->check(CLI::NonNegativeNumber);
+  std::string gpu_service;
+  start
+    ->add_option("--gpu-service", gpu_service,
+                 "Whether the node serves the built-in gpu service: on "
+                 "(default) or off")
+    ->check(CLI::IsMember({"on", "off"}));
   std::string sandbox;
   start
     ->add_option("--sandbox", sandbox,
@@ -670,6 +676,8 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--large-data", large_data});
       if (!gpus.empty())
         extra.insert(extra.end(), {"--gpus", gpus});
+      if (!gpu_service.empty())
+        extra.insert(extra.end(), {"--gpu-service", gpu_service});
       if (!sandbox.empty())
         extra.insert(extra.end(), {"--sandbox", sandbox});
       if (!plugin_user.empty())

@@ -1,0 +1,98 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "nodes/joyd/builtin_gpu.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "actors/node/installer.hpp"
+#include "runtime/errc.hpp"
+
+namespace fs = std::filesystem;
+
+namespace joy {
+
+/// nodes/gpu_host/plugin.json (generated: embed_text.cmake).
+extern const char* const gpu_host_manifest;
+
+namespace {
+
+caf::error io_error(const std::string& what, const std::error_code& ec) {
+  return make_error(errc::io_error, what + ": " + ec.message());
+}
+
+/// Writes `text` to `path` through a temporary sibling, unless it holds it.
+caf::error write_if_changed(const fs::path& path, const std::string& text) {
+  {
+    std::ifstream in{path, std::ios::binary};
+    std::stringstream old;
+    old << in.rdbuf();
+    if (in && old.str() == text)
+      return caf::none;
+  }
+  auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::binary | std::ios::trunc};
+    out << text;
+    if (!out.flush())
+      return make_error(errc::io_error, "cannot write " + tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    return io_error("cannot write " + path.string(), ec);
+  return caf::none;
+}
+
+/// Copies `from` over `to` (through a temporary sibling) when their sizes
+/// or modification times differ.
+caf::error copy_if_changed(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  auto from_size = fs::file_size(from, ec);
+  if (ec)
+    return make_error(errc::not_found, "no gpu host at " + from.string());
+  auto from_time = fs::last_write_time(from, ec);
+  std::error_code ec2, ec3;
+  if (fs::file_size(to, ec2) == from_size && !ec2
+      && fs::last_write_time(to, ec3) == from_time && !ec3)
+    return caf::none;
+  auto tmp = fs::path{to.string() + ".tmp"};
+  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+  if (ec)
+    return io_error("cannot copy " + from.string(), ec);
+  fs::permissions(tmp, fs::perms{0755}, ec);
+  fs::last_write_time(tmp, from_time, ec2);
+  fs::rename(tmp, to, ec3);
+  if (ec || ec2 || ec3)
+    return io_error("cannot copy " + from.string() + " to " + to.string(),
+                    ec    ? ec
+                    : ec2 ? ec2
+                          : ec3);
+  return caf::none;
+}
+
+} // namespace
+
+caf::expected<plugin_record>
+lay_out_gpu_service(const std::string& home, const std::string& host_binary) {
+  auto dir = fs::path{home} / "builtin" / "gpu";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return io_error("cannot make " + dir.string(), ec);
+  // Readable by the uid a sandboxed plugin runs as, like installed ones.
+  fs::permissions(dir.parent_path(), fs::perms{0755}, ec);
+  fs::permissions(dir, fs::perms{0755}, ec);
+  if (auto err = write_if_changed(dir / "plugin.json", gpu_host_manifest))
+    return err;
+  fs::permissions(dir / "plugin.json", fs::perms{0644}, ec);
+  if (auto err = copy_if_changed(host_binary, dir / "joy-gpu-host"))
+    return err;
+  return builtin_record(dir);
+}
+
+} // namespace joy
