@@ -107,8 +107,12 @@ std::vector<std::string> bwrap_arguments(const sandbox_policy& policy,
   auto size = std::to_string(policy.disk_bytes);
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", size,
                      "--tmpfs", "/dev/shm", "--size", size, "--tmpfs", "/tmp"});
+  // A plugin given GPUs gets their device nodes, and the topology CUDA
+  // reads (PCI and NUMA placement) from /sys, read-only.
   for (auto& d : policy.devices)
     a.insert(a.end(), {"--dev-bind-try", d, d});
+  if (!policy.devices.empty())
+    a.insert(a.end(), {"--ro-bind-try", "/sys", "/sys"});
   std::error_code ec;
   auto add_path = [&](const char* path) {
     auto st = fs::symlink_status(path, ec);
@@ -152,6 +156,8 @@ std::vector<std::string> landlock_read_only(const sandbox_policy& policy) {
       out.emplace_back(p);
   }
   out.insert(out.end(), {"/etc", "/proc", "/run/joy"});
+  if (!policy.devices.empty())
+    out.emplace_back("/sys");
   out.push_back(policy.code_dir);
   return out;
 }

@@ -248,3 +248,48 @@ TEST_CASE("bubblewrap's command line unshares everything and binds only the "
   if (fs::exists("/etc/resolv.conf") && !fs::is_symlink("/etc/resolv.conf"))
     CHECK(contains(b, "/etc/resolv.conf"));
 }
+
+TEST_CASE("a plugin given GPUs sees their device nodes and /sys, and no "
+          "other GPU",
+          "[actors][sandbox]") {
+  joy::test::temp_dir dev;
+  for (auto name : {"nvidiactl", "nvidia-uvm", "nvidia0", "nvidia1", "nvidia12",
+                    "nvidia-modeset", "null"})
+    write_file(dev.path() / name, "");
+  auto at = [&](const char* name) { return (dev.path() / name).string(); };
+  // Device 1 alone: its node and the driver's shared ones.
+  auto one = joy::gpu_device_nodes({1}, false, dev.path().string());
+  std::sort(one.begin(), one.end());
+  CHECK(one
+        == std::vector<std::string>{at("nvidia-modeset"), at("nvidia-uvm"),
+                                    at("nvidia1"), at("nvidiactl")});
+  // Every GPU (the gpu service); devices that do not exist are left out.
+  auto all = joy::gpu_device_nodes({}, true, dev.path().string());
+  CHECK(contains(all, at("nvidia0")));
+  CHECK(contains(all, at("nvidia12")));
+  CHECK_FALSE(contains(all, at("null")));
+  CHECK(joy::gpu_device_nodes({7}, false, dev.path().string()).size() == 3);
+  joy::sandbox_policy p;
+  p.enabled = true;
+  p.code_dir = "/h/plugins/x/1.0";
+  p.work_dir = "/h/work/x";
+  joy::sandbox_sources src{"/stage/code", "/stage/work", "/stage/joy-exec", 5};
+  auto plain = joy::bwrap_arguments(p, src);
+  CHECK_FALSE(contains(plain, "--dev-bind-try"));
+  CHECK_FALSE(contains(plain, "/sys"));
+  CHECK_FALSE(contains(joy::landlock_read_only(p), "/sys"));
+  p.devices = one;
+  auto a = joy::bwrap_arguments(p, src);
+  for (auto& d : one) {
+    auto i = index_of(a, d);
+    REQUIRE(i > 0);
+    CHECK(a[i - 1] == "--dev-bind-try");
+    CHECK(a[i + 1] == d);
+  }
+  // After bubblewrap's own /dev, or they would be hidden under it.
+  CHECK(index_of(a, "--dev") < index_of(a, "--dev-bind-try"));
+  auto sys = index_of(a, "/sys");
+  REQUIRE(sys > 0);
+  CHECK(a[sys - 1] == "--ro-bind-try");
+  CHECK(contains(joy::landlock_read_only(p), "/sys"));
+}
