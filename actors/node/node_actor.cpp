@@ -1313,8 +1313,20 @@ caf::result<plugin_info> install_on(self_ptr self, std::string source,
         }
         log(log_level::info, "node", "installing ", source, " on node ",
             where.node_id, is_folder ? " (sending the folder)" : "");
-        rp.delegate(self->state.kj->gateway(), peer_atom_v, install_atom_v,
-                    std::move(where), source, std::move(archive));
+        self
+          ->request(self->state.kj->gateway(), install_timeout, peer_atom_v,
+                    install_atom_v, where, source, std::move(archive))
+          .then(
+            [self, rp, where](plugin_info& info) mutable {
+              // The directory hears of it with that node's next publish;
+              // this node knows now, so that a call right after the
+              // install finds it.
+              self->state.locations[location_key(info.record.name, true)]
+                = cached_location{where, std::chrono::steady_clock::now()
+                                           + location_ttl};
+              rp.deliver(std::move(info));
+            },
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       };
   auto locate = [self, rp, node, ship](value archive, resources need) mutable {
     auto& st = self->state;
