@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -142,7 +143,11 @@ bool pid_alive(int pid) {
 
 } // namespace
 
-class cgroup_graveyard {
+/// Cgroups that were still busy when their plugin died. Processes of a dead
+/// pid namespace leave within moments, usually long before another plugin
+/// starts (when buried ones are retried too), so a short-lived thread
+/// retries them until they are gone, for up to 10 s.
+class cgroup_graveyard : public std::enable_shared_from_this<cgroup_graveyard> {
 public:
   explicit cgroup_graveyard(bool real) : real_(real) {
     // nop
@@ -151,11 +156,20 @@ public:
   void bury(std::string dir) {
     std::lock_guard<std::mutex> guard{mtx_};
     dirs_.push_back(std::move(dir));
+    if (digging_)
+      return;
+    digging_ = true;
+    std::thread{[self = shared_from_this()] { self->dig(); }}.detach();
   }
 
   /// Tries every buried directory once more; returns how many are left.
   std::size_t retry() {
     std::lock_guard<std::mutex> guard{mtx_};
+    return retry_locked();
+  }
+
+private:
+  std::size_t retry_locked() {
     auto keep = std::remove_if(dirs_.begin(), dirs_.end(), [this](auto& d) {
       return remove_dir(d, real_);
     });
@@ -163,10 +177,23 @@ public:
     return dirs_.size();
   }
 
-private:
+  void dig() {
+    for (int i = 0;; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+      // Checked and cleared under one lock, so that a bury() meanwhile
+      // either is retried here or starts a thread of its own.
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (retry_locked() == 0 || i == 499) {
+        digging_ = false;
+        return;
+      }
+    }
+  }
+
   bool real_;
   std::mutex mtx_;
   std::vector<std::string> dirs_;
+  bool digging_ = false;
 };
 
 // -- plugin_cgroup ------------------------------------------------------------
