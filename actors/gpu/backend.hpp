@@ -32,10 +32,6 @@ public:
   /// What `info()` shows of it: `{kind: "cuda" | "cpu", index, name, ...}`.
   virtual value describe() const = 0;
 
-  /// True when operations complete before they return (the CPU): the
-  /// actor owning it then runs on a thread of its own.
-  virtual bool blocking() const noexcept = 0;
-
   /// True once the device cannot work any more (a CUDA error that sticks to
   /// the context): only a new process can use it again.
   virtual bool lost() const noexcept {

@@ -11,6 +11,15 @@ backend::~backend() = default;
 
 namespace {
 
+/// Answers `done` with `r`, as a value.
+template <class T>
+void answer(caf::expected<T> r, backend::done_fn& done) {
+  if (r)
+    done(value{std::move(*r)});
+  else
+    done(std::move(r.error()));
+}
+
 class cpu_backend final : public backend {
 public:
   value describe() const override {
@@ -21,36 +30,20 @@ public:
     return value{std::move(out)};
   }
 
-  bool blocking() const noexcept override {
-    return true;
-  }
-
   void ping(done_fn done) override {
     done(value{});
   }
 
   void gaussian_blur(ndarray image, double sigma, done_fn done) override {
-    auto r = joy::gpu::gaussian_blur(image, sigma);
-    if (r)
-      done(value{std::move(*r)});
-    else
-      done(std::move(r.error()));
+    answer(joy::gpu::gaussian_blur(image, sigma), done);
   }
 
   void matmul(ndarray a, ndarray b, done_fn done) override {
-    auto r = joy::gpu::matmul(a, b);
-    if (r)
-      done(value{std::move(*r)});
-    else
-      done(std::move(r.error()));
+    answer(joy::gpu::matmul(a, b), done);
   }
 
   void stats(ndarray array, done_fn done) override {
-    auto r = joy::gpu::stats(array);
-    if (r)
-      done(value{std::move(*r)});
-    else
-      done(std::move(r.error()));
+    answer(joy::gpu::stats(array), done);
   }
 };
 

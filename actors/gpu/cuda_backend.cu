@@ -58,6 +58,7 @@
 #include <math_constants.h>
 
 #include "actors/gpu/cpu_kernels.hpp"
+#include "actors/gpu/devices.hpp"
 #include "runtime/errc.hpp"
 
 namespace joy::gpu {
@@ -184,27 +185,20 @@ __device__ moments combine(const moments& a, const moments& b) {
           __dadd_rn(a.sum, b.sum), a.nan | b.nan};
 }
 
-/// Reduces one value per thread of the block; thread 0 gets the result.
-__device__ moments block_reduce(moments m) {
-  __shared__ moments part[block_threads];
-  part[threadIdx.x] = m;
-  __syncthreads();
-  for (unsigned half = block_threads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half)
-      part[threadIdx.x] = combine(part[threadIdx.x], part[threadIdx.x + half]);
-    __syncthreads();
-  }
-  return part[0];
+__device__ double combine(double a, double b) {
+  return __dadd_rn(a, b);
 }
 
-__device__ double block_reduce(double x) {
-  __shared__ double part[block_threads];
+/// Reduces one value per thread of the block with `combine`; every thread
+/// gets the result.
+template <class T>
+__device__ T block_reduce(T x) {
+  __shared__ T part[block_threads];
   part[threadIdx.x] = x;
   __syncthreads();
   for (unsigned half = block_threads / 2; half > 0; half /= 2) {
     if (threadIdx.x < half)
-      part[threadIdx.x]
-        = __dadd_rn(part[threadIdx.x], part[threadIdx.x + half]);
+      part[threadIdx.x] = combine(part[threadIdx.x], part[threadIdx.x + half]);
     __syncthreads();
   }
   return part[0];
@@ -526,10 +520,8 @@ public:
     cudaDeviceProp prop{};
     if (auto err = cudaGetDeviceProperties(&prop, index_); err != cudaSuccess)
       return cuda_error("cudaGetDeviceProperties", err);
-    name_ = prop.name;
-    memory_bytes_ = prop.totalGlobalMem;
-    major_ = prop.major;
-    minor_ = prop.minor;
+    device_ = device_info{index_, prop.name, prop.totalGlobalMem, prop.major,
+                          prop.minor};
     int pools = 0, can_register = 0, read_only = 0;
     if (auto err = cudaDeviceGetAttribute(
           &pools, cudaDevAttrMemoryPoolsSupported, index_);
@@ -578,21 +570,12 @@ public:
   }
 
   value describe() const override {
-    value_map out;
+    auto out = to_value(device_);
     out.insert("kind", value{"cuda"});
-    out.insert("index", value{int64_t{index_}});
-    out.insert("name", value{name_});
-    out.insert("memory_bytes", value{memory_bytes_});
-    out.insert("compute_capability",
-               value{std::to_string(major_) + "." + std::to_string(minor_)});
     std::lock_guard<std::mutex> guard{lost_mutex_};
     if (lost_)
       out.insert("lost", value{lost_why_});
     return value{std::move(out)};
-  }
-
-  bool blocking() const noexcept override {
-    return false;
   }
 
   void ping(done_fn done) override {
@@ -1055,10 +1038,8 @@ private:
   // -- state ------------------------------------------------------------------
 
   int index_;
-  std::string name_;
-  uint64_t memory_bytes_ = 0;
-  int major_ = 0;
-  int minor_ = 0;
+  /// What describe() shows, read when the device is opened.
+  device_info device_;
   bool can_register_ = false;
   unsigned register_flags_ = cudaHostRegisterDefault;
   cudaStream_t stream_ = nullptr;

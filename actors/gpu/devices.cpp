@@ -34,15 +34,18 @@ device_survey discover_devices() {
   return out;
 }
 
+value_map to_value(const device_info& d) {
+  return value_map{{"index", value{int64_t{d.index}}},
+                   {"name", value{d.name}},
+                   {"memory_bytes", value{d.memory_bytes}},
+                   {"compute_capability", value{std::to_string(d.major) + "."
+                                                + std::to_string(d.minor)}}};
+}
+
 value to_value(const device_survey& survey) {
   value_list devices;
   for (auto& d : survey.devices)
-    devices.emplace_back(value_map{
-      {"index", value{int64_t{d.index}}},
-      {"name", value{d.name}},
-      {"memory_bytes", value{d.memory_bytes}},
-      {"compute_capability",
-       value{std::to_string(d.major) + "." + std::to_string(d.minor)}}});
+    devices.emplace_back(to_value(d));
   value_map out;
   out.insert("backend",
              value{survey.devices.empty() ? "cpu" : std::string{"cuda"}});

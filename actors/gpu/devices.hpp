@@ -35,6 +35,9 @@ struct device_survey {
 /// Asks the CUDA runtime (when built with it). Never throws.
 device_survey discover_devices();
 
+/// A device as a value: `{index, name, memory_bytes, compute_capability}`.
+value_map to_value(const device_info& device);
+
 /// The survey as a value: `{backend, cuda_built, devices: [...], reason}`.
 value to_value(const device_survey& survey);
 

@@ -192,9 +192,10 @@ gpu_actor::behavior_type pool(pool_self self, std::vector<slot> slots) {
 
 gpu_actor spawn_gpu_device(caf::actor_system& sys, std::unique_ptr<backend> b,
                            lost_fn on_lost) {
-  if (b->blocking())
-    return sys.spawn<caf::detached>(device, std::move(b), std::move(on_lost));
-  return sys.spawn(device, std::move(b), std::move(on_lost));
+  // A thread of its own: besides the CPU backend's work, a CUDA backend
+  // does host work in proportion to its inputs (staging copies, page
+  // registration), which must not hold a scheduler worker.
+  return sys.spawn<caf::detached>(device, std::move(b), std::move(on_lost));
 }
 
 gpu_actor spawn_gpu_pool(caf::actor_system& sys,

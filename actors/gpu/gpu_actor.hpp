@@ -43,8 +43,8 @@ using gpu_actor = caf::typed_actor<
 /// (its describe()) and the error that revealed it.
 using lost_fn = std::function<void(const value& device, const caf::error&)>;
 
-/// An actor owning `b`. A blocking backend (the CPU) gets a thread of its
-/// own, so that its work never holds a scheduler worker.
+/// An actor owning `b`, on a thread of its own, so that the host-side work
+/// of an operation never holds a scheduler worker.
 gpu_actor spawn_gpu_device(caf::actor_system& sys, std::unique_ptr<backend> b,
                            lost_fn on_lost = {});
 

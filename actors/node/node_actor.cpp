@@ -356,20 +356,18 @@ void release_gpus(std::vector<std::string>& holders, const std::string& name) {
       h.clear();
 }
 
-/// How to run `rec`. `gpus`: the GPUs it was given; `all_gpus`: it may use
-/// every GPU of the node (the built-in gpu service).
+/// How to run `rec` (its manifest parsed). `gpus`: the GPUs it was given;
+/// `all_gpus`: it may use every GPU of the node (the built-in gpu service).
 caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
                                             const plugin_record& rec,
+                                            const plugin_manifest& manifest,
                                             const std::vector<uint32_t>& gpus,
                                             bool all_gpus) {
-  auto manifest = parse_manifest(rec.manifest);
-  if (!manifest)
-    return manifest.error();
   launch_spec spec;
   spec.name = rec.name;
-  spec.executable = (fs::path{rec.path} / manifest->entry).string();
+  spec.executable = (fs::path{rec.path} / manifest.entry).string();
   // A Python plugin's entry is its script; the host runs it.
-  if (manifest->type == "native-python") {
+  if (manifest.type == "native-python") {
     if (cfg.python_host.empty())
       return make_error(errc::unimplemented,
                         "this node has no joy-python-host to run '" + rec.name
@@ -383,7 +381,7 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
   auto work = cfg.work_dir.empty()
                 ? rec.path
                 : (fs::path{cfg.work_dir} / rec.name).string();
-  spec.sandbox = make_sandbox_policy(cfg.sandbox, *manifest, rec.path, work,
+  spec.sandbox = make_sandbox_policy(cfg.sandbox, manifest, rec.path, work,
                                      ::geteuid() == 0);
   if (!cfg.work_dir.empty())
     spec.sandbox.work_image = image_of(cfg, rec.name);
@@ -397,7 +395,7 @@ caf::expected<launch_spec> make_launch_spec(const node_config& cfg,
     spec.env.emplace_back("JOY_LOG", level);
   // The gpu service uses every GPU the node offers: none when it offers
   // none (`--gpus 0`), whatever the machine has.
-  all_gpus = all_gpus && cfg.gpus > 0;
+  all_gpus = all_gpus && !cfg.gpu_devices.empty();
   spec.sandbox.devices = gpu_device_nodes(gpus, all_gpus);
   // A plugin sees the GPUs it was given and no others (CUDA numbers them
   // from 0 again); one that asked for none sees none.
@@ -637,12 +635,24 @@ void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
     return;
   }
   auto builtin = is_builtin(st.cfg, rec.name);
-  caf::expected<std::vector<uint32_t>> gpus = std::vector<uint32_t>{};
-  if (!builtin)
-    if (auto m = parse_manifest(rec.manifest))
-      gpus = take_gpus(st.gpu_holders, rec.name, m->resources.gpus);
-  auto spec = gpus ? make_launch_spec(st.cfg, rec, *gpus, builtin)
-                   : caf::expected<launch_spec>{gpus.error()};
+  auto spec = [&]() -> caf::expected<launch_spec> {
+    auto manifest = parse_manifest(rec.manifest);
+    if (!manifest)
+      return manifest.error();
+    std::vector<uint32_t> gpus;
+    if (!builtin) {
+      auto taken
+        = take_gpus(st.gpu_holders, rec.name, manifest->resources.gpus);
+      if (!taken)
+        return taken.error();
+      gpus = std::move(*taken);
+    }
+    auto out = make_launch_spec(st.cfg, rec, *manifest, gpus, builtin);
+    // A plugin that cannot run holds no GPU.
+    if (!out)
+      release_gpus(st.gpu_holders, rec.name);
+    return out;
+  }();
   hosted h;
   h.record = rec;
   h.status.name = rec.name;
@@ -1412,7 +1422,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
     st.cfg = cfg;
     st.started_at = now_ns();
     st.started = std::chrono::steady_clock::now();
-    st.gpu_holders.resize(cfg.gpus);
+    st.gpu_holders.resize(cfg.gpu_devices.size());
     // Installed plugins start with the node; they are known before the
     // first request arrives. Built-in ones start on first use.
     for (auto& rec : cfg.builtins)
@@ -1446,7 +1456,7 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
           s.cpus = std::max(1u, std::thread::hardware_concurrency());
           s.memory_bytes = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
                            * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-          s.gpus = st.cfg.gpus;
+          s.gpus = static_cast<uint32_t>(st.cfg.gpu_devices.size());
           s.gpu_devices = st.cfg.gpu_devices;
           for (auto& d : s.gpu_devices)
             if (d.index < st.gpu_holders.size())

@@ -114,17 +114,15 @@ struct node_config {
   /// The program that runs native-python plugins (joy-python-host); empty:
   /// this node cannot run them.
   std::string python_host;
-  /// GPUs this node offers (joy-gpu-host --probe at start, or --gpus).
-  /// A plugin whose manifest asks `resources.gpus` gets that many of them
-  /// for itself: `CUDA_VISIBLE_DEVICES` and their device nodes.
-  uint32_t gpus = 0;
-  /// What is known of each (as many as `gpus`; found by the probe, or
-  /// made up for a count given with --gpus).
+  /// The GPUs this node offers, numbered from 0 (found by joy-gpu-host
+  /// --probe at start, or made up for a count given with --gpus). A plugin
+  /// whose manifest asks `resources.gpus` gets that many of them for
+  /// itself: `CUDA_VISIBLE_DEVICES` and their device nodes.
   std::vector<gpu_device> gpu_devices;
   /// Plugins the node itself provides (the `gpu` service, laid out by
   /// joyd): hosted at start but started on first use, not in the
-  /// registry, and never uninstalled or replaced by an install. The first
-  /// is given every GPU's device node.
+  /// registry, and never uninstalled or replaced by an install. They are
+  /// given every GPU the node offers.
   std::vector<plugin_record> builtins;
   bool head = true;
   /// host:port of the cluster listener ("" without one), and whether it

@@ -18,10 +18,10 @@
 #include <memory>
 #include <string_view>
 
-#include "actors/gpu/backend.hpp"
-#include "actors/gpu/devices.hpp"
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/gpu/backend.hpp"
+#include "actors/gpu/devices.hpp"
 #include "actors/gpu/gpu_actor.hpp"
 #include "runtime/future.hpp"
 #include "runtime/plugin.hpp"
@@ -99,10 +99,9 @@ int main(int argc, char** argv) {
   auto svc = std::make_shared<service>();
   svc->survey = joy::gpu::discover_devices();
   // `joy-gpu-host --probe`: joyd asks this way at start, so that CUDA is
-  // never loaded into joyd itself. The count, then a line per device:
-  // index, memory in bytes, compute capability and name, tab-separated.
+  // never loaded into joyd itself. A line per device: index, memory in
+  // bytes, compute capability and name, tab-separated.
   if (argc == 2 && std::string_view{argv[1]} == "--probe") {
-    std::printf("%zu\n", svc->survey.devices.size());
     for (auto& d : svc->survey.devices)
       std::printf("%d\t%llu\t%d.%d\t%s\n", d.index,
                   static_cast<unsigned long long>(d.memory_bytes), d.major,

@@ -3,14 +3,23 @@
 
 #include "nodes/joyd/builtin_gpu.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "actors/node/installer.hpp"
 #include "runtime/errc.hpp"
+#include "runtime/unique_fd.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -76,6 +85,65 @@ caf::error copy_if_changed(const fs::path& from, const fs::path& to) {
 }
 
 } // namespace
+
+std::vector<gpu_device> probe_gpus(const std::string& host_binary) {
+  const auto& probe = host_binary;
+  if (::access(probe.c_str(), X_OK) != 0)
+    return {};
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return {};
+  unique_fd out{fds[0]};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::string arg0 = probe, arg1 = "--probe";
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  pid_t pid = -1;
+  auto rc = ::posix_spawn(&pid, probe.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  if (rc != 0)
+    return {};
+  std::string text;
+  char buf[512];
+  pollfd p{out.get(), POLLIN, 0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - std::chrono::steady_clock::now())
+                  .count();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0)
+      break;
+    auto n = ::read(out.get(), buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::vector<gpu_device> found;
+  std::istringstream in{text};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields{line};
+    gpu_device d;
+    std::string index, memory;
+    if (std::getline(fields, index, '\t') && std::getline(fields, memory, '\t')
+        && std::getline(fields, d.compute_capability, '\t')
+        && std::getline(fields, d.name)) {
+      try {
+        d.index = static_cast<uint32_t>(std::stoul(index));
+        d.memory_bytes = std::stoull(memory);
+      } catch (std::exception&) {
+        continue;
+      }
+      found.push_back(std::move(d));
+    }
+  }
+  return found;
+}
 
 caf::expected<plugin_record>
 lay_out_gpu_service(const std::string& home, const std::string& host_binary) {

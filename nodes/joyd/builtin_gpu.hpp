@@ -2,18 +2,25 @@
 // SPDX-License-Identifier: MIT
 
 /// @file
-/// The node's built-in `gpu` service (DESIGN §9): joy-gpu-host laid out as
-/// a plugin folder of the node's own, so that the node hosts, sandboxes and
-/// supervises it like any plugin.
+/// What joyd asks of joy-gpu-host at start (DESIGN §9): the GPUs of this
+/// machine, and the node's built-in `gpu` service, joy-gpu-host laid out
+/// as a plugin folder of the node's own, so that the node hosts, sandboxes
+/// and supervises it like any plugin.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <caf/expected.hpp>
 
+#include "actors/node/node_status.hpp"
 #include "actors/registry/plugin_record.hpp"
 
 namespace joy {
+
+/// The CUDA devices `host_binary --probe` finds (none without it, on any
+/// error, or after 10 s), so that CUDA never loads into joyd itself.
+std::vector<gpu_device> probe_gpus(const std::string& host_binary);
 
 /// Lays out `<home>/builtin/gpu`: the gpu host's manifest
 /// (nodes/gpu_host/plugin.json, built into joyd) and a copy of

@@ -11,13 +11,10 @@
 // destroy the actor_system.
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +25,6 @@
 #include <fstream>
 #include <future>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -61,8 +57,6 @@
 #include "runtime/value_codec.hpp"
 
 namespace fs = std::filesystem;
-
-extern char** environ;
 
 namespace {
 
@@ -166,68 +160,6 @@ std::string home_from_args(int argc, char** argv) {
       return a.substr(7);
   }
   return joy::default_home();
-}
-
-/// The CUDA devices `joy-gpu-host --probe` finds (none without it, on any
-/// error, or after 10 s): CUDA never loads into joyd itself.
-std::vector<joy::gpu_device> probe_gpus() {
-  auto probe = joy::self_dir() + "/joy-gpu-host";
-  if (::access(probe.c_str(), X_OK) != 0)
-    return {};
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return {};
-  joy::unique_fd out{fds[0]};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = probe, arg1 = "--probe";
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  pid_t pid = -1;
-  auto rc = ::posix_spawn(&pid, probe.c_str(), &fa, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
-  if (rc != 0)
-    return {};
-  std::string text;
-  char buf[512];
-  pollfd p{out.get(), POLLIN, 0};
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  deadline - std::chrono::steady_clock::now())
-                  .count();
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0)
-      break;
-    auto n = ::read(out.get(), buf, sizeof(buf));
-    if (n <= 0)
-      break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  std::vector<joy::gpu_device> found;
-  std::istringstream in{text};
-  std::string line;
-  std::getline(in, line); // the count: the lines say as much
-  while (std::getline(in, line)) {
-    std::istringstream fields{line};
-    joy::gpu_device d;
-    std::string index, memory;
-    if (std::getline(fields, index, '\t') && std::getline(fields, memory, '\t')
-        && std::getline(fields, d.compute_capability, '\t')
-        && std::getline(fields, d.name)) {
-      try {
-        d.index = static_cast<uint32_t>(std::stoul(index));
-        d.memory_bytes = std::stoull(memory);
-      } catch (std::exception&) {
-        continue;
-      }
-      found.push_back(std::move(d));
-    }
-  }
-  return found;
 }
 
 } // namespace
@@ -599,7 +531,9 @@ int main(int argc, char** argv) {
   ccfg.on_shutdown = [] { ::kill(::getpid(), SIGTERM); };
 
   // GPUs: as joy-gpu-host finds them, or as many as told.
-  auto gpu_devices = gpus >= 0 ? std::vector<joy::gpu_device>{} : probe_gpus();
+  auto gpu_host = joy::self_dir() + "/joy-gpu-host";
+  auto gpu_devices
+    = gpus >= 0 ? std::vector<joy::gpu_device>{} : joy::probe_gpus(gpu_host);
   for (int i = 0; i < gpus; ++i) {
     joy::gpu_device d;
     d.index = static_cast<uint32_t>(i);
@@ -640,7 +574,6 @@ int main(int argc, char** argv) {
   ncfg.downloads_dir = home + "/downloads";
   ncfg.manifest_base = manifest_base;
   ncfg.large_data = large_data;
-  ncfg.gpus = gpu_count;
   ncfg.gpu_devices = gpu_devices;
   if (auto host = joy::self_dir() + "/joy-python-host";
       ::access(host.c_str(), X_OK) == 0)
@@ -648,8 +581,7 @@ int main(int argc, char** argv) {
   if (gpu_service == "on") {
     // Next to joyd, like joy-exec; without it the node simply has no gpu
     // service.
-    if (auto rec
-        = joy::lay_out_gpu_service(home, joy::self_dir() + "/joy-gpu-host"))
+    if (auto rec = joy::lay_out_gpu_service(home, gpu_host))
       ncfg.builtins.push_back(std::move(*rec));
     else
       joy::log(joy::log_level::warning, "joyd",

@@ -72,10 +72,6 @@ public:
     return value{joy::value_map{{"kind", value{"fake"}}}};
   }
 
-  bool blocking() const noexcept override {
-    return false;
-  }
-
   bool lost() const noexcept override {
     std::lock_guard<std::mutex> guard{work_->mtx};
     return work_->lost;

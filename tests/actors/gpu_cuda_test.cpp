@@ -321,7 +321,6 @@ TEST_CASE("the gpu service's CUDA backend opens device 0, or refuses with "
     auto d = (*b)->describe();
     REQUIRE(d.as_map() != nullptr);
     CHECK(*d.as_map()->find("kind")->as_string() == "cuda");
-    CHECK_FALSE((*b)->blocking());
   } else {
     CHECK(joy::code_of(b.error()) == joy::errc::unavailable);
     CHECK_FALSE(joy::message_of(b.error()).empty());
@@ -417,7 +416,6 @@ TEST_CASE("the CUDA backend describes its device and answers a ping",
   CHECK(*m->find("memory_bytes")->as_uint64() > 0);
   CHECK_THAT(*m->find("compute_capability")->as_string(),
              Catch::Matchers::Matches("[0-9]+\\.[0-9]+"));
-  CHECK_FALSE(b->blocking());
   auto pong = wait(start([&](backend::done_fn done) { b->ping(done); }));
   REQUIRE(pong);
   CHECK(pong->is_null());
