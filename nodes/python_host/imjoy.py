@@ -73,7 +73,6 @@ def shared_array(shape, dtype="float64"):
 _loop = None
 _pool = None
 _attachments = {}
-_docs = ""
 _exported = None
 _tasks = {}
 

@@ -108,7 +108,6 @@ int main(int argc, char** argv) {
       bind_host(host);
       imjoy.attr("_start")(host.inbox().fd());
       imjoy.attr("_attachments") = script->attachments;
-      imjoy.attr("_docs") = script->docs;
       // Missing requirements stop the plugin before its code runs.
       auto cache = std::string{std::getenv("HOME") ? std::getenv("HOME") : "."}
                    + "/.joy-python";
