@@ -5,8 +5,15 @@
 // the shm arm (the node passes the block on without mapping it) and by the
 // stream arm, with every byte checked against a seeded pattern.
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+
 #include <catch2/catch.hpp>
 
+#include "actors/plugin_host/process_launcher.hpp"
 #include "tests/nodes/node_fixture.hpp"
 
 using namespace joy::test;
@@ -107,4 +114,34 @@ TEST_CASE("large data the CLI cannot carry is refused with a clear error",
   // The plugin is still fine.
   CHECK(node.ok({"call", "arrays", "send", "\"arrays-2\"", "1000", "2"})
         == "true\n");
+}
+
+TEST_CASE("a plugin's socket holds whole stream chunks without a ping-pong",
+          "[nodes][large]") {
+  // Linux's default send buffer (208 KiB) cut each 1 MiB chunk of the
+  // stream arm into five write/wake/read turns (B7b: 0.17 GB/s, 0.55 with
+  // 4 MiB). The launcher widens both ends, past net.core.wmem_max where it
+  // may (as root).
+  int max = 0;
+  std::ifstream{"/proc/sys/net/core/wmem_max"} >> max;
+  int want = ::geteuid() == 0 ? 4 << 20 : std::min(4 << 20, max);
+  auto launcher = joy::make_exec_launcher(bin("joy-exec"));
+  joy::launch_spec spec;
+  spec.name = "hello";
+  spec.executable = example("hello") + "/hello";
+  spec.work_dir = example("hello");
+  auto p = launcher->launch(spec);
+  REQUIRE(p);
+  int size = 0;
+  socklen_t len = sizeof(size);
+  REQUIRE(::getsockopt(p->socket->get(), SOL_SOCKET, SO_SNDBUF, &size, &len)
+          == 0);
+  // Linux reports twice what was set (its bookkeeping overhead).
+  CHECK(size >= want);
+  // Without a node on the socket, hello gives up; no process is left.
+  p->socket->reset();
+  p->proc->kill();
+  pollfd pfd{p->proc->exit_fd(), POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 10000) == 1);
+  CHECK(p->proc->reap().has_value());
 }
