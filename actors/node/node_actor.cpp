@@ -42,6 +42,20 @@ namespace {
 using install_worker = caf::typed_actor<
   caf::replies_to<install_atom, std::string, std::string>::with<plugin_record>>;
 
+bool is_builtin(const node_config& cfg, const std::string& name) {
+  return std::any_of(cfg.builtins.begin(), cfg.builtins.end(),
+                     [&](const plugin_record& b) { return b.name == name; });
+}
+
+/// Why a built-in plugin cannot be changed by `what`.
+caf::error builtin_refusal(const std::string& name, const std::string& what) {
+  return make_error(errc::invalid_argument,
+                    "'" + name + "' is built into the node and cannot be "
+                      + what
+                      + " (joy start --gpu-service off runs a node "
+                        "without it)");
+}
+
 /// Installs `text`, or, when `archive` names a tarball another node sent,
 /// the plugin inside it (recording `text` as its source).
 caf::expected<plugin_record> install_from(const std::string& text,
@@ -104,6 +118,9 @@ caf::expected<plugin_record> install_from(const std::string& text,
     return make_error(errc::invalid_argument, "the manifest entry '" + src->name
                                                 + "' points at a plugin named '"
                                                 + manifest->name + "'");
+  // Refused before anything is copied, so a refusal leaves no folder.
+  if (is_builtin(cfg, manifest->name))
+    return builtin_refusal(manifest->name, "replaced by an install");
   auto rec = install_plugin_folder(*folder, cfg.plugins_dir);
   if (!rec)
     return std::move(rec.error());
@@ -302,20 +319,6 @@ std::string service_of(const std::string& plugin) {
 /// so that no plugin name can collide with it.
 std::string image_of(const node_config& cfg, const std::string& name) {
   return (fs::path{cfg.home} / "images" / (name + ".img")).string();
-}
-
-bool is_builtin(const node_config& cfg, const std::string& name) {
-  return std::any_of(cfg.builtins.begin(), cfg.builtins.end(),
-                     [&](const plugin_record& b) { return b.name == name; });
-}
-
-/// Why a built-in plugin cannot be changed by `what`.
-caf::error builtin_refusal(const std::string& name, const std::string& what) {
-  return make_error(errc::invalid_argument,
-                    "'" + name + "' is built into the node and cannot be "
-                      + what
-                      + " (joy start --gpu-service off runs a node "
-                        "without it)");
 }
 
 /// The GPUs plugin `name` holds after asking for `count`: those it held,
@@ -718,11 +721,6 @@ void next_install(self_ptr self);
 
 void finish_install(self_ptr self, pending_install job, plugin_record rec) {
   auto& st = self->state;
-  if (is_builtin(st.cfg, rec.name)) {
-    job.promise.deliver(builtin_refusal(rec.name, "replaced by an install"));
-    next_install(self);
-    return;
-  }
   self->request(st.registry, registry_timeout, put_atom_v, rec)
     .then(
       [self, job](plugin_record& stored) mutable {

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -110,6 +111,8 @@ TEST_CASE("every node serves the built-in gpu service, started by its first "
   r = node.joy({"install", std::string{JOY_BUILD_DIR} + "/gpu-host"});
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Contains("built into the node"));
+  // Refused before anything was copied.
+  CHECK_FALSE(std::filesystem::exists(node.home() + "/plugins/gpu"));
   CHECK(node.call("gpu", "stats", image)["max"] == 255.0);
 }
 
