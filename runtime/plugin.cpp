@@ -535,6 +535,7 @@ int run_plugin(int, char** argv, plugin def) {
   }
   // Nothing we exec may inherit the link.
   ::fcntl(plugin_fd, F_SETFD, FD_CLOEXEC);
+  tune_allocator();
   caf::actor_system_config cfg;
   // One worker: exported functions run one at a time in the plugin's actor.
   configure_actor_system(cfg, 1);

@@ -3,6 +3,8 @@
 
 #include "runtime/system_config.hpp"
 
+#include <malloc.h>
+
 #include <caf/atom.hpp>
 
 #include "runtime/plugin_actor.hpp"
@@ -20,6 +22,14 @@ void configure_actor_system(caf::actor_system_config& cfg,
   cfg.add_message_type<value>("joy::value");
   cfg.add_message_type<value_map>("joy::value_map");
   cfg.add_message_type<call_request>("joy::call_request");
+}
+
+void tune_allocator() {
+  // Setting any of these also stops glibc's own adjustment of the mmap
+  // threshold, so all three are set.
+  mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  mallopt(M_TOP_PAD, 512 << 10);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
 } // namespace joy

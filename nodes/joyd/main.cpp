@@ -165,6 +165,7 @@ std::string home_from_args(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  joy::tune_allocator();
   CLI::App app{"joyd: the Joy node daemon. Usually started by `joy start`."};
   std::string home = joy::default_home();
   double call_timeout_s = 120;

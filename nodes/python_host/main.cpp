@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
                       "<folder>` and call it with `joy call "
                         + name + " <method> ...`");
   ::fcntl(plugin_fd, F_SETFD, FD_CLOEXEC);
+  tune_allocator();
   caf::actor_system_config cfg;
   configure_actor_system(cfg, 1);
   caf::actor_system sys{cfg};

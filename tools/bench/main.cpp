@@ -15,10 +15,13 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/paths.hpp"
+#include "runtime/system_config.hpp"
 #include "runtime/value_json.hpp"
 #include "tools/bench/bench.hpp"
 
 int main(int argc, char** argv) {
+  // Ours and the baselines (the --serve modes) alike.
+  joy::tune_allocator();
   if (argc == 2 && std::string{argv[1]} == "--serve-capnp")
     return joy::bench::serve_capnp();
   if (argc == 2 && std::string{argv[1]} == "--serve-echo")
