@@ -27,7 +27,7 @@ void configure_actor_system(caf::actor_system_config& cfg, std::size_t workers);
 /// burst. The kj thread and CAF's workers allocate and free a message's
 /// buffers on every call, so under load a plugin spent a third of its kj
 /// thread's time in malloc's trimming and growing: B4 (100 calls in flight)
-/// went from 0.5 to 0.75-0.8 of raw Cap'n Proto once up to 4 MiB stay.
+/// went from about 0.5 to 0.7 of raw Cap'n Proto once up to 4 MiB stay.
 /// Allocations from 4 MiB on still get their own mappings, returned on free.
 void tune_allocator();
 

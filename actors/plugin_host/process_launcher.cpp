@@ -69,8 +69,8 @@ namespace {
 /// Send buffer of each end of a plugin's socket. The stream arm moves large
 /// data as 1 MiB chunks over it; with Linux's default (208 KiB) each chunk
 /// is five write/wake/read ping-pongs between the node and the plugin, and
-/// a plugin receiving a stream from another host got 0.17 GB/s where 4 MiB
-/// gives 0.55 (B7b). Calls are small and unaffected.
+/// a plugin receiving a stream from another host got 0.17-0.28 GB/s where
+/// 4 MiB gives 0.75-1.0 (B7b). Calls are small and unaffected.
 constexpr int socket_buffer_bytes = 4 << 20;
 
 /// Widens `fd`'s send buffer: past `net.core.wmem_max` where the node may

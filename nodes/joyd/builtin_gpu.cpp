@@ -87,8 +87,7 @@ caf::error copy_if_changed(const fs::path& from, const fs::path& to) {
 } // namespace
 
 std::vector<gpu_device> probe_gpus(const std::string& host_binary) {
-  const auto& probe = host_binary;
-  if (::access(probe.c_str(), X_OK) != 0)
+  if (::access(host_binary.c_str(), X_OK) != 0)
     return {};
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
@@ -98,10 +97,11 @@ std::vector<gpu_device> probe_gpus(const std::string& host_binary) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = probe, arg1 = "--probe";
+  std::string arg0 = host_binary, arg1 = "--probe";
   char* argv[] = {arg0.data(), arg1.data(), nullptr};
   pid_t pid = -1;
-  auto rc = ::posix_spawn(&pid, probe.c_str(), &fa, nullptr, argv, environ);
+  auto rc
+    = ::posix_spawn(&pid, host_binary.c_str(), &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   ::close(fds[1]);
   if (rc != 0)
