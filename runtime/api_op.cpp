@@ -9,7 +9,7 @@ namespace joy {
 
 namespace {
 
-constexpr std::array<std::string_view, 19> names{{
+constexpr std::array<std::string_view, 20> names{{
   "alert",
   "prompt",
   "confirm",
@@ -29,6 +29,7 @@ constexpr std::array<std::string_view, 19> names{{
   "set_config",
   "progress",
   "create_window",
+  "call_service",
 }};
 
 } // namespace

@@ -33,6 +33,8 @@ enum class api_op : uint16_t {
   set_config = 16,
   progress = 17,
   create_window = 18,
+  /// `get_service(id)` then a call of one of its methods, in one round trip.
+  call_service = 19,
 };
 
 /// ImJoy's snake_case name: "alert", "show_message", ...

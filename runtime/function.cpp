@@ -40,6 +40,27 @@ function_ref make_function(caf::actor owner, std::string name,
     std::move(name)};
 }
 
+caf::expected<function_ref> method_of(const value_map& object,
+                                      const std::string& name) {
+  if (auto* member = object.find(name))
+    if (auto* f = member->as_function())
+      return *f;
+  std::string known;
+  for (auto& [k, v] : object)
+    if (v.as_function() != nullptr)
+      known += (known.empty() ? "" : ", ") + k;
+  return make_error(errc::not_found,
+                    "the service has no method '" + name
+                      + "' (it has: " + (known.empty() ? "none" : known) + ")");
+}
+
+caf::expected<function_ref> method_of(const value& object,
+                                      const std::string& name) {
+  if (auto* members = object.as_map())
+    return method_of(*members, name);
+  return method_of(value_map{}, name);
+}
+
 caf::result<value> run_local_function(caf::local_actor* self,
                                       const function_ref& f, value_list args,
                                       value_map kwargs) {

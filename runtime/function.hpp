@@ -84,6 +84,15 @@ private:
 function_ref make_function(caf::actor owner, std::string name,
                            local_function::body fn);
 
+/// The method `name` of a service object: a map whose function members are
+/// its methods. Errors: not_found, naming the methods it has.
+caf::expected<function_ref> method_of(const value_map& object,
+                                      const std::string& name);
+
+/// The same, for any value: one that is not a map has no methods.
+caf::expected<function_ref> method_of(const value& object,
+                                      const std::string& name);
+
 /// The body of an owner's invoke handler: runs `f` if `self` owns it.
 caf::result<value> run_local_function(caf::local_actor* self,
                                       const function_ref& f, value_list args,

@@ -48,6 +48,8 @@ template <class T>
 struct future_state {
   std::optional<caf::expected<T>> result;
   std::function<void(caf::expected<T>)> continuation;
+  /// The work of a deferred future, run by its first consumer.
+  std::function<void()> start;
 
   void complete(caf::expected<T> x) {
     if (result)
@@ -63,11 +65,13 @@ struct future_state {
   }
 };
 
-template <class T>
+/// A `future<U>` or a class derived from one (`service_future`).
+template <class T, class = void>
 struct is_future : std::false_type {};
 
 template <class T>
-struct is_future<future<T>> : std::true_type {};
+struct is_future<T, std::void_t<typename T::value_type>>
+  : std::is_base_of<future<typename T::value_type>, T> {};
 
 template <class T>
 struct is_caf_expected : std::false_type {};
@@ -76,7 +80,7 @@ template <class T>
 struct is_caf_expected<caf::expected<T>> : std::true_type {};
 
 /// What a continuation returning R makes the future hold.
-template <class R>
+template <class R, class = void>
 struct unwrap {
   using type = R;
 };
@@ -86,9 +90,9 @@ struct unwrap<void> {
   using type = value;
 };
 
-template <class U>
-struct unwrap<future<U>> {
-  using type = U;
+template <class R>
+struct unwrap<R, std::enable_if_t<is_future<R>::value>> {
+  using type = typename R::value_type;
 };
 
 template <class U>
@@ -154,6 +158,21 @@ public:
     // nop
   }
 
+  /// A future whose work starts only when someone waits for it (`then`,
+  /// `recover`, `on_complete`, `when_all`): `make` runs then, once. Lets a
+  /// caller skip work nobody needs (`service_future::call`).
+  static future deferred(std::function<future<T>()> make) {
+    auto state = std::make_shared<detail::future_state<T>>();
+    std::weak_ptr<detail::future_state<T>> weak = state;
+    state->start = [weak, make = std::move(make)] {
+      // Runs from a consumer holding the state; the work keeps it alive.
+      auto self = weak.lock();
+      make().on_complete(
+        [self](caf::expected<T> x) { self->complete(std::move(x)); });
+    };
+    return future{std::move(state)};
+  }
+
   bool valid() const noexcept {
     return state_ != nullptr;
   }
@@ -173,6 +192,11 @@ public:
   /// Calls `f` with the outcome (value or error) once it is there; at most
   /// one consumer per future.
   void on_complete(std::function<void(caf::expected<T>)> f) {
+    if (state_->start) {
+      auto start = std::move(state_->start);
+      state_->start = nullptr;
+      start();
+    }
     if (state_->result) {
       f(take());
       return;

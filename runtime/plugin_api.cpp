@@ -51,19 +51,21 @@ future<T> typed(future<value> x, const char* what) {
 
 future<value> service::call(const std::string& method, value_list args,
                             value_map kwargs) const {
-  auto* member = object_.find(method);
-  auto* f = member != nullptr ? member->as_function() : nullptr;
-  if (f == nullptr || !backend_) {
-    auto methods = this->methods();
-    std::string known;
-    for (auto& m : methods)
-      known += (known.empty() ? "" : ", ") + m;
-    return make_error(errc::not_found,
-                      "the service has no method '" + method + "' (it has: "
-                        + (known.empty() ? "none" : known) + ")");
-  }
+  auto f = method_of(object_, method);
+  if (!f)
+    return std::move(f.error());
+  if (!backend_)
+    return make_error(errc::unavailable, "the service is not connected");
   return backend_->invoke(*f, std::move(args), std::move(kwargs),
                           backend_->owner_api().timeout);
+}
+
+future<value> service_future::call(std::string method, value_list args,
+                                   value_map kwargs) const {
+  // The method's arguments as one list: the node hands them on unread.
+  value_list all{value{id_}, value{std::move(method)}, value{std::move(args)}};
+  return backend_->request(api_op::call_service, std::move(all),
+                           std::move(kwargs), backend_->owner_api().timeout);
 }
 
 std::vector<std::string> service::methods() const {
@@ -137,15 +139,21 @@ future<value> api::unregister_service(std::string id) {
   return request(api_op::unregister_service, {value{std::move(id)}});
 }
 
-future<service> api::get_service(std::string id) {
+service_future api::get_service(std::string id) {
   auto backend = backend_;
-  return request(api_op::get_service, {value{std::move(id)}})
-    .then([backend](value x) -> caf::expected<service> {
-      auto* m = x.as_map();
-      if (m == nullptr)
-        return make_error(errc::protocol_error, "get_service: expected a map");
-      return service{std::move(*m), backend};
-    });
+  auto fetch = future<service>::deferred([backend, id] {
+    return backend
+      ->request(api_op::get_service, {value{id}}, {},
+                backend->owner_api().timeout)
+      .then([backend](value x) -> caf::expected<service> {
+        auto* m = x.as_map();
+        if (m == nullptr)
+          return make_error(errc::protocol_error,
+                            "get_service: expected a map");
+        return service{std::move(*m), backend};
+      });
+  });
+  return service_future{std::move(fetch), std::move(id), backend_};
 }
 
 future<value> api::list_services(value query) {

@@ -106,6 +106,35 @@ private:
   std::shared_ptr<detail::api_backend> backend_;
 };
 
+/// What `get_service` returns: the service object, fetched from the node
+/// only when someone waits for it (`then`, `when_all`, ...), and `call`,
+/// which calls one of its methods without waiting for the object: the node
+/// finds the service and calls the method, one round trip in all (ImJoy's
+/// `get_service(id).f(x)`; DESIGN §3).
+///
+/// ```
+/// return ctx.api().get_service("public/tools:math").call("add", {x, y});
+/// ```
+class service_future : public future<service> {
+public:
+  service_future(future<service> fetch, std::string id,
+                 std::shared_ptr<detail::api_backend> backend)
+    : future<service>(std::move(fetch)),
+      id_(std::move(id)),
+      backend_(std::move(backend)) {
+    // nop
+  }
+
+  /// Calls `method` of the service. Errors: those of `get_service` and of
+  /// `service::call`.
+  future<value> call(std::string method, value_list args = {},
+                     value_map kwargs = {}) const;
+
+private:
+  std::string id_;
+  std::shared_ptr<detail::api_backend> backend_;
+};
+
 /// ImJoy's `api`, as a C++ plugin sees it.
 class api {
 public:
@@ -145,7 +174,9 @@ public:
   /// "type", and function members); resolves to its full id.
   future<std::string> register_service(value_map service);
   future<value> unregister_service(std::string id);
-  future<service> get_service(std::string id);
+  /// The service `id` names (any id form: `workspace/client:service`,
+  /// `client:service`, ...); its `call` calls a method in one round trip.
+  service_future get_service(std::string id);
   /// Descriptors (id, name, type, client, node, methods) of the services
   /// matching `query` (null, a name, or a map of exact matches).
   future<value> list_services(value query = {});

@@ -90,6 +90,9 @@ enum ApiOp {
   setConfig @16;
   progress @17;
   createWindow @18;
+  callService @19;
+  # get_service(args[0]) then its method args[1] with the rest: one round
+  # trip, answered on the node's kj thread when the service is its own.
 }
 
 enum LogLevel {

@@ -15,9 +15,6 @@ namespace joy {
 
 namespace {
 
-/// Native plugins live in the cluster workspace.
-constexpr const char* cluster_workspace = "public";
-
 /// A person answers prompts; other UI calls and event handlers are quick.
 constexpr auto human_time = std::chrono::minutes{60};
 constexpr auto handler_time = std::chrono::minutes{5};
@@ -32,15 +29,15 @@ struct core_state {
   std::map<std::string, service_info> services;
   std::map<std::string, std::vector<subscription>> events;
   std::optional<function_ref> ui;
+  directory_listener listener;
+
+  void tell(directory_change::kind what, service_info info) {
+    if (listener)
+      listener(directory_change{what, std::move(info)});
+  }
 };
 
 using self_ptr = core_actor::stateful_pointer<core_state>;
-
-std::string full_id(const service_id& id) {
-  return (id.workspace.empty() ? std::string{cluster_workspace} : id.workspace)
-         + "/" + id.client + ":"
-         + (id.service.empty() ? "default" : id.service);
-}
 
 bool needs_answer(const std::string& op) {
   return op == "prompt" || op == "confirm" || op == "create_window";
@@ -48,14 +45,16 @@ bool needs_answer(const std::string& op) {
 
 } // namespace
 
-core_actor spawn_core(caf::actor_system& sys) {
-  return sys.spawn([](self_ptr self) -> core_actor::behavior_type {
+core_actor spawn_core(caf::actor_system& sys, directory_listener listener) {
+  auto init = [listener = std::move(listener)](
+                self_ptr self) mutable -> core_actor::behavior_type {
+    self->state.listener = std::move(listener);
     return {
       [self](register_atom, service_info& info) -> caf::result<service_info> {
         auto id = parse_service_id(info.id);
         if (!id)
           return std::move(id.error());
-        info.id = full_id(*id);
+        info.id = full_service_id(*id);
         info.workspace
           = id->workspace.empty() ? cluster_workspace : id->workspace;
         info.client = id->client;
@@ -63,21 +62,25 @@ core_actor spawn_core(caf::actor_system& sys) {
         if (info.name.empty())
           info.name = info.service;
         self->state.services[info.id] = info;
+        self->state.tell(directory_change::kind::registered, info);
         return info;
       },
       [self](unregister_atom, const std::string& text) -> caf::result<bool> {
         auto id = parse_service_id(text);
         if (!id)
           return std::move(id.error());
-        if (self->state.services.erase(full_id(*id)) == 0)
+        service_info gone;
+        gone.id = full_service_id(*id);
+        if (self->state.services.erase(gone.id) == 0)
           return make_error(errc::not_found, "no service '" + text + "'");
+        self->state.tell(directory_change::kind::unregistered, std::move(gone));
         return true;
       },
       [self](get_atom, const std::string& text) -> caf::result<service_info> {
         auto id = parse_service_id(text);
         if (!id)
           return std::move(id.error());
-        auto i = self->state.services.find(full_id(*id));
+        auto i = self->state.services.find(full_service_id(*id));
         if (i == self->state.services.end())
           return make_error(errc::not_found, "no service '" + text + "'");
         return i->second;
@@ -210,6 +213,9 @@ core_actor spawn_core(caf::actor_system& sys) {
             i = st.services.erase(i);
           else
             ++i;
+        service_info gone;
+        gone.client = plugin;
+        st.tell(directory_change::kind::forgotten, std::move(gone));
         for (auto& [event, subs] : st.events)
           subs.erase(std::remove_if(subs.begin(), subs.end(),
                                     [&](const subscription& s) {
@@ -219,7 +225,8 @@ core_actor spawn_core(caf::actor_system& sys) {
         return true;
       },
     };
-  });
+  };
+  return sys.spawn(std::move(init));
 }
 
 } // namespace joy

@@ -8,6 +8,7 @@
 /// function values; calls never go through the core.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,21 @@ using core_actor = caf::typed_actor<
   /// A plugin went away: drops its services and event handlers.
   caf::replies_to<forget_atom, std::string>::with<bool>>;
 
-core_actor spawn_core(caf::actor_system& sys);
+/// One change of the core's directory.
+struct directory_change {
+  enum class kind { registered, unregistered, forgotten };
+  kind what;
+  /// `registered`: the service as stored; `unregistered`: its full `id`;
+  /// `forgotten`: the `client` whose services all went.
+  service_info service;
+};
+
+/// Hears every change of the directory, in order, on the core's thread and
+/// before the core answers the request that made it. joyd mirrors them
+/// onto its kj thread (service_snapshot.hpp).
+using directory_listener = std::function<void(const directory_change&)>;
+
+/// `listener` may be empty.
+core_actor spawn_core(caf::actor_system& sys, directory_listener listener = {});
 
 } // namespace joy

@@ -92,4 +92,9 @@ std::string to_string(const service_id& x) {
          + (x.service.empty() ? std::string{} : ":" + x.service);
 }
 
+std::string full_service_id(const service_id& x) {
+  return (x.workspace.empty() ? std::string{cluster_workspace} : x.workspace)
+         + "/" + x.client + ":" + (x.service.empty() ? "default" : x.service);
+}
+
 } // namespace joy

@@ -50,6 +50,9 @@ value describe_service(const service_info& x);
 /// descriptor's fields.
 bool descriptor_matches(const value& descriptor, const value& query);
 
+/// The workspace native plugins live in.
+constexpr const char* cluster_workspace = "public";
+
 /// A parsed service id.
 struct service_id {
   std::string workspace; // empty: not given
@@ -63,5 +66,9 @@ caf::expected<service_id> parse_service_id(std::string_view text);
 
 /// "workspace/client:service".
 std::string to_string(const service_id& x);
+
+/// The id the directory files a service under: the workspace `public`
+/// and the service `default` where `x` names none.
+std::string full_service_id(const service_id& x);
 
 } // namespace joy

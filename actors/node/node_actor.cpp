@@ -674,6 +674,7 @@ void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
   hc.call_timeout = st.cfg.call_timeout;
   hc.restart = st.cfg.restart;
   hc.api = caf::actor_cast<api_handler>(self);
+  hc.services = st.cfg.services;
   if (auto old = st.plugins.find(rec.name); old != st.plugins.end())
     h.stats = old->second.stats; // counters outlive a new version
   hc.stats = h.stats;
@@ -1160,6 +1161,38 @@ caf::result<value> handle_api(self_ptr self, const std::string& plugin,
       if (!id)
         return std::move(id.error());
       return service_object(self, *id);
+    }
+    case api_op::call_service: {
+      // Where the plugin link's snapshot had no answer: a service of
+      // another node, a plugin's default service, or bad arguments.
+      auto id = text_arg(args, 0, "the service id");
+      auto method = text_arg(args, 1, "the method name");
+      if (!id || !method)
+        return std::move(!id ? id.error() : method.error());
+      auto* call_args = args.size() == 3 ? args[2].as_list() : nullptr;
+      if (call_args == nullptr)
+        return make_error(errc::invalid_argument,
+                          "call_service takes a service id, a method name "
+                          "and a list of arguments");
+      auto rp = self->make_response_promise<value>();
+      self
+        ->request(caf::actor_cast<api_handler>(self), std::chrono::seconds{30},
+                  api_atom_v, plugin,
+                  static_cast<uint16_t>(api_op::get_service),
+                  value_list{value{*id}}, value_map{})
+        .then(
+          [rp, method = *method, call_args = std::move(*call_args),
+           kwargs = std::move(kwargs)](value& object) mutable {
+            auto f = method_of(object, method);
+            if (!f) {
+              rp.deliver(std::move(f.error()));
+              return;
+            }
+            rp.delegate(f->impl->target(), invoke_atom_v, *f,
+                        std::move(call_args), std::move(kwargs));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     }
     case api_op::list_services: {
       // Every node's services; this node's alone when the head is away.

@@ -8,6 +8,7 @@
 /// that died starts again on its next call.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "actors/cluster/cluster_actor.hpp"
 #include "actors/core/core_actor.hpp"
+#include "actors/core/service_snapshot.hpp"
 #include "actors/node/node_status.hpp"
 #include "actors/node/plugin_info.hpp"
 #include "actors/plugin_host/plugin_host_actor.hpp"
@@ -141,6 +143,9 @@ struct node_config {
   uint64_t log_max_bytes = uint64_t{10} << 20;
   int log_keep = 3;
   caf::timespan log_check = std::chrono::seconds{10};
+  /// The core's services mirrored on the kj thread, for the plugin links
+  /// (may be null: the node actor then answers every lookup).
+  std::shared_ptr<const service_snapshot> services;
 };
 
 /// Spawns the node actor with the `installed` plugins (the registry's

@@ -50,11 +50,13 @@ constexpr auto api_time = 60 * kj::MINUTES;
 class api_server final : public wire::Api::Server {
 public:
   api_server(kj_context& ctx, std::string name, api_handler api,
-             std::shared_ptr<plugin_link::progress_table> progress)
+             std::shared_ptr<plugin_link::progress_table> progress,
+             std::shared_ptr<const service_snapshot> services)
     : ctx_(ctx),
       name_(std::move(name)),
       api_(std::move(api)),
-      progress_(std::move(progress)) {
+      progress_(std::move(progress)),
+      services_(std::move(services)) {
     // nop
   }
 
@@ -104,6 +106,14 @@ public:
                   {}, out.initErr());
       return kj::READY_NOW;
     }
+    if (auto* object = own_service(*op, params.getArgs())) {
+      if (*op == api_op::call_service)
+        return call_service(context, *object);
+      value_codec codec{ctx_};
+      if (auto err = write_value(*object, out.initOk(), &codec))
+        write_error(err, out.initErr());
+      return kj::READY_NOW;
+    }
     value_codec codec{ctx_};
     auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
     if (!in) {
@@ -126,10 +136,60 @@ public:
   }
 
 private:
+  /// The object of a service of this node that a `get_service` or
+  /// `call_service` names, from the snapshot; null where the node actor
+  /// answers (any other op, a service the snapshot lacks, malformed
+  /// arguments, which it explains).
+  const value* own_service(api_op op, capnp::List<wire::Value>::Reader args) {
+    if (!services_)
+      return nullptr;
+    if (op == api_op::call_service) {
+      if (args.size() != 3 || !args[1].isString() || !args[2].isList())
+        return nullptr;
+    } else if (op != api_op::get_service || args.size() != 1) {
+      return nullptr;
+    }
+    if (!args[0].isString())
+      return nullptr;
+    auto id = args[0].getString();
+    return services_->find(std::string_view{id.begin(), id.size()});
+  }
+
+  /// Calls the method at once, on this thread: the arguments go to the
+  /// provider as they came, and its answer comes back the same way,
+  /// capabilities and all, as Cap'n Proto forwards a call on a function
+  /// value this node relays.
+  kj::Promise<void> call_service(RequestContext context, const value& object) {
+    auto params = context.getParams();
+    auto args = params.getArgs();
+    auto method = method_of(object, args[1].getString().cStr());
+    auto callable
+      = method
+          ? callable_for(ctx_, *method)
+          : caf::expected<wire::Callable::Client>{std::move(method.error())};
+    if (!callable) {
+      write_error(callable.error(), context.getResults().getResult().initErr());
+      return kj::READY_NOW;
+    }
+    auto req = callable->callRequest();
+    req.setArgs(args[2].getList());
+    req.setKwargs(params.getKwargs());
+    auto name = method->name;
+    return req.send().then(
+      [context](capnp::Response<wire::Callable::CallResults> resp) mutable {
+        context.getResults().setResult(resp.getResult());
+      },
+      [context, name](kj::Exception&& ex) mutable {
+        write_error(error_from_exception(ex, "function '" + name + "'"),
+                    context.getResults().getResult().initErr());
+      });
+  }
+
   kj_context& ctx_;
   std::string name_;
   api_handler api_;
   std::shared_ptr<plugin_link::progress_table> progress_;
+  std::shared_ptr<const service_snapshot> services_;
 };
 
 } // namespace
@@ -138,7 +198,8 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
                          launched_process proc, std::string name,
                          std::string node_id, api_handler api,
                          kj::Duration start_timeout, std::size_t max_in_flight,
-                         stream_limits limits)
+                         stream_limits limits,
+                         std::shared_ptr<const service_snapshot> services)
   : ctx_(ctx),
     id_(id),
     host_(std::move(host)),
@@ -147,6 +208,7 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
     node_id_(std::move(node_id)),
     api_(std::move(api)),
     max_in_flight_(max_in_flight),
+    services_(std::move(services)),
     tasks_(*this) {
   shared_ = std::make_shared<shared_state>();
   shared_->host = host_;
@@ -219,7 +281,7 @@ kj::Promise<void> plugin_link::hello(
   auto plugin = params.getPlugin();
   plugin_ = plugin;
   auto ok = result.initOk();
-  ok.setApi(kj::heap<api_server>(ctx_, name_, api_, progress_));
+  ok.setApi(kj::heap<api_server>(ctx_, name_, api_, progress_, services_));
   auto identity = ok.initIdentity();
   identity.setPlugin(name_);
   identity.setNode(node_id_);

@@ -20,6 +20,7 @@
 #include <kj/async-unix.h>
 #include <kj/async.h>
 
+#include "actors/core/service_snapshot.hpp"
 #include "actors/plugin_host/log_drain.hpp"
 #include "actors/plugin_host/plugin_host_actor.hpp"
 #include "actors/plugin_host/plugin_stats.hpp"
@@ -37,11 +38,14 @@ class plugin_link final : public kj_resource,
                           private kj::TaskSet::ErrorHandler {
 public:
   /// Fails the start (and kills the process) unless hello and setup()
-  /// finish within `start_timeout`, measured on the kj timer.
+  /// finish within `start_timeout`, measured on the kj timer. `services`
+  /// (may be null) answers the plugin's `get_service` and `call_service`
+  /// for this node's services on the kj thread.
   plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
               launched_process proc, std::string name, std::string node_id,
               api_handler api, kj::Duration start_timeout,
-              std::size_t max_in_flight, stream_limits limits);
+              std::size_t max_in_flight, stream_limits limits,
+              std::shared_ptr<const service_snapshot> services = nullptr);
 
   ~plugin_link() noexcept(false) override;
 
@@ -107,6 +111,7 @@ private:
   /// Why the link failed before the process ended, if it did.
   std::string failure_;
   std::size_t max_in_flight_;
+  std::shared_ptr<const service_snapshot> services_;
   std::shared_ptr<plugin_stats> stats_;
   /// Calls sent and not yet answered (shared with their continuations).
   std::shared_ptr<std::size_t> in_flight_counter_

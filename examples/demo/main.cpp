@@ -187,6 +187,17 @@ int main(int argc, char** argv) {
                    },
                    {"id", "x"});
 
+  // The same without waiting for the service object: one round trip.
+  demo.exports.add(
+    "use_at_once",
+    [](joy::context& ctx, std::string id, std::string method, double x) {
+      return ctx.api().get_service(id).call(method, {joy::value{x}});
+    },
+    {"id", "method", "x"});
+  demo.exports.add("withdraw", [](joy::context& ctx, std::string id) {
+    return ctx.api().unregister_service(id);
+  });
+
   // Two calls to another plugin in parallel (ImJoy's Promise.all).
   demo.exports.add("both", [](joy::context& ctx) {
     std::vector<joy::future<joy::value>> calls{

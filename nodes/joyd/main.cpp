@@ -36,6 +36,7 @@
 #include "actors/cluster/cluster_actor.hpp"
 #include "actors/cluster/tls.hpp"
 #include "actors/core/core_actor.hpp"
+#include "actors/core/service_snapshot.hpp"
 #include "actors/node/node_actor.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
@@ -488,7 +489,10 @@ int main(int argc, char** argv) {
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));
   auto spawner = joy::spawn_spawner(sys, std::move(*launcher));
-  auto core = joy::spawn_core(sys);
+  // Plugins find this node's services on the kj thread (get_service(x).f()
+  // in one round trip); the core keeps the copy there up to date.
+  auto services = std::make_shared<joy::service_snapshot>();
+  auto core = joy::spawn_core(sys, joy::mirror_on(kj, services));
   auto span = [](double s) {
     return std::chrono::duration_cast<caf::timespan>(
       std::chrono::duration<double>{s});
@@ -567,6 +571,7 @@ int main(int argc, char** argv) {
   }
 
   joy::node_config ncfg;
+  ncfg.services = services;
   ncfg.node_id = node_id;
   ncfg.home = home;
   ncfg.address = socket;

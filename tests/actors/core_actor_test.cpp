@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "actors/core/core_actor.hpp"
+#include "actors/core/service_snapshot.hpp"
 #include "runtime/errc.hpp"
 #include "tests/support/actor_fixture.hpp"
 
@@ -83,4 +84,53 @@ TEST_CASE(
   auto bad = f.request<service_info>(core, register_atom_v, svc("x:y:z"));
   REQUIRE_FALSE(bad);
   CHECK(code_of(bad.error()) == errc::invalid_argument);
+}
+
+TEST_CASE("the core tells its listener every change, and a snapshot fed by "
+          "it finds what the core finds",
+          "[actors][core]") {
+  test::actor_fixture f;
+  std::vector<directory_change> heard;
+  auto core
+    = spawn_core(f.sys, [&](const directory_change& c) { heard.push_back(c); });
+  service_snapshot snapshot;
+  auto sync = [&] {
+    for (auto& c : heard)
+      snapshot.apply(c);
+    heard.clear();
+  };
+  auto tools = svc("demo:tools");
+  value_map object;
+  object.insert("name", value{"tools"});
+  tools.object = value{object};
+  REQUIRE(f.request<service_info>(core, register_atom_v, tools));
+  REQUIRE(f.request<service_info>(core, register_atom_v, svc("demo:more")));
+  REQUIRE(f.request<service_info>(core, register_atom_v, svc("other:x")));
+  REQUIRE(f.request<service_info>(core, register_atom_v, svc("hello")));
+  REQUIRE(heard.size() == 4);
+  CHECK(heard[0].what == directory_change::kind::registered);
+  CHECK(heard[0].service.id == "public/demo:tools");
+  sync();
+  for (auto id : {"demo:tools", "public/demo:tools"}) {
+    INFO(id);
+    REQUIRE(snapshot.find(id) != nullptr);
+    CHECK(*snapshot.find(id) == value{object});
+  }
+  CHECK(snapshot.find("ws2/demo:tools") == nullptr);
+  CHECK(snapshot.find("not an id:") == nullptr);
+  // Default services are the node's to make (it may start the plugin).
+  CHECK(snapshot.find("hello") == nullptr);
+  CHECK(snapshot.find("public/hello:default") == nullptr);
+
+  REQUIRE(f.request<bool>(core, unregister_atom_v, std::string{"demo:more"}));
+  sync();
+  CHECK(snapshot.find("demo:more") == nullptr);
+  CHECK(snapshot.find("demo:tools") != nullptr);
+
+  // A plugin that went away takes all its services along.
+  REQUIRE(f.request<bool>(core, forget_atom_v, std::string{"demo"}));
+  sync();
+  CHECK(snapshot.find("demo:tools") == nullptr);
+  CHECK(snapshot.find("other:x") != nullptr);
+  CHECK(snapshot.size() == 2); // other:x and hello's default, never served
 }

@@ -159,6 +159,40 @@ TEST_CASE("a service one plugin registers is found and called by another",
   CHECK_THAT(r.err, Catch::Contains("no service"));
 }
 
+TEST_CASE("get_service(x).f() calls a service's method in one round trip, "
+          "and finds no service once it is withdrawn or its plugin died",
+          "[nodes][api]") {
+  demo_node node;
+  node.ok({"call", "demo", "offer", "\"tools\""});
+  auto at_once = [&](const std::string& id, const std::string& method) {
+    return node.joy({"call", "demo-2", "use_at_once", "\"" + id + "\"",
+                     "\"" + method + "\"", "21"});
+  };
+  CHECK(at_once("public/demo:tools", "double").out == "42.0\n");
+  CHECK(at_once("demo:tools", "double").out == "42.0\n");
+  auto wrong = at_once("demo:tools", "triple");
+  CHECK(wrong.exit_code != 0);
+  CHECK_THAT(wrong.err, Catch::Contains("no method 'triple' (it has: double)"));
+  auto none = at_once("demo:nothing", "double");
+  CHECK(none.exit_code != 0);
+  CHECK_THAT(none.err, Catch::Contains("no service"));
+  // A plugin's default service: the node makes it, starting the plugin.
+  CHECK(at_once("hello", "echo").out == "21.0\n");
+  // Withdrawn: gone at once.
+  node.ok({"call", "demo", "withdraw", "\"demo:tools\""});
+  auto withdrawn = at_once("demo:tools", "double");
+  CHECK(withdrawn.exit_code != 0);
+  CHECK_THAT(withdrawn.err, Catch::Contains("(not_found)"));
+  // Its plugin killed: the service goes with it (no call to a dead one).
+  node.ok({"call", "demo", "offer", "\"tools\""});
+  CHECK(at_once("demo:tools", "double").out == "42.0\n");
+  ::kill(node.plugin("demo")["pid"].get<int>(), SIGKILL);
+  CHECK(eventually([&] {
+    return at_once("demo:tools", "double").err.find("(not_found)")
+           != std::string::npos;
+  }));
+}
+
 TEST_CASE("events reach the handlers other plugins subscribed",
           "[nodes][api]") {
   demo_node node;

@@ -129,6 +129,9 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
     return a.joy({"call", "demo", "use", "\"demo-b:tools\"", "21"}).out
            == "42.0\n";
   });
+  CHECK(
+    a.ok({"call", "demo", "use_at_once", "\"demo-b:tools\"", "\"double\"", "2"})
+    == "4.0\n");
   // Every node in everyone's status.
   auto st = a.status();
   REQUIRE(st["cluster"].size() == 1);

@@ -104,6 +104,10 @@ TEST_CASE("C++ and Python plugins call each other and pass callbacks both "
   // A service of Python functions, used by a C++ plugin.
   auto id = node.call("pycheck", "offer", "doubler");
   CHECK(node.call("demo", "use", id, 4.5) == 9.0);
+  CHECK(node.call("demo", "use_at_once", id, "double", 4.5) == 9.0);
+  // And the other way: a C++ service, called from Python in one trip.
+  auto tools = node.call("demo", "offer", "tools");
+  CHECK(node.call("pycheck", "use_at_once", tools, 1.25) == 2.5);
   // Settings persist through the node.
   CHECK(node.call("pycheck", "settings", "k", json{{"v", {1, 2}}})
         == json{{"v", {1, 2}}});
