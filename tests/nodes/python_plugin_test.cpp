@@ -108,6 +108,10 @@ TEST_CASE("C++ and Python plugins call each other and pass callbacks both "
   // And the other way: a C++ service, called from Python in one trip.
   auto tools = node.call("demo", "offer", "tools");
   CHECK(node.call("pycheck", "use_at_once", tools, 1.25) == 2.5);
+  auto bad = node.call("pycheck", "use_at_once_badly", tools);
+  CHECK(bad[0] == "RemoteError");
+  CHECK(bad[1] == "invalid_argument");
+  CHECK_THAT(bad[2].get<std::string>(), Catch::Contains("a list of arguments"));
   // Settings persist through the node.
   CHECK(node.call("pycheck", "settings", "k", json{{"v", {1, 2}}})
         == json{{"v", {1, 2}}});
