@@ -674,7 +674,7 @@ void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
   hc.call_timeout = st.cfg.call_timeout;
   hc.restart = st.cfg.restart;
   hc.api = caf::actor_cast<api_handler>(self);
-  hc.services = st.cfg.services;
+  hc.routes = st.cfg.routes;
   if (auto old = st.plugins.find(rec.name); old != st.plugins.end())
     h.stats = old->second.stats; // counters outlive a new version
   hc.stats = h.stats;

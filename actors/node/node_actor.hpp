@@ -19,7 +19,6 @@
 
 #include "actors/cluster/cluster_actor.hpp"
 #include "actors/core/core_actor.hpp"
-#include "actors/core/service_snapshot.hpp"
 #include "actors/node/node_status.hpp"
 #include "actors/node/plugin_info.hpp"
 #include "actors/plugin_host/plugin_host_actor.hpp"
@@ -143,9 +142,9 @@ struct node_config {
   uint64_t log_max_bytes = uint64_t{10} << 20;
   int log_keep = 3;
   caf::timespan log_check = std::chrono::seconds{10};
-  /// The core's services mirrored on the kj thread, for the plugin links
-  /// (may be null: the node actor then answers every lookup).
-  std::shared_ptr<const service_snapshot> services;
+  /// The shortcuts on the kj thread for the plugin links (kj_routes.hpp;
+  /// empty: the node actor answers every lookup and call).
+  kj_routes routes;
 };
 
 /// Spawns the node actor with the `installed` plugins (the registry's

@@ -132,19 +132,20 @@ void begin_start(self_ptr self) {
         st.link = id;
         st.status.pid = proc.proc ? proc.proc->pid() : 0;
         auto host = caf::actor_cast<plugin_host_actor>(self);
-        st.kj->post([id, host, proc, name = st.status.name,
-                     node_id = st.cfg.node_id, api = st.cfg.api,
-                     timeout = to_kj(st.cfg.start_timeout),
-                     max = st.cfg.max_in_flight, stats = st.cfg.stats,
-                     services = st.cfg.services](kj_context& ctx) {
-          stream_limits limits;
-          limits.max_fds = max_fds_per_message; // the shm arm
-          auto link
-            = kj::heap<plugin_link>(ctx, id, host, proc, name, node_id, api,
-                                    timeout, max, limits, services);
-          link->count_calls_in(stats);
-          ctx.adopt(id, kj::mv(link));
-        });
+        st.kj->post(
+          [id, host, proc, name = st.status.name, node_id = st.cfg.node_id,
+           api = st.cfg.api, timeout = to_kj(st.cfg.start_timeout),
+           max = st.cfg.max_in_flight, stats = st.cfg.stats,
+           routes = st.cfg.routes,
+           call_timeout = to_kj(st.cfg.call_timeout)](kj_context& ctx) {
+            stream_limits limits;
+            limits.max_fds = max_fds_per_message; // the shm arm
+            auto link = kj::heap<plugin_link>(ctx, id, host, proc, name,
+                                              node_id, api, timeout, max,
+                                              limits, routes, call_timeout);
+            link->count_calls_in(stats);
+            ctx.adopt(id, kj::mv(link));
+          });
       },
       [self, attempt](caf::error& err) {
         auto& st = self->state;

@@ -22,7 +22,7 @@
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/core/service_snapshot.hpp"
+#include "actors/plugin_host/kj_routes.hpp"
 #include "actors/plugin_host/plugin_stats.hpp"
 #include "actors/plugin_host/plugin_status.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
@@ -91,9 +91,8 @@ struct plugin_host_config {
   std::shared_ptr<plugin_stats> stats;
   /// Restarts after crashes.
   restart_policy restart;
-  /// This node's services, mirrored on the kj thread (may be null; see
-  /// service_snapshot.hpp).
-  std::shared_ptr<const service_snapshot> services;
+  /// The node's shortcuts on the kj thread (kj_routes.hpp).
+  kj_routes routes;
 };
 
 /// Spawns a host for one plugin; it starts the process on its first call

@@ -51,12 +51,12 @@ class api_server final : public wire::Api::Server {
 public:
   api_server(kj_context& ctx, std::string name, api_handler api,
              std::shared_ptr<plugin_link::progress_table> progress,
-             std::shared_ptr<const service_snapshot> services)
+             kj_routes routes)
     : ctx_(ctx),
       name_(std::move(name)),
       api_(std::move(api)),
       progress_(std::move(progress)),
-      services_(std::move(services)) {
+      routes_(std::move(routes)) {
     // nop
   }
 
@@ -120,6 +120,9 @@ public:
       write_error(in.error(), out.initErr());
       return kj::READY_NOW;
     }
+    if (*op == api_op::call)
+      if (auto* link = running_target(in->args))
+        return call_running(context, *link, std::move(*in));
     if (!api_) {
       write_error(errc::unavailable, "this node serves no api", {},
                   out.initErr());
@@ -141,7 +144,7 @@ private:
   /// answers (any other op, a service the snapshot lacks, malformed
   /// arguments, which it explains).
   const value* own_service(api_op op, capnp::List<wire::Value>::Reader args) {
-    if (!services_)
+    if (!routes_.services)
       return nullptr;
     if (op == api_op::call_service) {
       if (args.size() != 3 || !args[1].isString() || !args[2].isList())
@@ -152,7 +155,7 @@ private:
     if (!args[0].isString())
       return nullptr;
     auto id = args[0].getString();
-    return services_->find(std::string_view{id.begin(), id.size()});
+    return routes_.services->find(std::string_view{id.begin(), id.size()});
   }
 
   /// Calls the method at once, on this thread: the arguments go to the
@@ -185,11 +188,35 @@ private:
       });
   }
 
+  /// The link of the plugin an `api.call` names, if it runs here.
+  plugin_link* running_target(const value_list& args) {
+    if (!routes_.running || args.size() < 2 || args[1].as_string() == nullptr)
+      return nullptr;
+    auto* target = args[0].as_string();
+    return target != nullptr ? routes_.running->find(*target) : nullptr;
+  }
+
+  /// `api.call` of a plugin running on this node, straight to its link:
+  /// the path `joy call` and the node actor end in, without the actors.
+  kj::Promise<void> call_running(RequestContext context, plugin_link& link,
+                                 arguments in) {
+    call_request req;
+    req.method = *in.args[1].as_string();
+    req.args.assign(std::make_move_iterator(in.args.begin() + 2),
+                    std::make_move_iterator(in.args.end()));
+    req.kwargs = std::move(in.kwargs);
+    return link.call(std::move(req))
+      .then([this, context](caf::expected<value> res) mutable {
+        value_codec codec{ctx_};
+        write_result(res, context.getResults().getResult(), &codec);
+      });
+  }
+
   kj_context& ctx_;
   std::string name_;
   api_handler api_;
   std::shared_ptr<plugin_link::progress_table> progress_;
-  std::shared_ptr<const service_snapshot> services_;
+  kj_routes routes_;
 };
 
 } // namespace
@@ -198,8 +225,8 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
                          launched_process proc, std::string name,
                          std::string node_id, api_handler api,
                          kj::Duration start_timeout, std::size_t max_in_flight,
-                         stream_limits limits,
-                         std::shared_ptr<const service_snapshot> services)
+                         stream_limits limits, kj_routes routes,
+                         kj::Duration call_timeout)
   : ctx_(ctx),
     id_(id),
     host_(std::move(host)),
@@ -208,7 +235,8 @@ plugin_link::plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
     node_id_(std::move(node_id)),
     api_(std::move(api)),
     max_in_flight_(max_in_flight),
-    services_(std::move(services)),
+    routes_(std::move(routes)),
+    call_timeout_(call_timeout),
     tasks_(*this) {
   shared_ = std::make_shared<shared_state>();
   shared_->host = host_;
@@ -245,6 +273,12 @@ plugin_link::~plugin_link() noexcept(false) {
   // Members go in reverse order: the tasks first (they use everything
   // else), then the exit watch, the connection, and last the process, whose
   // destructor kills and reaps it if it still runs.
+  unlist();
+}
+
+void plugin_link::unlist() {
+  if (routes_.running)
+    routes_.running->remove(name_, this);
 }
 
 void plugin_link::shared_state::report_down(std::string reason) {
@@ -281,7 +315,7 @@ kj::Promise<void> plugin_link::hello(
   auto plugin = params.getPlugin();
   plugin_ = plugin;
   auto ok = result.initOk();
-  ok.setApi(kj::heap<api_server>(ctx_, name_, api_, progress_, services_));
+  ok.setApi(kj::heap<api_server>(ctx_, name_, api_, progress_, routes_));
   auto identity = ok.initIdentity();
   identity.setPlugin(name_);
   identity.setNode(node_id_);
@@ -320,6 +354,8 @@ kj::Promise<void> plugin_link::hello(
             if (exited_ || stopping_)
               return;
             ready_ = true;
+            if (routes_.running)
+              routes_.running->add(name_, this);
             kj_context::send(host_, ready_atom_v, id_,
                              static_cast<int32_t>(proc_->pid()),
                              std::move(methods), std::move(params));
@@ -338,22 +374,38 @@ kj::Promise<void> plugin_link::hello(
 
 void plugin_link::call(call_request req, reply_handle rh,
                        kj::Duration timeout) {
+  ctx_.tasks().add(
+    send_call(std::move(req), timeout)
+      .then([rh = std::move(rh)](caf::expected<value> res) mutable {
+        if (res)
+          rh.deliver_value(std::move(*res));
+        else
+          rh.deliver(std::move(res.error()));
+      }));
+}
+
+kj::Promise<caf::expected<value>> plugin_link::call(call_request req) {
+  auto timeout = req.timeout.count() > 0 ? req.timeout.count() * kj::NANOSECONDS
+                                         : call_timeout_;
+  return send_call(std::move(req), timeout);
+}
+
+kj::Promise<caf::expected<value>> plugin_link::send_call(call_request req,
+                                                         kj::Duration timeout) {
+  using result = caf::expected<value>;
   wire::Plugin::Client* plugin = nullptr;
   KJ_IF_MAYBE (p, plugin_) {
     plugin = p;
   }
-  if (plugin == nullptr || exited_) {
-    rh.deliver(
-      make_error(errc::unavailable, "plugin '" + name_ + "' is not running"));
-    return;
-  }
+  if (plugin == nullptr || exited_)
+    return result{
+      make_error(errc::unavailable, "plugin '" + name_ + "' is not running")};
   if (*in_flight_counter_ >= max_in_flight_) {
     // Bounded: beyond this a busy plugin gets an error, not our memory.
-    rh.deliver(
+    return result{
       make_error(errc::overloaded, "plugin '" + name_ + "' has "
                                      + std::to_string(max_in_flight_)
-                                     + " calls in flight; try again later"));
-    return;
+                                     + " calls in flight; try again later")};
   }
   auto request = plugin->callRequest();
   request.setService(req.service);
@@ -361,16 +413,12 @@ void plugin_link::call(call_request req, reply_handle rh,
   value_codec codec{ctx_};
   if (auto err = write_list(
         req.args, request.initArgs(static_cast<unsigned>(req.args.size())),
-        &codec)) {
-    rh.deliver(std::move(err));
-    return;
-  }
+        &codec))
+    return result{std::move(err)};
   if (auto err = write_map(
         req.kwargs,
-        request.initKwargs(static_cast<unsigned>(req.kwargs.size())), &codec)) {
-    rh.deliver(std::move(err));
-    return;
-  }
+        request.initKwargs(static_cast<unsigned>(req.kwargs.size())), &codec))
+    return result{std::move(err)};
   request.setTimeoutMs(static_cast<uint64_t>(timeout / kj::MILLISECONDS));
   // The deadline moves each time the plugin reports progress.
   auto deadline = std::make_shared<kj::TimePoint>(ctx_.timer().now() + timeout);
@@ -414,24 +462,19 @@ void plugin_link::call(call_request req, reply_handle rh,
       }));
   }
   ++*in_flight_counter_;
-  ctx_.tasks().add(race
-                     .then([rh = std::move(rh), stats = stats_,
-                            started = std::chrono::steady_clock::now()](
-                             caf::expected<value> res) mutable {
-                       if (stats)
-                         stats->record(std::chrono::steady_clock::now()
-                                         - started,
-                                       static_cast<bool>(res));
-                       if (res)
-                         rh.deliver_value(std::move(*res));
-                       else
-                         rh.deliver(std::move(res.error()));
-                     })
-                     .attach(kj::defer([counter = in_flight_counter_,
-                                        progress = progress_, call_id] {
-                       --*counter;
-                       progress->erase(call_id);
-                     })));
+  return race
+    .then([stats = stats_, started = std::chrono::steady_clock::now()](
+            caf::expected<value> res) {
+      if (stats)
+        stats->record(std::chrono::steady_clock::now() - started,
+                      static_cast<bool>(res));
+      return res;
+    })
+    .attach(
+      kj::defer([counter = in_flight_counter_, progress = progress_, call_id] {
+        --*counter;
+        progress->erase(call_id);
+      }));
 }
 
 void plugin_link::fail(std::string reason) {
@@ -442,6 +485,7 @@ void plugin_link::fail(std::string reason) {
 }
 
 void plugin_link::stop(kj::Duration grace) {
+  unlist();
   if (exited_)
     return;
   if (!stopping_) {
@@ -504,6 +548,7 @@ void plugin_link::on_disconnect() {
     }
   }
   plugin_ = nullptr;
+  unlist();
   if (!stopping_)
     shared_->report_down(failure_.empty() ? "the plugin's connection closed"
                                           : failure_);
@@ -525,6 +570,7 @@ void plugin_link::on_exit(exit_status status) {
     return;
   exited_ = true;
   plugin_ = nullptr;
+  unlist();
   std::string reason = failure_.empty()
                          ? status.describe()
                          : failure_ + " (" + status.describe() + ")";

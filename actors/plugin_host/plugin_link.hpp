@@ -20,7 +20,7 @@
 #include <kj/async-unix.h>
 #include <kj/async.h>
 
-#include "actors/core/service_snapshot.hpp"
+#include "actors/plugin_host/kj_routes.hpp"
 #include "actors/plugin_host/log_drain.hpp"
 #include "actors/plugin_host/plugin_host_actor.hpp"
 #include "actors/plugin_host/plugin_stats.hpp"
@@ -38,20 +38,28 @@ class plugin_link final : public kj_resource,
                           private kj::TaskSet::ErrorHandler {
 public:
   /// Fails the start (and kills the process) unless hello and setup()
-  /// finish within `start_timeout`, measured on the kj timer. `services`
-  /// (may be null) answers the plugin's `get_service` and `call_service`
-  /// for this node's services on the kj thread.
+  /// finish within `start_timeout`, measured on the kj timer. Through
+  /// `routes` the plugin's own calls reach this node's services and running
+  /// plugins on the kj thread, and the link lists itself there while its
+  /// plugin runs; calls it takes from there without a deadline get
+  /// `call_timeout`.
   plugin_link(kj_context& ctx, uint64_t id, plugin_host_actor host,
               launched_process proc, std::string name, std::string node_id,
               api_handler api, kj::Duration start_timeout,
               std::size_t max_in_flight, stream_limits limits,
-              std::shared_ptr<const service_snapshot> services = nullptr);
+              kj_routes routes = {},
+              kj::Duration call_timeout = 120 * kj::SECONDS);
 
   ~plugin_link() noexcept(false) override;
 
   /// Forwards a call; `rh` receives the value or the error. The call is
   /// cancelled in the plugin when `timeout` passes first.
   void call(call_request req, reply_handle rh, kj::Duration timeout);
+
+  /// The same on the kj thread: the promise has the value or the error;
+  /// dropping it cancels the call in the plugin. `req.timeout` (or else
+  /// the link's call timeout) is the deadline.
+  kj::Promise<caf::expected<value>> call(call_request req);
 
   /// Graceful stop: the plugin's exit(), then the connection closes (the
   /// plugin exits when it does), then SIGKILL after `grace`.
@@ -91,6 +99,10 @@ public:
   };
 
 private:
+  kj::Promise<caf::expected<value>> send_call(call_request req,
+                                              kj::Duration timeout);
+  /// No more calls from `routes_.running`.
+  void unlist();
   void taskFailed(kj::Exception&& ex) override;
   void on_exit(exit_status status);
   void on_disconnect();
@@ -111,7 +123,8 @@ private:
   /// Why the link failed before the process ended, if it did.
   std::string failure_;
   std::size_t max_in_flight_;
-  std::shared_ptr<const service_snapshot> services_;
+  kj_routes routes_;
+  kj::Duration call_timeout_;
   std::shared_ptr<plugin_stats> stats_;
   /// Calls sent and not yet answered (shared with their continuations).
   std::shared_ptr<std::size_t> in_flight_counter_

@@ -140,6 +140,13 @@ public:
                         : nullptr);
     auto control = req.control;
     std::string plugin = params.getPlugin();
+    // A plugin running here takes the call at once, on this thread.
+    if (auto* link = cfg_.running ? cfg_.running->find(plugin) : nullptr)
+      return link->call(std::move(req))
+        .then([this, context](caf::expected<value> res) mutable {
+          value_codec codec{ctx_, false}; // the CLI passes no fds
+          write_result(res, context.getResults().initResult(), &codec);
+        });
     // The plugin host enforces the deadline (renewed by progress); this one
     // only bounds a node actor that never answers.
     // A call from another node stays here: it was located here, and is

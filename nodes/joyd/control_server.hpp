@@ -18,6 +18,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <caf/error.hpp>
@@ -29,6 +30,8 @@ class TlsContext;
 
 #include "actors/cluster/cluster_actor.hpp"
 #include "actors/node/node_actor.hpp"
+#include "actors/plugin_host/kj_routes.hpp"
+#include "actors/plugin_host/plugin_link.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/unique_fd.hpp"
 
@@ -42,6 +45,9 @@ struct control_server_config {
   core_actor core;
   /// Default deadline of calls that bring none (the node's call timeout).
   caf::timespan call_timeout = std::chrono::seconds{120};
+  /// Calls of plugins running here go straight to their links (may be
+  /// null: the node actor takes every call).
+  std::shared_ptr<running_plugins> running;
   /// Called (on the kj thread) when a client asks the daemon to shut down.
   std::function<void()> on_shutdown;
 

@@ -38,6 +38,7 @@
 #include "actors/core/core_actor.hpp"
 #include "actors/core/service_snapshot.hpp"
 #include "actors/node/node_actor.hpp"
+#include "actors/plugin_host/kj_routes.hpp"
 #include "actors/plugin_host/process_launcher.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "actors/registry/plugin_store.hpp"
@@ -489,9 +490,13 @@ int main(int argc, char** argv) {
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));
   auto spawner = joy::spawn_spawner(sys, std::move(*launcher));
-  // Plugins find this node's services on the kj thread (get_service(x).f()
-  // in one round trip); the core keeps the copy there up to date.
+  // Calls of this node's services and running plugins are answered on the
+  // kj thread (kj_routes.hpp); the core keeps its copy of the directory
+  // there up to date.
+  joy::kj_routes routes;
   auto services = std::make_shared<joy::service_snapshot>();
+  routes.services = services;
+  routes.running = std::make_shared<joy::running_plugins>();
   auto core = joy::spawn_core(sys, joy::mirror_on(kj, services));
   auto span = [](double s) {
     return std::chrono::duration_cast<caf::timespan>(
@@ -571,7 +576,7 @@ int main(int argc, char** argv) {
   }
 
   joy::node_config ncfg;
-  ncfg.services = services;
+  ncfg.routes = routes;
   ncfg.node_id = node_id;
   ncfg.home = home;
   ncfg.address = socket;
@@ -607,6 +612,7 @@ int main(int argc, char** argv) {
   ncfg.restart.backoff_max = span(restart[3]);
   ncfg.log_check = span(log_check_s);
   ccfg.call_timeout = ncfg.call_timeout;
+  ccfg.running = routes.running;
 
   // The bridge binds before the node starts so that its address is known;
   // it serves once the node runs.

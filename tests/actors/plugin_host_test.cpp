@@ -18,6 +18,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/plugin_host/plugin_host_actor.hpp"
+#include "actors/plugin_host/plugin_link.hpp"
 #include "actors/plugin_host/spawner_actor.hpp"
 #include "runtime/system_config.hpp"
 #include "tests/support/fake_plugin.hpp"
@@ -46,6 +47,9 @@ struct host_fixture {
   std::unique_ptr<kj_thread> kj;
   spawner_actor spawner;
   plugin_host_actor host;
+  /// Where the host's link lists itself while the plugin runs.
+  std::shared_ptr<running_plugins> running
+    = std::make_shared<running_plugins>();
 
   explicit host_fixture(plugin def = test_plugin(), test::fake_behavior b = {},
                         bool manual_clock = false,
@@ -66,6 +70,7 @@ struct host_fixture {
     hc.start_timeout = 10s;
     hc.call_timeout = 30s;
     hc.max_in_flight = max_in_flight;
+    hc.routes.running = running;
     host = spawn_plugin_host(*sys, *kj, spawner, hc, plugin_observer{});
   }
 
@@ -109,6 +114,37 @@ struct host_fixture {
     else
       self->request(host, 60s, stop_atom_v).receive(handle, fail);
     return out;
+  }
+
+  /// A call on the kj thread, straight to the link listed for `name`, as
+  /// the node's api and control servers make it; fails with not_found when
+  /// no link is listed.
+  caf::expected<value> call_listed(const std::string& name,
+                                   const std::string& method, value_list args) {
+    auto done = std::make_shared<std::promise<caf::expected<value>>>();
+    auto fut = done->get_future();
+    call_request req;
+    req.method = method;
+    req.args = std::move(args);
+    kj->post([this, done, name, req](kj_context& ctx) mutable {
+      auto* link = running->find(name);
+      if (link == nullptr) {
+        done->set_value(make_error(errc::not_found, "not listed"));
+        return;
+      }
+      ctx.tasks().add(
+        link->call(std::move(req)).then([done](caf::expected<value> res) {
+          done->set_value(std::move(res));
+        }));
+    });
+    if (fut.wait_for(30s) != std::future_status::ready)
+      return make_error(errc::timeout, "no answer from the kj thread");
+    return fut.get();
+  }
+
+  bool listed(const std::string& name) {
+    auto res = call_listed(name, "echo", {value{0}});
+    return res || code_of(res.error()) != errc::not_found;
   }
 
   /// Issues a call from a background actor; the future holds its outcome.
@@ -312,4 +348,26 @@ TEST_CASE("calls beyond the in-flight limit fail at once with overloaded",
     CHECK_FALSE(h.get());
   }
   REQUIRE(f.call("echo", {value{1}}));
+}
+
+TEST_CASE("a running plugin's link takes calls on the kj thread, and is no "
+          "longer listed once the plugin stops or dies",
+          "[actors][plugin_host]") {
+  host_fixture f;
+  CHECK_FALSE(f.listed("calc"));
+  REQUIRE(f.call("echo", {value{1}}));
+  auto res = f.call_listed("calc", "echo", {value{"straight"}});
+  REQUIRE(res);
+  CHECK(*res == value{"straight"});
+  // Errors and the in-flight bookkeeping are the host path's.
+  auto err = f.call_listed("calc", "no_such_method", {});
+  REQUIRE_FALSE(err);
+  CHECK(code_of(err.error()) == errc::not_found);
+  CHECK_FALSE(f.listed("other"));
+  REQUIRE(f.control(false));
+  CHECK_FALSE(f.listed("calc"));
+  REQUIRE(f.control(true));
+  CHECK(f.listed("calc"));
+  f.launcher->kill_newest();
+  CHECK(test::eventually([&] { return !f.listed("calc"); }));
 }
