@@ -593,18 +593,14 @@ void serve_remote_functions(kj_context& ctx) {
     if (!msg.match_elements<invoke_atom, function_ref, value_list, value_map>())
       return false;
     auto f = msg.get_as<function_ref>(1);
-    auto* remote = dynamic_cast<const remote_function*>(f.impl.get());
-    auto* cap = remote != nullptr && &remote->thread() == &ctx.thread()
-                  ? ctx.capability(remote->capability())
-                  : nullptr;
-    if (cap == nullptr) {
-      reply.deliver(
-        make_error(errc::disconnected,
-                   "function '" + f.name + "' is no longer reachable"));
+    // A capability kept here, or a function served on this thread.
+    auto cap = callable_for(ctx, f);
+    if (!cap) {
+      reply.deliver(std::move(cap.error()));
       return true;
     }
     value_codec codec{ctx};
-    auto req = cap->castAs<wire::Callable>().callRequest();
+    auto req = cap->callRequest();
     auto& args = msg.get_as<value_list>(2);
     auto& kwargs = msg.get_as<value_map>(3);
     if (auto err = write_list(

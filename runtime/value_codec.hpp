@@ -76,10 +76,13 @@ private:
 };
 
 /// A function whose calls are served on the kj thread itself, not by an
-/// actor (the Python host's functions): it makes its own `Callable`.
+/// actor (the Python host's functions, a node's plugin methods): it makes
+/// its own `Callable`.
 class kj_callable_function : public function_impl {
 public:
-  /// No actor runs it: calls reach it only as a capability.
+  /// None by default: calls reach it only as a capability. One that returns
+  /// its kj thread's gateway is callable from actors too (see
+  /// serve_remote_functions).
   caf::actor target() const override;
 
   /// A capability whose calls run this function. Called on the kj thread.
@@ -91,9 +94,9 @@ public:
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
                                                    const function_ref& f);
 
-/// Makes the gateway of this kj thread run calls of remote functions: it
-/// answers `(invoke_atom, function_ref, value_list, value_map) -> value`.
-/// Call once, on the kj thread.
+/// Makes the gateway of this kj thread run calls of remote functions and
+/// of functions served on it: it answers `(invoke_atom, function_ref,
+/// value_list, value_map) -> value`. Call once, on the kj thread.
 void serve_remote_functions(kj_context& ctx);
 
 /// Answers `(fetch_atom, value)` sent to the gateway with the value whose

@@ -24,6 +24,7 @@
 #include "actors/node/log_rotation.hpp"
 #include "actors/node/log_tail.hpp"
 #include "actors/node/plugin_source.hpp"
+#include "actors/plugin_host/plugin_method.hpp"
 #include "runtime/api_op.hpp"
 #include "runtime/imjoy_file.hpp"
 #include "runtime/log.hpp"
@@ -837,6 +838,15 @@ service_info default_service(self_ptr self, const plugin_status& status) {
   for (std::size_t k = 0; k < status.methods.size(); ++k) {
     auto& method = status.methods[k];
     auto plugin = status.name;
+    if (auto& running = self->state.cfg.routes.running) {
+      // Served on the kj thread: straight to the plugin while it runs.
+      object.insert(method,
+                    value{make_plugin_method(
+                      *self->state.kj, running, node, plugin, method,
+                      k < status.params.size() ? status.params[k]
+                                               : std::vector<std::string>{})});
+      continue;
+    }
     auto f = make_function(
       node, method,
       [self, plugin, method](value_list args, value_map kwargs,

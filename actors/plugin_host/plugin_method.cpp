@@ -1,0 +1,109 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/plugin_host/plugin_method.hpp"
+
+#include "actors/plugin_host/plugin_link.hpp"
+#include "runtime/value_wire.hpp"
+
+namespace joy {
+
+namespace {
+
+/// The node actor enforces the call's deadline; this only bounds one that
+/// never answers.
+constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
+
+class method_callable final : public wire::Callable::Server {
+public:
+  method_callable(kj_context& ctx, std::shared_ptr<running_plugins> running,
+                  caf::actor node, std::string plugin, std::string method)
+    : ctx_(ctx),
+      running_(std::move(running)),
+      node_(std::move(node)),
+      plugin_(std::move(plugin)),
+      method_(std::move(method)) {
+    // nop
+  }
+
+  kj::Promise<void> call(CallContext context) override {
+    context.allowCancellation();
+    auto params = context.getParams();
+    value_codec codec{ctx_};
+    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    if (!in) {
+      write_error(in.error(), context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    call_request req;
+    req.method = method_;
+    req.args = std::move(in->args);
+    req.kwargs = std::move(in->kwargs);
+    return run(std::move(req))
+      .then([this, context](caf::expected<value> res) mutable {
+        value_codec codec{ctx_};
+        write_result(res, context.getResults().initResult(), &codec);
+      });
+  }
+
+private:
+  kj::Promise<caf::expected<value>> run(call_request req) {
+    if (auto* link = running_->find(plugin_))
+      return link->call(std::move(req));
+    return ctx_
+      .request(node_, unbounded_call, call_atom_v, plugin_, std::move(req),
+               true)
+      .then([](caf::message msg) -> caf::expected<value> {
+        if (msg.match_elements<value>())
+          return msg.get_as<value>(0);
+        if (msg.match_elements<caf::error>())
+          return msg.get_as<caf::error>(0);
+        return make_error(errc::internal,
+                          "unexpected response from the node actor");
+      });
+  }
+
+  kj_context& ctx_;
+  std::shared_ptr<running_plugins> running_;
+  caf::actor node_;
+  std::string plugin_;
+  std::string method_;
+};
+
+} // namespace
+
+plugin_method::plugin_method(kj_thread& kj,
+                             std::shared_ptr<running_plugins> running,
+                             caf::actor node, std::string plugin,
+                             std::string method)
+  : kj_(kj),
+    running_(std::move(running)),
+    node_(std::move(node)),
+    plugin_(std::move(plugin)),
+    method_(std::move(method)) {
+  // nop
+}
+
+caf::actor plugin_method::target() const {
+  return kj_.gateway();
+}
+
+wire::Callable::Client plugin_method::callable(kj_context& ctx) const {
+  return kj::heap<method_callable>(ctx, running_, node_, plugin_, method_);
+}
+
+function_ref make_plugin_method(kj_thread& kj,
+                                std::shared_ptr<running_plugins> running,
+                                caf::actor node, std::string plugin,
+                                std::string method,
+                                std::vector<std::string> params) {
+  auto name = method;
+  function_ref f{std::make_shared<const plugin_method>(
+                   kj, std::move(running), std::move(node), std::move(plugin),
+                   std::move(method)),
+                 std::move(name)};
+  f.params = std::move(params);
+  return f;
+}
+
+} // namespace joy
