@@ -396,6 +396,11 @@ caf::actor kj_callable_function::target() const {
   return {};
 }
 
+bool kj_callable_function::invoke(kj_context&, value_list&, value_map&,
+                                  reply_handle&) const {
+  return false;
+}
+
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,
                                                    const function_ref& f) {
   if (auto* remote = dynamic_cast<const remote_function*>(f.impl.get())) {
@@ -593,6 +598,10 @@ void serve_remote_functions(kj_context& ctx) {
     if (!msg.match_elements<invoke_atom, function_ref, value_list, value_map>())
       return false;
     auto f = msg.get_as<function_ref>(1);
+    if (auto* own = dynamic_cast<const kj_callable_function*>(f.impl.get()))
+      if (own->invoke(ctx, msg.content().get_mutable_as<value_list>(2),
+                      msg.content().get_mutable_as<value_map>(3), reply))
+        return true;
     // A capability kept here, or a function served on this thread.
     auto cap = callable_for(ctx, f);
     if (!cap) {

@@ -87,6 +87,12 @@ public:
 
   /// A capability whose calls run this function. Called on the kj thread.
   virtual wire::Callable::Client callable(kj_context& ctx) const = 0;
+
+  /// Runs a call an actor made through the gateway without going through
+  /// the capability (no encoding of the arguments on this thread), if it
+  /// can: then it answers `reply` and returns true. Default: false.
+  virtual bool invoke(kj_context& ctx, value_list& args, value_map& kwargs,
+                      reply_handle& reply) const;
 };
 
 /// The capability of a function value, as `write_function` would send it.

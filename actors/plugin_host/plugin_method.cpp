@@ -14,6 +14,24 @@ namespace {
 /// never answers.
 constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
 
+/// A call of `plugin`: to its link while it runs, else to the node actor.
+kj::Promise<caf::expected<value>>
+run(kj_context& ctx, const running_plugins& running, const caf::actor& node,
+    const std::string& plugin, call_request req) {
+  if (auto* link = running.find(plugin))
+    return link->call(std::move(req));
+  return ctx
+    .request(node, unbounded_call, call_atom_v, plugin, std::move(req), true)
+    .then([](caf::message msg) -> caf::expected<value> {
+      if (msg.match_elements<value>())
+        return msg.get_as<value>(0);
+      if (msg.match_elements<caf::error>())
+        return msg.get_as<caf::error>(0);
+      return make_error(errc::internal,
+                        "unexpected response from the node actor");
+    });
+}
+
 class method_callable final : public wire::Callable::Server {
 public:
   method_callable(kj_context& ctx, std::shared_ptr<running_plugins> running,
@@ -39,7 +57,7 @@ public:
     req.method = method_;
     req.args = std::move(in->args);
     req.kwargs = std::move(in->kwargs);
-    return run(std::move(req))
+    return run(ctx_, *running_, node_, plugin_, std::move(req))
       .then([this, context](caf::expected<value> res) mutable {
         value_codec codec{ctx_};
         write_result(res, context.getResults().initResult(), &codec);
@@ -47,22 +65,6 @@ public:
   }
 
 private:
-  kj::Promise<caf::expected<value>> run(call_request req) {
-    if (auto* link = running_->find(plugin_))
-      return link->call(std::move(req));
-    return ctx_
-      .request(node_, unbounded_call, call_atom_v, plugin_, std::move(req),
-               true)
-      .then([](caf::message msg) -> caf::expected<value> {
-        if (msg.match_elements<value>())
-          return msg.get_as<value>(0);
-        if (msg.match_elements<caf::error>())
-          return msg.get_as<caf::error>(0);
-        return make_error(errc::internal,
-                          "unexpected response from the node actor");
-      });
-  }
-
   kj_context& ctx_;
   std::shared_ptr<running_plugins> running_;
   caf::actor node_;
@@ -90,6 +92,23 @@ caf::actor plugin_method::target() const {
 
 wire::Callable::Client plugin_method::callable(kj_context& ctx) const {
   return kj::heap<method_callable>(ctx, running_, node_, plugin_, method_);
+}
+
+bool plugin_method::invoke(kj_context& ctx, value_list& args, value_map& kwargs,
+                           reply_handle& reply) const {
+  call_request req;
+  req.method = method_;
+  req.args = std::move(args);
+  req.kwargs = std::move(kwargs);
+  ctx.tasks().add(
+    run(ctx, *running_, node_, plugin_, std::move(req))
+      .then([reply = std::move(reply)](caf::expected<value> res) mutable {
+        if (res)
+          reply.deliver_value(std::move(*res));
+        else
+          reply.deliver(std::move(res.error()));
+      }));
+  return true;
 }
 
 function_ref make_plugin_method(kj_thread& kj,

@@ -34,6 +34,9 @@ public:
 
   wire::Callable::Client callable(kj_context& ctx) const override;
 
+  bool invoke(kj_context& ctx, value_list& args, value_map& kwargs,
+              reply_handle& reply) const override;
+
 private:
   kj_thread& kj_;
   std::shared_ptr<running_plugins> running_;
