@@ -116,8 +116,9 @@ int main(int argc, char** argv) {
                 },
                 {"array"});
 
-  // Plain calls, calls of a service's function value, get_service(x).f()
-  // and get_service then f(), n each, in µs.
+  // Plain calls, calls of a service's function value, get_service(x).f(),
+  // get_service then f(), and calls of a method of `other`'s default
+  // service (get_plugin), n each, in µs.
   p.exports.add(
     "measure",
     [](joy::context& ctx, std::string other, std::string service_id,
@@ -152,8 +153,18 @@ int main(int argc, char** argv) {
               });
             });
         })
-        .then([out](std::vector<int64_t> two) {
+        .then([&api, other, out](std::vector<int64_t> two) {
           out->insert("get_service_then_call", summary(std::move(two)));
+          return api.get_plugin(other);
+        })
+        .then([out, n](joy::service plugin) {
+          // A method of the other plugin's default service, held.
+          auto s = std::make_shared<joy::service>(std::move(plugin));
+          return timed_loop(
+            n, [s](int64_t i) { return s->call("echo", {joy::value{i}}); });
+        })
+        .then([out](std::vector<int64_t> held) {
+          out->insert("plugin_method", summary(std::move(held)));
           return joy::value{std::move(*out)};
         });
     },
