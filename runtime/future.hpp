@@ -167,7 +167,14 @@ public:
     state->start = [weak, make = std::move(make)] {
       // Runs from a consumer holding the state; the work keeps it alive.
       auto self = weak.lock();
-      make().on_complete(
+      future<T> work;
+      try {
+        work = make();
+      } catch (...) {
+        self->complete(detail::error_from_current_exception("a deferred call"));
+        return;
+      }
+      work.on_complete(
         [self](caf::expected<T> x) { self->complete(std::move(x)); });
     };
     return future{std::move(state)};

@@ -62,7 +62,9 @@ future<value> service::call(const std::string& method, value_list args,
 
 future<value> service_future::call(std::string method, value_list args,
                                    value_map kwargs) const {
-  // The method's arguments as one list: the node hands them on unread.
+  // The method's arguments as one list: the node hands them on unread. A
+  // node older than this op answers unimplemented; fetching the object and
+  // calling again instead could run the method twice.
   value_list all{value{id_}, value{std::move(method)}, value{std::move(args)}};
   return backend_->request(api_op::call_service, std::move(all),
                            std::move(kwargs), backend_->owner_api().timeout);

@@ -176,6 +176,7 @@ public:
   future<value> unregister_service(std::string id);
   /// The service `id` names (any id form: `workspace/client:service`,
   /// `client:service`, ...); its `call` calls a method in one round trip.
+  /// Nothing is sent until the future is used: the lookup happens then.
   service_future get_service(std::string id);
   /// Descriptors (id, name, type, client, node, methods) of the services
   /// matching `query` (null, a name, or a map of exact matches).

@@ -128,6 +128,12 @@ public:
                   out.initErr());
       return kj::READY_NOW;
     }
+    // Until the node has this plugin's own changes of the directory, its
+    // lookups wait behind them in the node actor, as they would have.
+    auto changes
+      = *op == api_op::register_service || *op == api_op::unregister_service;
+    if (changes)
+      ++changing_;
     return ctx_
       .request(api_, api_time, api_atom_v, name_, raw_op, std::move(in->args),
                std::move(in->kwargs))
@@ -135,7 +141,11 @@ public:
         value_codec codec{ctx_};
         write_response(msg, context.getResults().initResult(), &codec,
                        "the node's api");
-      });
+      })
+      .attach(kj::defer([this, changes] {
+        if (changes)
+          --changing_;
+      }));
   }
 
 private:
@@ -144,7 +154,7 @@ private:
   /// answers (any other op, a service the snapshot lacks, malformed
   /// arguments, which it explains).
   const value* own_service(api_op op, capnp::List<wire::Value>::Reader args) {
-    if (!routes_.services)
+    if (!routes_.services || changing_ > 0)
       return nullptr;
     if (op == api_op::call_service) {
       if (args.size() != 3 || !args[1].isString() || !args[2].isList())
@@ -217,6 +227,8 @@ private:
   api_handler api_;
   std::shared_ptr<plugin_link::progress_table> progress_;
   kj_routes routes_;
+  /// This plugin's register/unregister_service calls not yet answered.
+  std::size_t changing_ = 0;
 };
 
 } // namespace

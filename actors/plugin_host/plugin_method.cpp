@@ -3,6 +3,8 @@
 
 #include "actors/plugin_host/plugin_method.hpp"
 
+#include <kj/debug.h>
+
 #include "actors/plugin_host/plugin_link.hpp"
 #include "runtime/value_wire.hpp"
 
@@ -49,18 +51,23 @@ public:
     auto params = context.getParams();
     value_codec codec{ctx_};
     auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
-    if (!in) {
-      write_error(in.error(), context.getResults().initResult().initErr());
-      return kj::READY_NOW;
-    }
-    call_request req;
-    req.method = method_;
-    req.args = std::move(in->args);
-    req.kwargs = std::move(in->kwargs);
-    return run(ctx_, *running_, node_, plugin_, std::move(req))
-      .then([this, context](caf::expected<value> res) mutable {
-        value_codec codec{ctx_};
-        write_result(res, context.getResults().initResult(), &codec);
+    // Streamed arguments arrive before the call leaves.
+    return codec.finish(std::move(in))
+      .then([this, context](
+              caf::expected<arguments> in) mutable -> kj::Promise<void> {
+        if (!in) {
+          write_error(in.error(), context.getResults().initResult().initErr());
+          return kj::READY_NOW;
+        }
+        call_request req;
+        req.method = method_;
+        req.args = std::move(in->args);
+        req.kwargs = std::move(in->kwargs);
+        return run(ctx_, *running_, node_, plugin_, std::move(req))
+          .then([this, context](caf::expected<value> res) mutable {
+            value_codec codec{ctx_};
+            write_result(res, context.getResults().initResult(), &codec);
+          });
       });
   }
 
@@ -91,11 +98,17 @@ caf::actor plugin_method::target() const {
 }
 
 wire::Callable::Client plugin_method::callable(kj_context& ctx) const {
+  // The links it calls live on the node's kj thread, and only there.
+  if (&ctx.thread() != &kj_)
+    return wire::Callable::Client{KJ_EXCEPTION(
+      DISCONNECTED, "a plugin method is served by its node's kj thread only")};
   return kj::heap<method_callable>(ctx, running_, node_, plugin_, method_);
 }
 
 bool plugin_method::invoke(kj_context& ctx, value_list& args, value_map& kwargs,
                            reply_handle& reply) const {
+  if (&ctx.thread() != &kj_)
+    return false;
   call_request req;
   req.method = method_;
   req.args = std::move(args);

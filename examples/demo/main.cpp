@@ -197,6 +197,15 @@ int main(int argc, char** argv) {
   demo.exports.add("withdraw", [](joy::context& ctx, std::string id) {
     return ctx.api().unregister_service(id);
   });
+  // Api calls keep their order: the service is gone for the call that
+  // follows its withdrawal, even unawaited.
+  demo.exports.add("withdraw_then_use",
+                   [](joy::context& ctx, std::string id) {
+                     ctx.api().unregister_service(id);
+                     return ctx.api().get_service(id).call("double",
+                                                           {joy::value{1.0}});
+                   },
+                   {"id"});
 
   // Two calls to another plugin in parallel (ImJoy's Promise.all).
   demo.exports.add("both", [](joy::context& ctx) {

@@ -183,6 +183,12 @@ TEST_CASE("get_service(x).f() calls a service's method in one round trip, "
   auto withdrawn = at_once("demo:tools", "double");
   CHECK(withdrawn.exit_code != 0);
   CHECK_THAT(withdrawn.err, Catch::Contains("(not_found)"));
+  // Withdrawn and called at once by its own plugin: the call comes after.
+  node.ok({"call", "demo", "offer", "\"tools\""});
+  auto after
+    = node.joy({"call", "demo", "withdraw_then_use", "\"demo:tools\""});
+  CHECK(after.exit_code != 0);
+  CHECK_THAT(after.err, Catch::Contains("(not_found)"));
   // Its plugin killed: the service goes with it (no call to a dead one).
   node.ok({"call", "demo", "offer", "\"tools\""});
   CHECK(at_once("demo:tools", "double").out == "42.0\n");

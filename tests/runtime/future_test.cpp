@@ -134,3 +134,15 @@ TEST_CASE("get_service(x) fetches the object when its future is used, once",
   REQUIRE(again.is_ready());
   CHECK(code_of(again.take().error()) == errc::not_found);
 }
+
+TEST_CASE("a deferred future whose work throws fails with plugin_error",
+          "[runtime][future]") {
+  auto f = future<int>::deferred(
+    []() -> future<int> { throw std::runtime_error("no luck"); });
+  auto next = f.then([](int x) { return x; });
+  REQUIRE(next.is_ready());
+  auto x = next.take();
+  REQUIRE_FALSE(x);
+  CHECK(code_of(x.error()) == errc::plugin_error);
+  CHECK_THAT(message_of(x.error()), Catch::Contains("no luck"));
+}
