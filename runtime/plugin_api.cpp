@@ -44,6 +44,19 @@ future<T> typed(future<value> x, const char* what) {
   });
 }
 
+/// The service object an api call answered with.
+future<service> as_service(future<value> x,
+                           std::shared_ptr<detail::api_backend> backend,
+                           const char* what) {
+  return x.then([backend, what](value v) -> caf::expected<service> {
+    auto* m = v.as_map();
+    if (m == nullptr)
+      return make_error(errc::protocol_error,
+                        std::string{what} + ": expected a service object");
+    return service{std::move(*m), backend};
+  });
+}
+
 } // namespace
 
 // -- service
@@ -120,15 +133,8 @@ future<value> api::show_status(std::string status) {
 }
 
 future<service> api::create_window(value_map config) {
-  auto backend = backend_;
-  return request(api_op::create_window, {value{std::move(config)}})
-    .then([backend](value x) -> caf::expected<service> {
-      auto* m = x.as_map();
-      if (m == nullptr)
-        return make_error(errc::protocol_error,
-                          "create_window: expected a window object");
-      return service{std::move(*m), backend};
-    });
+  return as_service(request(api_op::create_window, {value{std::move(config)}}),
+                    backend_, "create_window");
 }
 
 future<std::string> api::register_service(value_map service) {
@@ -144,16 +150,9 @@ future<value> api::unregister_service(std::string id) {
 service_future api::get_service(std::string id) {
   auto backend = backend_;
   auto fetch = future<service>::deferred([backend, id] {
-    return backend
-      ->request(api_op::get_service, {value{id}}, {},
-                backend->owner_api().timeout)
-      .then([backend](value x) -> caf::expected<service> {
-        auto* m = x.as_map();
-        if (m == nullptr)
-          return make_error(errc::protocol_error,
-                            "get_service: expected a map");
-        return service{std::move(*m), backend};
-      });
+    return as_service(backend->request(api_op::get_service, {value{id}}, {},
+                                       backend->owner_api().timeout),
+                      backend, "get_service");
   });
   return service_future{std::move(fetch), std::move(id), backend_};
 }
@@ -163,14 +162,8 @@ future<value> api::list_services(value query) {
 }
 
 future<service> api::get_plugin(std::string name) {
-  auto backend = backend_;
-  return request(api_op::get_plugin, {value{std::move(name)}})
-    .then([backend](value x) -> caf::expected<service> {
-      auto* m = x.as_map();
-      if (m == nullptr)
-        return make_error(errc::protocol_error, "get_plugin: expected a map");
-      return service{std::move(*m), backend};
-    });
+  return as_service(request(api_op::get_plugin, {value{std::move(name)}}),
+                    backend_, "get_plugin");
 }
 
 future<value> api::call(std::string plugin, std::string method, value_list args,

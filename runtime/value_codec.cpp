@@ -28,26 +28,13 @@ public:
   }
 
   kj::Promise<void> call(CallContext context) override {
-    context.allowCancellation();
-    value_codec codec{ctx_};
-    auto params = context.getParams();
-    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
-    return codec.finish(std::move(in))
-      .then([this, context](
-              caf::expected<arguments> in) mutable -> kj::Promise<void> {
-        if (!in) {
-          write_error(in.error(), context.getResults().initResult().initErr());
-          return kj::READY_NOW;
-        }
-        return ctx_
-          .request(f_.impl->target(), unbounded, invoke_atom_v, f_,
-                   std::move(in->args), std::move(in->kwargs))
-          .then([this, context](caf::message msg) mutable {
-            value_codec codec{ctx_};
-            write_response(msg, context.getResults().initResult(), &codec,
-                           "a function");
-          });
-      });
+    return serve_callable(ctx_, context, [this](arguments in) {
+      return ctx_
+        .request(f_.impl->target(), unbounded, invoke_atom_v, f_,
+                 std::move(in.args), std::move(in.kwargs))
+        .then(
+          [](caf::message msg) { return response_value(msg, "a function"); });
+    });
   }
 
 private:
@@ -399,6 +386,30 @@ caf::actor kj_callable_function::target() const {
 bool kj_callable_function::invoke(kj_context&, value_list&, value_map&,
                                   reply_handle&) const {
   return false;
+}
+
+kj::Promise<void> serve_callable(
+  kj_context& ctx,
+  capnp::CallContext<wire::Callable::CallParams, wire::Callable::CallResults>
+    context,
+  kj::Function<kj::Promise<caf::expected<value>>(arguments)> fn) {
+  context.allowCancellation();
+  value_codec codec{ctx};
+  auto params = context.getParams();
+  auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+  return codec.finish(std::move(in))
+    .then([&ctx, context, fn = kj::mv(fn)](
+            caf::expected<arguments> in) mutable -> kj::Promise<void> {
+      if (!in) {
+        write_error(in.error(), context.getResults().initResult().initErr());
+        return kj::READY_NOW;
+      }
+      return fn(std::move(*in))
+        .then([&ctx, context](caf::expected<value> res) mutable {
+          value_codec codec{ctx};
+          write_result(res, context.getResults().initResult(), &codec);
+        });
+    });
 }
 
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,

@@ -95,6 +95,15 @@ public:
                       reply_handle& reply) const;
 };
 
+/// Serves one `Callable.call` on the kj thread: reads the arguments, waits
+/// for streamed ones, runs `fn` with them and writes its outcome. Every
+/// `Callable` server's `call` is this with its own `fn`.
+kj::Promise<void> serve_callable(
+  kj_context& ctx,
+  capnp::CallContext<wire::Callable::CallParams, wire::Callable::CallResults>
+    context,
+  kj::Function<kj::Promise<caf::expected<value>>(arguments)> fn);
+
 /// The capability of a function value, as `write_function` would send it.
 /// Call on the kj thread. Errors as for write_function.
 caf::expected<wire::Callable::Client> callable_for(kj_context& ctx,

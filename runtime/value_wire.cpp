@@ -411,15 +411,19 @@ void write_result(const caf::expected<value>& x, wire::Result::Builder out,
     write_error(err, out.initErr());
 }
 
+caf::expected<value> response_value(const caf::message& msg,
+                                    std::string_view what) {
+  if (msg.match_elements<value>())
+    return msg.get_as<value>(0);
+  if (msg.match_elements<caf::error>())
+    return msg.get_as<caf::error>(0);
+  return make_error(errc::internal,
+                    "unexpected answer from " + std::string{what});
+}
+
 void write_response(const caf::message& msg, wire::Result::Builder out,
                     wire_hooks* hooks, std::string_view what) {
-  if (msg.match_elements<value>())
-    write_result(msg.get_as<value>(0), out, hooks);
-  else if (msg.match_elements<caf::error>())
-    write_error(msg.get_as<caf::error>(0), out.initErr());
-  else
-    write_error(errc::internal, "unexpected answer from " + std::string{what},
-                {}, out.initErr());
+  write_result(response_value(msg, what), out, hooks);
 }
 
 caf::expected<arguments> read_arguments(capnp::List<wire::Value>::Reader args,

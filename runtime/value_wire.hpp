@@ -77,8 +77,12 @@ caf::error read_error(wire::Error::Reader in);
 void write_result(const caf::expected<value>& x, wire::Result::Builder out,
                   wire_hooks* hooks = nullptr);
 
-/// Writes an actor's answer (a message holding a value or a caf::error)
-/// into a Result; anything else is an `internal` error naming `what`.
+/// An actor's answer (a message holding a value or a caf::error); anything
+/// else is an `internal` error naming `what`.
+caf::expected<value> response_value(const caf::message& msg,
+                                    std::string_view what);
+
+/// Writes an actor's answer (see response_value) into a Result.
 void write_response(const caf::message& msg, wire::Result::Builder out,
                     wire_hooks* hooks, std::string_view what);
 

@@ -24,14 +24,7 @@ run(kj_context& ctx, const running_plugins& running, const caf::actor& node,
     return link->call(std::move(req));
   return ctx
     .request(node, unbounded_call, call_atom_v, plugin, std::move(req), true)
-    .then([](caf::message msg) -> caf::expected<value> {
-      if (msg.match_elements<value>())
-        return msg.get_as<value>(0);
-      if (msg.match_elements<caf::error>())
-        return msg.get_as<caf::error>(0);
-      return make_error(errc::internal,
-                        "unexpected response from the node actor");
-    });
+    .then([](caf::message msg) { return response_value(msg, "the node"); });
 }
 
 class method_callable final : public wire::Callable::Server {
@@ -47,28 +40,13 @@ public:
   }
 
   kj::Promise<void> call(CallContext context) override {
-    context.allowCancellation();
-    auto params = context.getParams();
-    value_codec codec{ctx_};
-    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
-    // Streamed arguments arrive before the call leaves.
-    return codec.finish(std::move(in))
-      .then([this, context](
-              caf::expected<arguments> in) mutable -> kj::Promise<void> {
-        if (!in) {
-          write_error(in.error(), context.getResults().initResult().initErr());
-          return kj::READY_NOW;
-        }
-        call_request req;
-        req.method = method_;
-        req.args = std::move(in->args);
-        req.kwargs = std::move(in->kwargs);
-        return run(ctx_, *running_, node_, plugin_, std::move(req))
-          .then([this, context](caf::expected<value> res) mutable {
-            value_codec codec{ctx_};
-            write_result(res, context.getResults().initResult(), &codec);
-          });
-      });
+    return serve_callable(ctx_, context, [this](arguments in) {
+      call_request req;
+      req.method = method_;
+      req.args = std::move(in.args);
+      req.kwargs = std::move(in.kwargs);
+      return run(ctx_, *running_, node_, plugin_, std::move(req));
+    });
   }
 
 private:

@@ -86,23 +86,9 @@ public:
   }
 
   kj::Promise<void> call(CallContext context) override {
-    context.allowCancellation();
-    value_codec codec{ctx_};
-    auto params = context.getParams();
-    auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
-    return codec.finish(std::move(in))
-      .then([this, context](
-              caf::expected<arguments> in) mutable -> kj::Promise<void> {
-        if (!in) {
-          write_error(in.error(), context.getResults().initResult().initErr());
-          return kj::READY_NOW;
-        }
-        return host_.invoke(fn_, std::move(in->args), std::move(in->kwargs))
-          .then([this, context](caf::expected<value> res) mutable {
-            value_codec codec{ctx_};
-            write_result(res, context.getResults().initResult(), &codec);
-          });
-      });
+    return serve_callable(ctx_, context, [this](arguments in) {
+      return host_.invoke(fn_, std::move(in.args), std::move(in.kwargs));
+    });
   }
 
 private:
