@@ -47,6 +47,7 @@ install(FILES
   ${PROJECT_BINARY_DIR}/sdk/JoyConfig.cmake
   ${PROJECT_BINARY_DIR}/sdk/JoyConfigVersion.cmake
   ${PROJECT_SOURCE_DIR}/cmake/sdk/JoyPlugin.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/sdk/JoyCapnProto.cmake
   ${PROJECT_SOURCE_DIR}/cmake/FindCAF.cmake
   DESTINATION ${JOY_CMAKE_DIR})
 

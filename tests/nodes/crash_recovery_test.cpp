@@ -84,9 +84,10 @@ TEST_CASE("a registry on a full disk refuses installs cleanly and stays "
     return;
   }
   node_fixture node;
-  // The node's home on a small tmpfs of its own.
+  // The node's home on a small tmpfs of its own: room for the three plugins
+  // installed below (about 35 MB each with debug info), not for the filler.
   std::filesystem::create_directories(node.home());
-  REQUIRE(::mount("joy-test", node.home().c_str(), "tmpfs", 0, "size=96m")
+  REQUIRE(::mount("joy-test", node.home().c_str(), "tmpfs", 0, "size=128m")
           == 0);
   // The daemon goes before its home does (its lock file is in there).
   struct unmount {
@@ -104,7 +105,7 @@ TEST_CASE("a registry on a full disk refuses installs cleanly and stays "
   {
     std::ofstream filler{node.home() + "/filler", std::ios::binary};
     std::string mib(1 << 20, 'x');
-    for (int i = 0; i < 128 && filler; ++i)
+    for (int i = 0; i < 160 && filler; ++i)
       filler << mib << std::flush;
   }
   // A plugin bigger than what is left: the install fails with a clear
