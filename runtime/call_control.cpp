@@ -31,6 +31,15 @@ void call_control::on_cancel(std::function<void()> fn) {
   on_cancel_ = std::move(fn);
 }
 
+kj::Promise<void> when_cancelled(call_control& control) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(
+    kj::mv(paf.fulfiller));
+  control.on_cancel([fulfiller] { (*fulfiller)->fulfill(); });
+  return paf.promise.catch_(
+    [](kj::Exception&&) -> kj::Promise<void> { return kj::NEVER_DONE; });
+}
+
 void call_control::progress(double fraction, std::string message) const {
   if (kj_ == nullptr || !report_)
     return;

@@ -63,6 +63,13 @@ private:
   std::function<void()> on_cancel_;
 };
 
+/// Completes once `control` is cancelled: the side of a call's race that
+/// stands for its caller giving up. Replaces `control`'s cancel hook. It
+/// never fails, and never completes if `control` goes first (a control
+/// dropped with the last holder of the call is no cancellation). Call on
+/// the kj thread.
+kj::Promise<void> when_cancelled(call_control& control);
+
 /// Reports to a caller's `CallMonitor` capability, kept on `ctx`'s thread
 /// until the last copy of the reporter goes. Call on that thread.
 call_control::reporter report_to_monitor(kj_context& ctx,

@@ -628,6 +628,11 @@ std::string why_not_running(const std::string& name, const hosted& h) {
 /// has no process: its service is registered at once.
 void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
   auto& st = self->state;
+  // A plugin here is the one called: the kj thread forgets any other node's
+  // plugin of this name that calls reached (remote_plugins.hpp).
+  if (auto remote = st.cfg.routes.remote)
+    st.kj->post(
+      [remote, name = rec.name](kj_context&) { remote->forget(name); });
   if (rec.type == "window") {
     hosted h;
     h.record = rec;

@@ -120,9 +120,12 @@ public:
       write_error(in.error(), out.initErr());
       return kj::READY_NOW;
     }
-    if (*op == api_op::call)
+    if (*op == api_op::call) {
       if (auto* link = running_target(in->args))
         return call_running(context, *link, std::move(*in));
+      if (auto where = remote_target(in->args))
+        return call_remote(context, *where, std::move(*in));
+    }
     if (!api_) {
       write_error(errc::unavailable, "this node serves no api", {},
                   out.initErr());
@@ -206,20 +209,49 @@ private:
     return target != nullptr ? routes_.running->find(*target) : nullptr;
   }
 
-  /// `api.call` of a plugin running on this node, straight to its link:
-  /// the path `joy call` and the node actor end in, without the actors.
-  kj::Promise<void> call_running(RequestContext context, plugin_link& link,
-                                 arguments in) {
+  /// Where the plugin an `api.call` names was reached on another node, if
+  /// the node actor need not be asked again (remote_plugins.hpp).
+  std::optional<location> remote_target(const value_list& args) {
+    if (!routes_.remote || args.size() < 2 || args[1].as_string() == nullptr)
+      return std::nullopt;
+    auto* target = args[0].as_string();
+    if (target == nullptr)
+      return std::nullopt;
+    return routes_.remote->find(*target, ctx_.timer().now());
+  }
+
+  /// `api.call`'s arguments (plugin, method, args...) as a call request.
+  static call_request request_of(arguments& in) {
     call_request req;
     req.method = *in.args[1].as_string();
     req.args.assign(std::make_move_iterator(in.args.begin() + 2),
                     std::make_move_iterator(in.args.end()));
     req.kwargs = std::move(in.kwargs);
-    return link.call(std::move(req))
-      .then([this, context](caf::expected<value> res) mutable {
-        value_codec codec{ctx_};
-        write_result(res, context.getResults().getResult(), &codec);
-      });
+    return req;
+  }
+
+  /// `api.call` of a plugin running on this node, straight to its link:
+  /// the path `joy call` and the node actor end in, without the actors.
+  kj::Promise<void> call_running(RequestContext context, plugin_link& link,
+                                 arguments in) {
+    return answer(context, link.call(request_of(in)));
+  }
+
+  /// `api.call` of a plugin reached on another node before, straight to
+  /// the link to that node, as the node actor would have sent it.
+  kj::Promise<void> call_remote(RequestContext context, const location& where,
+                                arguments in) {
+    auto plugin = *in.args[0].as_string();
+    return answer(
+      context, routes_.remote->call(where, std::move(plugin), request_of(in)));
+  }
+
+  kj::Promise<void> answer(RequestContext context,
+                           kj::Promise<caf::expected<value>> result) {
+    return result.then([this, context](caf::expected<value> res) mutable {
+      value_codec codec{ctx_};
+      write_result(res, context.getResults().getResult(), &codec);
+    });
   }
 
   kj_context& ctx_;
@@ -462,17 +494,13 @@ kj::Promise<caf::expected<value>> plugin_link::send_call(call_request req,
                          + std::to_string(timeout / kj::MILLISECONDS) + " ms");
                    });
   auto race = sent.exclusiveJoin(kj::mv(expired));
-  if (req.control) {
-    auto cancelled = kj::newPromiseAndFulfiller<void>();
-    auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(
-      kj::mv(cancelled.fulfiller));
-    req.control->on_cancel([fulfiller] { (*fulfiller)->fulfill(); });
+  if (req.control)
     race = race.exclusiveJoin(
-      cancelled.promise.then([name, method]() -> caf::expected<value> {
-        return make_error(errc::cancelled,
-                          "the caller of " + name + "." + method + " gave up");
-      }));
-  }
+      when_cancelled(*req.control)
+        .then([name, method]() -> caf::expected<value> {
+          return make_error(errc::cancelled, "the caller of " + name + "."
+                                               + method + " gave up");
+        }));
   ++*in_flight_counter_;
   return race
     .then([stats = stats_, started = std::chrono::steady_clock::now()](

@@ -151,8 +151,18 @@ class cluster_links final : public kj_resource,
 public:
   cluster_links(kj_context& ctx, cluster_links_config cfg)
     : ctx_(ctx), cfg_(std::move(cfg)), tasks_(*this) {
+    if (cfg_.remote)
+      cfg_.remote->serve(
+        [this](const location& where, std::string plugin, call_request req) {
+          return call(where, std::move(plugin), std::move(req));
+        });
     if (!cfg_.head.empty())
       tasks_.add(control_loop(kj::Duration{}));
+  }
+
+  ~cluster_links() {
+    if (cfg_.remote)
+      cfg_.remote->serve(nullptr);
   }
 
   /// The gateway's requests; see the header.
@@ -291,6 +301,8 @@ private:
 
   void drop(const std::string& id, const char* why) {
     // The node forgets where things were on it, link or not.
+    if (cfg_.remote)
+      cfg_.remote->forget_node(id);
     if (cfg_.node)
       kj_context::send(cfg_.node, down_atom_v, id);
     auto i = peers_.find(id);
@@ -318,72 +330,89 @@ private:
     };
   }
 
+  /// Calls `plugin` on the node at `where`, for the node actor: a plugin
+  /// it reached there is listed for the kj thread's own calls
+  /// (remote_plugins.hpp).
   void call(const location& where, std::string plugin, call_request req,
             reply_handle rh) {
+    tasks_.add(call(where, plugin, std::move(req))
+                 .then([this, where, plugin,
+                        rh = std::move(rh)](caf::expected<value> res) mutable {
+                   if (!res) {
+                     rh.deliver(std::move(res.error()));
+                     return;
+                   }
+                   if (cfg_.remote)
+                     cfg_.remote->remember(plugin, where, ctx_.timer().now());
+                   rh.deliver_value(std::move(*res));
+                 }));
+  }
+
+  /// Calls `plugin` on the node at `where`. An answer saying it is not
+  /// there, or no way there, makes this node forget what it located there.
+  kj::Promise<caf::expected<value>> call(const location& where,
+                                         std::string plugin, call_request req) {
+    using result = caf::expected<value>;
     auto node = where.node_id;
-    tasks_.add(peer(where).then([this, node, plugin = std::move(plugin),
-                                 req = std::move(req), rh = std::move(rh)](
-                                  caf::expected<peer_ref> p) mutable
-                                -> kj::Promise<void> {
-      if (!p) {
-        rh.deliver(std::move(p.error()));
-        return kj::READY_NOW;
-      }
-      auto request = (**p)->node.callRequest();
-      request.setPlugin(plugin);
-      request.setMethod(req.method);
-      value_codec codec{ctx_, false};
-      if (auto err = write_list(
-            req.args, request.initArgs(static_cast<unsigned>(req.args.size())),
-            &codec)) {
-        rh.deliver(std::move(err));
-        return kj::READY_NOW;
-      }
-      if (auto err = write_map(
-            req.kwargs,
-            request.initKwargs(static_cast<unsigned>(req.kwargs.size())),
-            &codec)) {
-        rh.deliver(std::move(err));
-        return kj::READY_NOW;
-      }
-      request.setTimeoutMs(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(req.timeout)
-          .count()));
-      if (req.control)
-        request.setMonitor(kj::heap<monitor_forwarder>(req.control));
-      auto what = "plugin '" + plugin + "' on node " + node;
-      kj::Promise<caf::expected<value>> sent = request.send().then(
-        [this](capnp::Response<wire::Node::CallResults> resp) {
-          value_codec codec{ctx_, false};
-          return codec.finish(read_result(resp.getResult(), &codec));
-        },
-        [what](kj::Exception&& ex) -> caf::expected<value> {
-          return error_from_exception(ex, what);
-        });
-      if (req.control) {
-        // Our caller giving up cancels the call over there (dropping
-        // the request sends Cap'n Proto's Finish).
-        auto cancelled = kj::newPromiseAndFulfiller<void>();
-        auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<void>>>(
-          kj::mv(cancelled.fulfiller));
-        req.control->on_cancel([fulfiller] { (*fulfiller)->fulfill(); });
-        sent = sent.exclusiveJoin(
-          cancelled.promise.then([what]() -> caf::expected<value> {
-            return make_error(errc::cancelled,
-                              "the caller of " + what + " gave up");
-          }));
-      }
-      return sent.then(answer_from(node, std::move(rh)));
-    }));
+    return peer(where)
+      .then([this, node, plugin = std::move(plugin), req = std::move(req)](
+              caf::expected<peer_ref> p) mutable -> kj::Promise<result> {
+        if (!p)
+          return result{std::move(p.error())};
+        auto request = (**p)->node.callRequest();
+        request.setPlugin(plugin);
+        request.setMethod(req.method);
+        value_codec codec{ctx_, false};
+        if (auto err = write_list(
+              req.args,
+              request.initArgs(static_cast<unsigned>(req.args.size())), &codec))
+          return result{std::move(err)};
+        if (auto err = write_map(
+              req.kwargs,
+              request.initKwargs(static_cast<unsigned>(req.kwargs.size())),
+              &codec))
+          return result{std::move(err)};
+        request.setTimeoutMs(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(req.timeout)
+            .count()));
+        if (req.control)
+          request.setMonitor(kj::heap<monitor_forwarder>(req.control));
+        auto what = "plugin '" + plugin + "' on node " + node;
+        kj::Promise<result> sent = request.send().then(
+          [this](capnp::Response<wire::Node::CallResults> resp) {
+            value_codec codec{ctx_, false};
+            return codec.finish(read_result(resp.getResult(), &codec));
+          },
+          [what](kj::Exception&& ex) -> result {
+            return error_from_exception(ex, what);
+          });
+        if (req.control)
+          // Our caller giving up cancels the call over there (dropping
+          // the request sends Cap'n Proto's Finish).
+          sent = sent.exclusiveJoin(
+            when_cancelled(*req.control).then([what]() -> result {
+              return make_error(errc::cancelled,
+                                "the caller of " + what + " gave up");
+            }));
+        return sent;
+      })
+      .then([this, node](result res) {
+        if (!res)
+          forget_on_miss(node, res.error());
+        return res;
+      });
   }
 
   /// A call that found nothing there (moved, uninstalled) or no way there:
   /// the node forgets what it located on that peer, and asks again.
   void forget_on_miss(const std::string& node, const caf::error& err) {
     auto code = code_of(err);
-    if (cfg_.node
-        && (code == errc::not_found || code == errc::disconnected
-            || code == errc::unavailable))
+    if (code != errc::not_found && code != errc::disconnected
+        && code != errc::unavailable)
+      return;
+    if (cfg_.remote)
+      cfg_.remote->forget_node(node);
+    if (cfg_.node)
       kj_context::send(cfg_.node, down_atom_v, node);
   }
 

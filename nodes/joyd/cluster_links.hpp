@@ -26,12 +26,14 @@
 /// * on a worker, `cluster_actor`'s queries, answered by the head.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
 
 #include "actors/cluster/node_entry.hpp"
+#include "actors/plugin_host/remote_plugins.hpp"
 #include "runtime/kj_thread.hpp"
 #include "schema/node.capnp.h"
 
@@ -87,6 +89,9 @@ struct cluster_links_config {
   node_entry self;
   /// Told `(down_atom, node_id)` when the link to a node is cut.
   caf::actor node;
+  /// Where calls reached plugins of other nodes, for the kj thread's own
+  /// calls; these links serve its calls (optional).
+  std::shared_ptr<remote_plugins> remote;
   kj::Duration heartbeat = 1 * kj::SECONDS;
   /// No heartbeat reply for this long: the head counts as gone.
   kj::Duration head_timeout = 5 * kj::SECONDS;

@@ -147,6 +147,15 @@ public:
           value_codec codec{ctx_, false}; // the CLI passes no fds
           write_result(res, context.getResults().initResult(), &codec);
         });
+    // One another node runs, reached there before, straight to that node
+    // (a call from another node is never passed on again).
+    if (!peer_ && cfg_.remote)
+      if (auto where = cfg_.remote->find(plugin, ctx_.timer().now()))
+        return cfg_.remote->call(*where, std::move(plugin), std::move(req))
+          .then([this, context](caf::expected<value> res) mutable {
+            value_codec codec{ctx_, false}; // the CLI passes no fds
+            write_result(res, context.getResults().initResult(), &codec);
+          });
     // The plugin host enforces the deadline (renewed by progress); this one
     // only bounds a node actor that never answers.
     // A call from another node stays here: it was located here, and is

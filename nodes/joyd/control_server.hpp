@@ -48,6 +48,9 @@ struct control_server_config {
   /// Calls of plugins running here go straight to their links (may be
   /// null: the node actor takes every call).
   std::shared_ptr<running_plugins> running;
+  /// The CLI's calls of plugins other nodes run, once reached there, go
+  /// straight to the link to that node (may be null).
+  std::shared_ptr<remote_plugins> remote;
   /// Called (on the kj thread) when a client asks the daemon to shut down.
   std::function<void()> on_shutdown;
 

@@ -497,6 +497,7 @@ int main(int argc, char** argv) {
   auto services = std::make_shared<joy::service_snapshot>();
   routes.services = services;
   routes.running = std::make_shared<joy::running_plugins>();
+  routes.remote = std::make_shared<joy::remote_plugins>();
   auto core = joy::spawn_core(sys, joy::mirror_on(kj, services));
   auto span = [](double s) {
     return std::chrono::duration_cast<caf::timespan>(
@@ -613,6 +614,7 @@ int main(int argc, char** argv) {
   ncfg.log_check = span(log_check_s);
   ccfg.call_timeout = ncfg.call_timeout;
   ccfg.running = routes.running;
+  ccfg.remote = routes.remote;
 
   // The bridge binds before the node starts so that its address is known;
   // it serves once the node runs.
@@ -676,6 +678,7 @@ int main(int argc, char** argv) {
   node = joy::spawn_node(sys, kj, registry, spawner, core, cluster, ncfg,
                          std::move(*installed));
   lcfg2.node = caf::actor_cast<caf::actor>(node);
+  lcfg2.remote = routes.remote;
   ccfg.node = node;
   ccfg.cluster = cluster;
   std::promise<caf::error> listening;

@@ -50,6 +50,8 @@ struct host_fixture {
   /// Where the host's link lists itself while the plugin runs.
   std::shared_ptr<running_plugins> running
     = std::make_shared<running_plugins>();
+  /// Plugins of other nodes the host's link calls straight.
+  std::shared_ptr<remote_plugins> remote = std::make_shared<remote_plugins>();
 
   explicit host_fixture(plugin def = test_plugin(), test::fake_behavior b = {},
                         bool manual_clock = false,
@@ -71,6 +73,7 @@ struct host_fixture {
     hc.call_timeout = 30s;
     hc.max_in_flight = max_in_flight;
     hc.routes.running = running;
+    hc.routes.remote = remote;
     host = spawn_plugin_host(*sys, *kj, spawner, hc, plugin_observer{});
   }
 
@@ -140,6 +143,18 @@ struct host_fixture {
     if (fut.wait_for(30s) != std::future_status::ready)
       return make_error(errc::timeout, "no answer from the kj thread");
     return fut.get();
+  }
+
+  /// Runs `f` on the kj thread and waits for it.
+  template <class F>
+  void on_kj(F f) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    kj->post([f, done](kj_context& ctx) mutable {
+      f(ctx);
+      done->set_value();
+    });
+    fut.wait();
   }
 
   bool listed(const std::string& name) {
@@ -370,4 +385,47 @@ TEST_CASE("a running plugin's link takes calls on the kj thread, and is no "
   CHECK(f.listed("calc"));
   f.launcher->kill_newest();
   CHECK(test::eventually([&] { return !f.listed("calc"); }));
+}
+
+TEST_CASE("a plugin's api.call of a plugin reached on another node goes "
+          "straight to the link to that node until that node is forgotten",
+          "[actors][plugin_host]") {
+  auto def = test_plugin();
+  def.exports.add("relay",
+                  [](context& ctx, std::string to, value x) {
+                    return ctx.api().call(std::move(to), "echo",
+                                          {std::move(x)});
+                  },
+                  {"to", "x"});
+  host_fixture f{std::move(def)};
+  // Seen on the kj thread only; read after the call that made it returned.
+  auto seen = std::make_shared<std::vector<std::string>>();
+  f.on_kj([&](kj_context&) {
+    f.remote->serve(
+      [seen](const location& where, std::string plugin, call_request req) {
+        auto* x = req.args.size() == 1 ? req.args[0].as_int64() : nullptr;
+        seen->push_back(where.node_id + " " + plugin + "." + req.method + "("
+                        + (x != nullptr ? std::to_string(*x) : "?") + ")");
+        return kj::Promise<caf::expected<value>>{
+          caf::expected<value>{value{"from " + where.node_id}}};
+      });
+  });
+  // Not reached anywhere yet: the node actor's path, and this host has no
+  // node behind it.
+  auto before = f.call("relay", {value{"far"}, value{7}});
+  REQUIRE_FALSE(before);
+  CHECK(code_of(before.error()) == errc::unavailable);
+  f.on_kj([&](kj_context& ctx) {
+    f.remote->remember("far", location{"b", "b:7701"}, ctx.timer().now());
+  });
+  auto res = f.call("relay", {value{"far"}, value{7}});
+  REQUIRE(res);
+  CHECK(*res == value{"from b"});
+  CHECK(*seen == std::vector<std::string>{"b far.echo(7)"});
+  // A call that found it gone there, or the link cut, forgets the node.
+  f.on_kj([&](kj_context&) { f.remote->forget_node("b"); });
+  auto after = f.call("relay", {value{"far"}, value{8}});
+  REQUIRE_FALSE(after);
+  CHECK(code_of(after.error()) == errc::unavailable);
+  CHECK(seen->size() == 1);
 }

@@ -10,6 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 #include <kj/async-io.h>
 
@@ -95,6 +98,13 @@ bool joined(cluster_node& worker) {
   return worker.log().find("joined the head") != std::string::npos;
 }
 
+/// `head` on loopback and `worker` joined to it.
+void start_pair(cluster_node& head, cluster_node& worker) {
+  start_head(head);
+  start_worker(worker, head, head.listen());
+  await([&] { return joined(worker); });
+}
+
 } // namespace
 
 TEST_CASE("nodes on loopback join a head and use each other's plugins "
@@ -102,9 +112,7 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
           "[nodes][cluster]") {
   cluster_node a;
   cluster_node b;
-  start_head(a);
-  start_worker(b, a, a.listen());
-  await([&] { return joined(b); });
+  start_pair(a, b);
   auto b_id = b.id();
   // Installed from A onto B: the folder travels packed.
   a.ok(
@@ -147,6 +155,65 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
   // Calls never went through anyone but A and B; with only two nodes, the
   // data path check is the netns test's: here, both logs name the link.
   CHECK(a.log().find("refused") == std::string::npos);
+}
+
+TEST_CASE("a plugin installed on a node takes the calls that reached a plugin "
+          "of its name on another node",
+          "[nodes][cluster]") {
+  cluster_node a;
+  cluster_node b;
+  start_pair(a, b);
+  b.ok({"install", b.copy_example("demo", "keeper")});
+  b.ok({"call", "keeper", "remember", "\"where\"", "\"on b\""});
+  // Reached on B, twice: the second call goes from A's kj thread straight
+  // to the link to B (remote_plugins.hpp).
+  await([&] {
+    return a.joy({"call", "keeper", "recall", "\"where\""}).out == "\"on b\"\n";
+  });
+  CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "\"on b\"\n");
+  // A plugin of that name here is the one called from now on, at once,
+  // even one that does not run (its calls say why).
+  auto broken = a.evil_plugin("exit3");
+  auto manifest = nlohmann::json::parse(read_file(broken + "/plugin.json"));
+  manifest["name"] = "keeper";
+  write_file(broken + "/plugin.json", manifest.dump());
+  a.joy({"install", broken});
+  auto r = a.joy({"call", "keeper", "recall", "\"where\""});
+  CHECK(r.exit_code != 0);
+  CHECK(r.out.find("on b") == std::string::npos);
+  a.ok({"uninstall", "keeper"});
+  a.ok({"install", a.copy_example("demo", "keeper")});
+  CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "null\n");
+  a.ok({"call", "keeper", "remember", "\"where\"", "\"on a\""});
+  CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "\"on a\"\n");
+  CHECK(b.ok({"call", "keeper", "recall", "\"where\""}) == "\"on b\"\n");
+}
+
+TEST_CASE("Ctrl-C and the deadline of a call from one node cancel it in the "
+          "plugin of another",
+          "[nodes][cluster][cancel]") {
+  cluster_node a;
+  cluster_node b;
+  start_pair(a, b);
+  b.ok({"install", example("hello")});
+  // Reached once through the node actor, then straight from A's kj thread.
+  await([&] { return a.joy({"call", "hello", "add", "1", "2"}).out == "3\n"; });
+  CHECK(a.ok({"call", "hello", "add", "2", "2"}) == "4\n");
+  // hello serves one call at a time: a nap still running over there would
+  // hold up the next call for its 30 s.
+  child call{{bin("joy"), "call", "hello", "nap", "30"}, a.env()};
+  std::this_thread::sleep_for(500ms);
+  call.kill(SIGINT);
+  CHECK(call.wait(5s) >= 0);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(a.ok({"call", "hello", "add", "3", "3"}) == "6\n");
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  auto late = a.joy({"call", "hello", "nap", "30", "--timeout", "1"});
+  CHECK(late.exit_code != 0);
+  CHECK_THAT(late.err, Catch::Contains("timeout"));
+  t0 = std::chrono::steady_clock::now();
+  CHECK(a.ok({"call", "hello", "add", "4", "4"}) == "8\n");
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
 }
 
 TEST_CASE("a killed worker is down at once, calls to its plugins fail with "

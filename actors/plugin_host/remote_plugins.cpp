@@ -1,0 +1,61 @@
+// Joy — an actor-model runtime for ImJoy-style plugins.
+// SPDX-License-Identifier: MIT
+
+#include "actors/plugin_host/remote_plugins.hpp"
+
+#include "runtime/errc.hpp"
+
+namespace joy {
+
+void remote_plugins::serve(caller fn) {
+  call_ = std::move(fn);
+  if (!call_)
+    plugins_.clear();
+}
+
+void remote_plugins::remember(const std::string& plugin, const location& where,
+                              kj::TimePoint now) {
+  if (!call_)
+    return;
+  auto until = now + ttl;
+  auto i = plugins_.find(plugin);
+  if (i == plugins_.end())
+    plugins_.emplace(plugin, entry{where, until});
+  else
+    i->second = entry{where, until};
+}
+
+void remote_plugins::forget(const std::string& plugin) {
+  plugins_.erase(plugin);
+}
+
+void remote_plugins::forget_node(const std::string& node_id) {
+  for (auto i = plugins_.begin(); i != plugins_.end();)
+    if (i->second.where.node_id == node_id)
+      i = plugins_.erase(i);
+    else
+      ++i;
+}
+
+std::optional<location> remote_plugins::find(const std::string& plugin,
+                                             kj::TimePoint now) {
+  auto i = plugins_.find(plugin);
+  if (i == plugins_.end())
+    return std::nullopt;
+  if (now >= i->second.until) {
+    plugins_.erase(i);
+    return std::nullopt;
+  }
+  return i->second.where;
+}
+
+kj::Promise<caf::expected<value>> remote_plugins::call(const location& where,
+                                                       std::string plugin,
+                                                       call_request req) {
+  if (!call_)
+    return caf::expected<value>{
+      make_error(errc::unavailable, "this node has no links to other nodes")};
+  return call_(where, std::move(plugin), std::move(req));
+}
+
+} // namespace joy
