@@ -628,11 +628,11 @@ std::string why_not_running(const std::string& name, const hosted& h) {
 /// has no process: its service is registered at once.
 void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
   auto& st = self->state;
-  // A plugin here is the one called: the kj thread forgets any other node's
-  // plugin of this name that calls reached (remote_plugins.hpp).
+  // A plugin here is the one called: the kj thread stops calling any other
+  // node's plugin of this name (remote_plugins.hpp).
   if (auto remote = st.cfg.routes.remote)
     st.kj->post(
-      [remote, name = rec.name](kj_context&) { remote->forget(name); });
+      [remote, name = rec.name](kj_context&) { remote->hosted(name); });
   if (rec.type == "window") {
     hosted h;
     h.record = rec;
@@ -1588,6 +1588,9 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
         if ((*h)->host)
           retire_host(self, (*h)->host);
         st.plugins.erase(name);
+        if (auto remote = st.cfg.routes.remote)
+          st.kj->post(
+            [remote, name](kj_context&) { remote->not_hosted(name); });
         caf::anon_send(st.core, forget_atom_v, name);
         schedule_publish(self);
         auto rp = self->make_response_promise<plugin_info>();

@@ -15,7 +15,7 @@ void remote_plugins::serve(caller fn) {
 
 void remote_plugins::remember(const std::string& plugin, const location& where,
                               kj::TimePoint now) {
-  if (!call_)
+  if (!call_ || hosted_.count(plugin) > 0)
     return;
   auto until = now + ttl;
   auto i = plugins_.find(plugin);
@@ -25,8 +25,13 @@ void remote_plugins::remember(const std::string& plugin, const location& where,
     i->second = entry{where, until};
 }
 
-void remote_plugins::forget(const std::string& plugin) {
+void remote_plugins::hosted(const std::string& plugin) {
+  hosted_.insert(plugin);
   plugins_.erase(plugin);
+}
+
+void remote_plugins::not_hosted(const std::string& plugin) {
+  hosted_.erase(plugin);
 }
 
 void remote_plugins::forget_node(const std::string& node_id) {

@@ -11,15 +11,17 @@
 /// reached it there (`remember`).
 ///
 /// An entry goes when `ttl` has passed since that call, when a call finds
-/// the plugin gone or its node unreachable, when the link to the node is
-/// cut, or when this node gets a plugin of that name (a plugin here is
-/// always the one called).
+/// the plugin gone or its node unreachable, or when the link to the node
+/// is cut. A plugin this node hosts is always the one called: the node
+/// actor names its plugins here (`hosted`), and such a name is never
+/// listed, even by a call to another node that was on its way meanwhile.
 #pragma once
 
 #include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/expected.hpp>
 #include <kj/async.h>
@@ -45,12 +47,16 @@ public:
   /// forgets every entry and takes no more.
   void serve(caller fn);
 
-  /// A call reached `plugin` on `where` at `now`.
+  /// A call reached `plugin` on `where` at `now`; ignored for a plugin
+  /// this node hosts.
   void remember(const std::string& plugin, const location& where,
                 kj::TimePoint now);
 
-  /// This node has a plugin called `plugin` now.
-  void forget(const std::string& plugin);
+  /// This node hosts a plugin called `plugin` from now on.
+  void hosted(const std::string& plugin);
+
+  /// This node no longer hosts `plugin` (uninstalled).
+  void not_hosted(const std::string& plugin);
 
   /// Everything on `node_id`: a call found something gone there, or the
   /// link to it was cut.
@@ -75,6 +81,7 @@ private:
   };
 
   std::unordered_map<std::string, entry> plugins_;
+  std::unordered_set<std::string> hosted_;
   caller call_;
 };
 

@@ -52,21 +52,35 @@ TEST_CASE("a later call moves a plugin and renews its time",
   CHECK(at->node_id == "c");
 }
 
-TEST_CASE("forgetting a plugin or its node drops only what it names",
+TEST_CASE("forgetting a node drops only what is on it",
           "[actors][remote_plugins]") {
   auto r = served();
   r.remember("one", location{"b", "b:1"}, t0);
   r.remember("two", location{"b", "b:1"}, t0);
   r.remember("three", location{"c", "c:1"}, t0);
-  r.forget("one");
-  CHECK_FALSE(r.find("one", t0));
-  CHECK(r.find("two", t0));
   r.forget_node("b");
+  CHECK_FALSE(r.find("one", t0));
   CHECK_FALSE(r.find("two", t0));
   CHECK(r.find("three", t0));
-  r.forget("nothing");
   r.forget_node("nowhere");
   CHECK(r.size() == 1);
+}
+
+TEST_CASE("a plugin this node hosts is never listed as another node's, until "
+          "it is uninstalled",
+          "[actors][remote_plugins]") {
+  auto r = served();
+  r.remember("calc", location{"b", "b:1"}, t0);
+  r.remember("other", location{"b", "b:1"}, t0);
+  r.hosted("calc");
+  CHECK_FALSE(r.find("calc", t0));
+  CHECK(r.find("other", t0));
+  // A call to B that was on its way when the plugin came here.
+  r.remember("calc", location{"b", "b:1"}, t0);
+  CHECK_FALSE(r.find("calc", t0));
+  r.not_hosted("calc");
+  r.remember("calc", location{"b", "b:1"}, t0);
+  CHECK(r.find("calc", t0));
 }
 
 TEST_CASE("without links to other nodes nothing is kept and calls fail as "

@@ -187,6 +187,12 @@ TEST_CASE("a plugin installed on a node takes the calls that reached a plugin "
   a.ok({"call", "keeper", "remember", "\"where\"", "\"on a\""});
   CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "\"on a\"\n");
   CHECK(b.ok({"call", "keeper", "recall", "\"where\""}) == "\"on b\"\n");
+  // Gone from here: B's is called again, and again straight.
+  a.ok({"uninstall", "keeper"});
+  await([&] {
+    return a.joy({"call", "keeper", "recall", "\"where\""}).out == "\"on b\"\n";
+  });
+  CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "\"on b\"\n");
 }
 
 TEST_CASE("Ctrl-C and the deadline of a call from one node cancel it in the "
