@@ -242,8 +242,9 @@ private:
   kj::Promise<void> call_remote(RequestContext context, const location& where,
                                 arguments in) {
     auto plugin = *in.args[0].as_string();
-    return answer(
-      context, routes_.remote->call(where, std::move(plugin), request_of(in)));
+    return answer(context,
+                  routes_.remote->call(where, std::move(plugin), request_of(in),
+                                       ctx_.timer(), api_time));
   }
 
   kj::Promise<void> answer(RequestContext context,

@@ -3,6 +3,10 @@
 
 #include "actors/plugin_host/remote_plugins.hpp"
 
+#include <string>
+
+#include <kj/timer.h>
+
 #include "runtime/errc.hpp"
 
 namespace joy {
@@ -54,13 +58,20 @@ std::optional<location> remote_plugins::find(const std::string& plugin,
   return i->second.where;
 }
 
-kj::Promise<caf::expected<value>> remote_plugins::call(const location& where,
-                                                       std::string plugin,
-                                                       call_request req) {
+kj::Promise<caf::expected<value>>
+remote_plugins::call(const location& where, std::string plugin,
+                     call_request req, kj::Timer& timer, kj::Duration bound) {
   if (!call_)
     return caf::expected<value>{
       make_error(errc::unavailable, "this node has no links to other nodes")};
-  return call_(where, std::move(plugin), std::move(req));
+  auto what = "plugin '" + plugin + "' on node " + where.node_id;
+  return timer
+    .timeoutAfter(bound, call_(where, std::move(plugin), std::move(req)))
+    .catch_([what, bound](kj::Exception&&) -> caf::expected<value> {
+      return make_error(errc::timeout, what + " did not answer within "
+                                         + std::to_string(bound / kj::SECONDS)
+                                         + " s");
+    });
 }
 
 } // namespace joy

@@ -66,9 +66,13 @@ public:
   /// `now` and nothing has said otherwise since.
   std::optional<location> find(const std::string& plugin, kj::TimePoint now);
 
-  /// Calls `plugin` at `where` through the links (see `serve`).
+  /// Calls `plugin` at `where` through the links (see `serve`); fails
+  /// with `timeout` when no answer comes within `bound` on `timer` (a node
+  /// that is connected but stuck; the callee's own deadline is the node's
+  /// over there).
   kj::Promise<caf::expected<value>> call(const location& where,
-                                         std::string plugin, call_request req);
+                                         std::string plugin, call_request req,
+                                         kj::Timer& timer, kj::Duration bound);
 
   std::size_t size() const {
     return plugins_.size();

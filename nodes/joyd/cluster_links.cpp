@@ -154,7 +154,14 @@ public:
     if (cfg_.remote)
       cfg_.remote->serve(
         [this](const location& where, std::string plugin, call_request req) {
-          return call(where, std::move(plugin), std::move(req));
+          // Held by whoever called, not by tasks_: the canceler ends the
+          // call with these links (its steps use `this`).
+          return canceler_.wrap(call(where, plugin, std::move(req)))
+            .catch_([plugin](kj::Exception&&) -> caf::expected<value> {
+              return make_error(errc::disconnected,
+                                "the call of plugin '" + plugin
+                                  + "' ended with this node's links");
+            });
         });
     if (!cfg_.head.empty())
       tasks_.add(control_loop(kj::Duration{}));
@@ -769,6 +776,9 @@ private:
   kj::Duration last_backoff_{};
   std::optional<published> publish_;
   kj::TaskSet tasks_;
+  /// Calls made for the kj thread's own callers (remote_plugins); last, so
+  /// that they end first when the links go.
+  kj::Canceler canceler_;
 };
 
 } // namespace

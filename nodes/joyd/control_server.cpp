@@ -151,7 +151,9 @@ public:
     // (a call from another node is never passed on again).
     if (!peer_ && cfg_.remote)
       if (auto where = cfg_.remote->find(plugin, ctx_.timer().now()))
-        return cfg_.remote->call(*where, std::move(plugin), std::move(req))
+        return cfg_.remote
+          ->call(*where, std::move(plugin), std::move(req), ctx_.timer(),
+                 24 * 3600 * kj::SECONDS)
           .then([this, context](caf::expected<value> res) mutable {
             value_codec codec{ctx_, false}; // the CLI passes no fds
             write_result(res, context.getResults().initResult(), &codec);

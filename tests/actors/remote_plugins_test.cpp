@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <kj/async-io.h>
+#include <kj/timer.h>
 
 #include "actors/plugin_host/remote_plugins.hpp"
 
@@ -90,7 +91,10 @@ TEST_CASE("without links to other nodes nothing is kept and calls fail as "
   bare.remember("calc", location{"b", "b:1"}, t0);
   CHECK_FALSE(bare.find("calc", t0));
   auto io = kj::setupAsyncIo();
-  auto res = bare.call(location{"b", "b:1"}, "calc", call_request{})
+  auto& timer = io.provider->getTimer();
+  auto res = bare
+               .call(location{"b", "b:1"}, "calc", call_request{}, timer,
+                     10 * kj::SECONDS)
                .wait(io.waitScope);
   REQUIRE_FALSE(res);
   CHECK(code_of(res.error()) == errc::unavailable);
@@ -98,12 +102,34 @@ TEST_CASE("without links to other nodes nothing is kept and calls fail as "
   int calls = 0;
   auto r = served(&calls);
   r.remember("calc", location{"b", "b:1"}, t0);
-  auto ok
-    = r.call(location{"b", "b:1"}, "calc", call_request{}).wait(io.waitScope);
+  auto ok = r.call(location{"b", "b:1"}, "calc", call_request{}, timer,
+                   10 * kj::SECONDS)
+              .wait(io.waitScope);
   REQUIRE(ok);
   CHECK(calls == 1);
   // The links going away forgets everything.
   r.serve(nullptr);
   CHECK(r.size() == 0);
   CHECK_FALSE(r.find("calc", t0));
+}
+
+TEST_CASE("a call another node never answers fails with timeout at its bound",
+          "[actors][remote_plugins]") {
+  auto io = kj::setupAsyncIo();
+  kj::TimerImpl clock{kj::origin<kj::TimePoint>()};
+  remote_plugins r;
+  r.serve([](const location&, std::string, call_request) {
+    return kj::Promise<caf::expected<value>>{kj::NEVER_DONE};
+  });
+  auto call = r.call(location{"b", "b:1"}, "calc", call_request{}, clock,
+                     60 * kj::SECONDS);
+  clock.advanceTo(clock.now() + 59 * kj::SECONDS);
+  CHECK_FALSE(call.poll(io.waitScope));
+  clock.advanceTo(clock.now() + 1 * kj::SECONDS);
+  REQUIRE(call.poll(io.waitScope));
+  auto res = call.wait(io.waitScope);
+  REQUIRE_FALSE(res);
+  CHECK(code_of(res.error()) == errc::timeout);
+  CHECK_THAT(message_of(res.error()), Catch::Contains("plugin 'calc' on node b")
+                                        && Catch::Contains("60 s"));
 }
