@@ -17,16 +17,19 @@ void remote_plugins::serve(caller fn) {
     plugins_.clear();
 }
 
-void remote_plugins::remember(const std::string& plugin, const location& where,
+bool remote_plugins::remember(const std::string& plugin, const location& where,
                               kj::TimePoint now) {
   if (!call_ || hosted_.count(plugin) > 0)
-    return;
+    return false;
   auto until = now + ttl;
   auto i = plugins_.find(plugin);
-  if (i == plugins_.end())
+  if (i == plugins_.end()) {
     plugins_.emplace(plugin, entry{where, until});
-  else
-    i->second = entry{where, until};
+    return true;
+  }
+  auto moved = i->second.where.node_id != where.node_id;
+  i->second = entry{where, until};
+  return moved;
 }
 
 void remote_plugins::hosted(const std::string& plugin) {

@@ -48,8 +48,8 @@ public:
   void serve(caller fn);
 
   /// A call reached `plugin` on `where` at `now`; ignored for a plugin
-  /// this node hosts.
-  void remember(const std::string& plugin, const location& where,
+  /// this node hosts. True if that listed it anew (or on another node).
+  bool remember(const std::string& plugin, const location& where,
                 kj::TimePoint now);
 
   /// This node hosts a plugin called `plugin` from now on.

@@ -342,17 +342,20 @@ private:
   /// (remote_plugins.hpp).
   void call(const location& where, std::string plugin, call_request req,
             reply_handle rh) {
-    tasks_.add(call(where, plugin, std::move(req))
-                 .then([this, where, plugin,
-                        rh = std::move(rh)](caf::expected<value> res) mutable {
-                   if (!res) {
-                     rh.deliver(std::move(res.error()));
-                     return;
-                   }
-                   if (cfg_.remote)
-                     cfg_.remote->remember(plugin, where, ctx_.timer().now());
-                   rh.deliver_value(std::move(*res));
-                 }));
+    tasks_.add(
+      call(where, plugin, std::move(req))
+        .then([this, where, plugin,
+               rh = std::move(rh)](caf::expected<value> res) mutable {
+          if (!res) {
+            rh.deliver(std::move(res.error()));
+            return;
+          }
+          if (cfg_.remote)
+            if (cfg_.remote->remember(plugin, where, ctx_.timer().now()))
+              log(log_level::debug, "cluster", "calls of plugin '", plugin,
+                  "' go straight to node ", where.node_id);
+          rh.deliver_value(std::move(*res));
+        }));
   }
 
   /// Calls `plugin` on the node at `where`. An answer saying it is not

@@ -33,7 +33,8 @@ TEST_CASE("a plugin a call reached is found there until the ttl has passed",
           "[actors][remote_plugins]") {
   auto r = served();
   CHECK_FALSE(r.find("calc", t0));
-  r.remember("calc", location{"b", "127.0.0.1:7701"}, t0);
+  CHECK(r.remember("calc", location{"b", "127.0.0.1:7701"}, t0));
+  CHECK_FALSE(r.remember("calc", location{"b", "127.0.0.1:7701"}, t0));
   auto at = r.find("calc", t0 + remote_plugins::ttl - 1 * kj::MILLISECONDS);
   REQUIRE(at);
   CHECK(at->node_id == "b");
@@ -47,7 +48,7 @@ TEST_CASE("a later call moves a plugin and renews its time",
           "[actors][remote_plugins]") {
   auto r = served();
   r.remember("calc", location{"b", "b:1"}, t0);
-  r.remember("calc", location{"c", "c:1"}, t0 + 5 * kj::SECONDS);
+  CHECK(r.remember("calc", location{"c", "c:1"}, t0 + 5 * kj::SECONDS));
   auto at = r.find("calc", t0 + 12 * kj::SECONDS);
   REQUIRE(at);
   CHECK(at->node_id == "c");

@@ -171,6 +171,9 @@ TEST_CASE("a plugin installed on a node takes the calls that reached a plugin "
     return a.joy({"call", "keeper", "recall", "\"where\""}).out == "\"on b\"\n";
   });
   CHECK(a.ok({"call", "keeper", "recall", "\"where\""}) == "\"on b\"\n");
+  CHECK_THAT(a.log(), Catch::Contains("calls of plugin 'keeper' go straight "
+                                      "to node "
+                                      + b.id()));
   // A plugin of that name here is the one called from now on, at once,
   // even one that does not run (its calls say why).
   auto broken = a.evil_plugin("exit3");
