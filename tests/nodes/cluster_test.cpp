@@ -225,6 +225,38 @@ TEST_CASE("Ctrl-C and the deadline of a call from one node cancel it in the "
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
 }
 
+TEST_CASE("a node stopped while its plugin's call to another node's plugin is "
+          "in flight stops cleanly, and the call is cancelled over there",
+          "[nodes][cluster][cancel]") {
+  cluster_node a;
+  cluster_node b;
+  start_pair(a, b);
+  b.ok({"install", example("hello")});
+  a.ok({"install", example("demo")});
+  // A first call from A's demo reaches B's hello; later ones go straight.
+  await([&] {
+    return a.joy(
+              {"call", "demo", "flood", "\"hello\"", "\"add\"", "[1, 2]", "1"})
+             .out.find("\"ok\":1")
+           != std::string::npos;
+  });
+  CHECK_THAT(a.log(),
+             Catch::Contains("calls of plugin 'hello' go straight to node"));
+  child call{
+    {bin("joy"), "call", "demo", "flood", "\"hello\"", "\"nap\"", "[30]", "1"},
+    a.env()};
+  std::this_thread::sleep_for(500ms);
+  a.ok({"stop"});
+  CHECK_FALSE(a.daemon_running());
+  CHECK(call.wait(10s) >= 0);
+  CHECK(a.log().find("stopping") != std::string::npos);
+  // hello serves one call at a time: it is free at once, so the nap ended
+  // over there when A's link went.
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(b.ok({"call", "hello", "add", "2", "2"}) == "4\n");
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
+
 TEST_CASE("a killed worker is down at once, calls to its plugins fail with "
           "disconnected, and it brings its plugins back when it returns",
           "[nodes][cluster]") {
