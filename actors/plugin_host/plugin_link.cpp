@@ -365,51 +365,53 @@ kj::Promise<void> plugin_link::hello(
   identity.setPlugin(name_);
   identity.setNode(node_id_);
   identity.setWorkspace("public");
-  // ImJoy's lifecycle: setup() once, before the first call.
+  // ImJoy's lifecycle: setup() once, before the first call. Its methods,
+  // which make the plugin's default service, are asked for at once: they
+  // were fixed when it exported them, and the answer then waits for setup
+  // instead of costing a round trip after it (B8).
   auto setup = plugin.setupRequest().send();
+  auto describe = plugin.describeRequest().send();
   tasks_.add(setup.then(
-    [this](capnp::Response<wire::Plugin::SetupResults> resp) {
+    [this, describe = kj::mv(describe)](
+      capnp::Response<wire::Plugin::SetupResults> resp) mutable
+    -> kj::Promise<void> {
       auto res = read_result(resp.getResult());
       if (!res) {
         fail("setup() failed: " + message_of(res.error()));
-        return;
+        return kj::READY_NOW;
       }
       if (exited_ || stopping_)
-        return;
-      // Its methods make the plugin's default service.
-      KJ_IF_MAYBE (p, plugin_) {
-        tasks_.add(p->describeRequest().send().then(
-          [this](capnp::Response<wire::Plugin::DescribeResults> resp) {
-            std::vector<std::string> methods;
-            std::vector<std::vector<std::string>> params;
-            auto desc = read_result(resp.getResult());
-            if (desc && desc->as_map() != nullptr)
-              if (auto* m = desc->as_map()->find("methods"))
-                if (m->as_map() != nullptr)
-                  for (auto& [name, info] : *m->as_map()) {
-                    methods.push_back(name);
-                    auto& names = params.emplace_back();
-                    auto* i = info.as_map();
-                    auto* ps = i != nullptr ? i->find("params") : nullptr;
-                    if (ps != nullptr && ps->as_list() != nullptr)
-                      for (auto& p : *ps->as_list())
-                        if (p.as_string() != nullptr)
-                          names.push_back(*p.as_string());
-                  }
-            if (exited_ || stopping_)
-              return;
-            ready_ = true;
-            if (routes_.running)
-              routes_.running->add(name_, this);
-            kj_context::send(host_, ready_atom_v, id_,
-                             static_cast<int32_t>(proc_->pid()),
-                             std::move(methods), std::move(params));
-          },
-          [this](kj::Exception&& ex) {
-            fail(std::string{"describe() failed: "}
-                 + ex.getDescription().cStr());
-          }));
-      }
+        return kj::READY_NOW;
+      return describe.then(
+        [this](capnp::Response<wire::Plugin::DescribeResults> resp) {
+          std::vector<std::string> methods;
+          std::vector<std::vector<std::string>> params;
+          auto desc = read_result(resp.getResult());
+          if (desc && desc->as_map() != nullptr)
+            if (auto* m = desc->as_map()->find("methods"))
+              if (m->as_map() != nullptr)
+                for (auto& [name, info] : *m->as_map()) {
+                  methods.push_back(name);
+                  auto& names = params.emplace_back();
+                  auto* i = info.as_map();
+                  auto* ps = i != nullptr ? i->find("params") : nullptr;
+                  if (ps != nullptr && ps->as_list() != nullptr)
+                    for (auto& p : *ps->as_list())
+                      if (p.as_string() != nullptr)
+                        names.push_back(*p.as_string());
+                }
+          if (exited_ || stopping_)
+            return;
+          ready_ = true;
+          if (routes_.running)
+            routes_.running->add(name_, this);
+          kj_context::send(host_, ready_atom_v, id_,
+                           static_cast<int32_t>(proc_->pid()),
+                           std::move(methods), std::move(params));
+        },
+        [this](kj::Exception&& ex) {
+          fail(std::string{"describe() failed: "} + ex.getDescription().cStr());
+        });
     },
     [this](kj::Exception&& ex) {
       fail(std::string{"setup() failed: "} + ex.getDescription().cStr());
