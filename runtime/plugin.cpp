@@ -131,19 +131,12 @@ public:
   /// Delivers a future's outcome through `reply` when it is there.
   static void answer(future<value> fut, reply_handle reply) {
     if (fut.is_ready()) {
-      deliver(fut.take(), reply);
+      reply.deliver(fut.take());
       return;
     }
     auto shared = std::make_shared<reply_handle>(std::move(reply));
     fut.on_complete(
-      [shared](caf::expected<value> res) { deliver(std::move(res), *shared); });
-  }
-
-  static void deliver(caf::expected<value> res, reply_handle& reply) {
-    if (res)
-      reply.deliver_value(std::move(*res));
-    else
-      reply.deliver(std::move(res.error()));
+      [shared](caf::expected<value> res) { shared->deliver(std::move(res)); });
   }
 
 private:
@@ -420,7 +413,7 @@ void serve_api(kj_context& ctx, uint64_t link) {
               return error_from_exception(ex, "the node");
             })
           .then([reply = std::move(reply)](caf::expected<value> res) mutable {
-            sdk_backend::deliver(std::move(res), reply);
+            reply.deliver(std::move(res));
           }));
       return true;
     });

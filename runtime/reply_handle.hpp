@@ -30,6 +30,7 @@
 #pragma once
 
 #include <caf/error.hpp>
+#include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 #include <caf/local_actor.hpp>
 #include <caf/mailbox_element.hpp>
@@ -84,6 +85,15 @@ public:
   template <class T>
   void deliver_value(T&& x) {
     deliver(caf::make_message(std::forward<T>(x)));
+  }
+
+  /// Delivers the value, or the error.
+  template <class T>
+  void deliver(caf::expected<T> res) {
+    if (res)
+      deliver_value(std::move(*res));
+    else
+      deliver(std::move(res.error()));
   }
 
 private:

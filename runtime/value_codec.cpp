@@ -646,10 +646,7 @@ void serve_remote_functions(kj_context& ctx) {
             return error_from_exception(ex, "function '" + name + "'");
           })
         .then([reply = std::move(reply)](caf::expected<value> res) mutable {
-          if (res)
-            reply.deliver_value(std::move(*res));
-          else
-            reply.deliver(std::move(res.error()));
+          reply.deliver(std::move(res));
         }));
     return true;
   });

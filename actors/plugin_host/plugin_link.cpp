@@ -338,6 +338,31 @@ void plugin_link::taskFailed(kj::Exception&& ex) {
     log(log_level::warning, "plugin " + name_, ex.getDescription().cStr());
 }
 
+namespace {
+
+/// The method names of a plugin's `describe()` answer, each with its
+/// parameter names where the plugin gave them.
+void read_methods(const value& desc, std::vector<std::string>& methods,
+                  std::vector<std::vector<std::string>>& params) {
+  auto* d = desc.as_map();
+  auto* m = d != nullptr ? d->find("methods") : nullptr;
+  if (m == nullptr || m->as_map() == nullptr)
+    return;
+  for (auto& [name, info] : *m->as_map()) {
+    methods.push_back(name);
+    auto& names = params.emplace_back();
+    auto* i = info.as_map();
+    auto* ps = i != nullptr ? i->find("params") : nullptr;
+    if (ps == nullptr || ps->as_list() == nullptr)
+      continue;
+    for (auto& p : *ps->as_list())
+      if (p.as_string() != nullptr)
+        names.push_back(*p.as_string());
+  }
+}
+
+} // namespace
+
 kj::Promise<void> plugin_link::hello(
   capnp::CallContext<wire::Host::HelloParams, wire::Host::HelloResults>
     context) {
@@ -386,20 +411,8 @@ kj::Promise<void> plugin_link::hello(
         [this](capnp::Response<wire::Plugin::DescribeResults> resp) {
           std::vector<std::string> methods;
           std::vector<std::vector<std::string>> params;
-          auto desc = read_result(resp.getResult());
-          if (desc && desc->as_map() != nullptr)
-            if (auto* m = desc->as_map()->find("methods"))
-              if (m->as_map() != nullptr)
-                for (auto& [name, info] : *m->as_map()) {
-                  methods.push_back(name);
-                  auto& names = params.emplace_back();
-                  auto* i = info.as_map();
-                  auto* ps = i != nullptr ? i->find("params") : nullptr;
-                  if (ps != nullptr && ps->as_list() != nullptr)
-                    for (auto& p : *ps->as_list())
-                      if (p.as_string() != nullptr)
-                        names.push_back(*p.as_string());
-                }
+          if (auto desc = read_result(resp.getResult()))
+            read_methods(*desc, methods, params);
           if (exited_ || stopping_)
             return;
           ready_ = true;
@@ -424,10 +437,7 @@ void plugin_link::call(call_request req, reply_handle rh,
   ctx_.tasks().add(
     send_call(std::move(req), timeout)
       .then([rh = std::move(rh)](caf::expected<value> res) mutable {
-        if (res)
-          rh.deliver_value(std::move(*res));
-        else
-          rh.deliver(std::move(res.error()));
+        rh.deliver(std::move(res));
       }));
 }
 

@@ -94,10 +94,7 @@ bool plugin_method::invoke(kj_context& ctx, value_list& args, value_map& kwargs,
   ctx.tasks().add(
     run(ctx, *running_, node_, plugin_, std::move(req))
       .then([reply = std::move(reply)](caf::expected<value> res) mutable {
-        if (res)
-          reply.deliver_value(std::move(*res));
-        else
-          reply.deliver(std::move(res.error()));
+        reply.deliver(std::move(res));
       }));
   return true;
 }

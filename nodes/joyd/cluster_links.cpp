@@ -467,10 +467,7 @@ private:
         auto what = "node " + node;
         auto done
           = [rh = std::move(rh)](caf::expected<plugin_info> res) mutable {
-              if (res)
-                rh.deliver_value(std::move(*res));
-              else
-                rh.deliver(std::move(res.error()));
+              rh.deliver(std::move(res));
             };
         auto take
           = [](wire::PluginResult::Reader r) -> caf::expected<plugin_info> {
@@ -625,10 +622,7 @@ private:
                    return error_from_exception(ex, "the head at " + head);
                  })
                  .then([rh = std::move(rh)](caf::expected<T> res) mutable {
-                   if (res)
-                     rh.deliver_value(std::move(*res));
-                   else
-                     rh.deliver(std::move(res.error()));
+                   rh.deliver(std::move(res));
                  }));
   }
 

@@ -140,13 +140,13 @@ public:
                         : nullptr);
     auto control = req.control;
     std::string plugin = params.getPlugin();
+    auto reply = [this, context](caf::expected<value> res) mutable {
+      value_codec codec{ctx_, false}; // the CLI passes no fds
+      write_result(res, context.getResults().initResult(), &codec);
+    };
     // A plugin running here takes the call at once, on this thread.
     if (auto* link = cfg_.running ? cfg_.running->find(plugin) : nullptr)
-      return link->call(std::move(req))
-        .then([this, context](caf::expected<value> res) mutable {
-          value_codec codec{ctx_, false}; // the CLI passes no fds
-          write_result(res, context.getResults().initResult(), &codec);
-        });
+      return link->call(std::move(req)).then(kj::mv(reply));
     // One another node runs, reached there before, straight to that node
     // (a call from another node is never passed on again).
     if (!peer_ && cfg_.remote)
@@ -154,10 +154,7 @@ public:
         return cfg_.remote
           ->call(*where, std::move(plugin), std::move(req), ctx_.timer(),
                  24 * 3600 * kj::SECONDS)
-          .then([this, context](caf::expected<value> res) mutable {
-            value_codec codec{ctx_, false}; // the CLI passes no fds
-            write_result(res, context.getResults().initResult(), &codec);
-          });
+          .then(kj::mv(reply));
     // The plugin host enforces the deadline (renewed by progress); this one
     // only bounds a node actor that never answers.
     // A call from another node stays here: it was located here, and is
@@ -168,10 +165,8 @@ public:
               : ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
                              std::move(plugin), std::move(req));
     return cancel_on_drop(kj::mv(answer), std::move(control))
-      .then([this, context](caf::message msg) mutable {
-        value_codec codec{ctx_, false}; // the CLI passes no fds
-        write_result(take<value>(msg), context.getResults().initResult(),
-                     &codec);
+      .then([reply = kj::mv(reply)](caf::message msg) mutable {
+        reply(take<value>(msg));
       });
   }
 
