@@ -17,6 +17,7 @@
 #include <kj/debug.h>
 
 #include "runtime/log.hpp"
+#include "runtime/outbox.hpp"
 
 namespace joy {
 
@@ -105,9 +106,9 @@ kj::Promise<caf::message> kj_context::request_impl(caf::strong_actor_ptr dest,
   auto id = ++last_request_;
   auto paf = kj::newPromiseAndFulfiller<caf::message>();
   pending_.emplace(id, kj::mv(paf.fulfiller));
-  dest->enqueue(caf::make_mailbox_element(companion_, caf::make_message_id(id),
-                                          {}, std::move(msg)),
-                nullptr);
+  outbox::send(dest,
+               caf::make_mailbox_element(companion_, caf::make_message_id(id),
+                                         {}, std::move(msg)));
   auto expired = timer_->afterDelay(timeout).then([] {
     return caf::make_message(
       make_error(errc::timeout, "no answer from the actor in time"));
@@ -307,6 +308,10 @@ void kj_thread::run() {
     kj_context ctx{*this,  sys_,
                    io,     timer,
                    errors, caf::actor_cast<caf::strong_actor_ptr>(companion)};
+    // What this thread sends to actors goes out when the loop would wait.
+    outbox box{
+      [&ctx, &box] { ctx.tasks().add(kj::evalLast([&box] { box.flush(); })); }};
+    outbox::install(&box);
     kj::UnixEventPort::FdObserver observer{
       io.unixEventPort, event_fd_, kj::UnixEventPort::FdObserver::OBSERVE_READ};
     auto stop = kj::newPromiseAndFulfiller<void>();
@@ -326,6 +331,9 @@ void kj_thread::run() {
       delete rest;
       rest = next;
     }
+    // Before the task set goes: the outbox arms its flush there.
+    outbox::install(nullptr);
+    box.flush();
   }
   // From now on the gateway answers every request at once: the reply
   // handle, dropped undelivered, says `disconnected`.

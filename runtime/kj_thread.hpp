@@ -63,6 +63,7 @@
 
 #include "runtime/errc.hpp"
 #include "runtime/large_data.hpp"
+#include "runtime/outbox.hpp"
 #include "runtime/reply_handle.hpp"
 
 namespace joy {
@@ -192,9 +193,9 @@ public:
   static void send(const Handle& dest, Ts&&... xs) {
     auto ptr = caf::actor_cast<caf::strong_actor_ptr>(dest);
     if (ptr)
-      ptr->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(),
-                                             {}, std::forward<Ts>(xs)...),
-                   nullptr);
+      outbox::send(ptr,
+                   caf::make_mailbox_element(nullptr, caf::make_message_id(),
+                                             {}, std::forward<Ts>(xs)...));
   }
 
 private:

@@ -7,6 +7,8 @@
 #include <caf/actor_control_block.hpp>
 #include <caf/no_stages.hpp>
 
+#include "runtime/outbox.hpp"
+
 namespace joy {
 
 reply_handle::reply_handle(caf::local_actor* self) {
@@ -52,9 +54,9 @@ void reply_handle::delegate(const caf::strong_actor_ptr& dest,
     deliver(make_error(errc::disconnected, "the callee is gone"));
     return;
   }
-  dest->enqueue(caf::make_mailbox_element(std::move(source_), mid_,
-                                          std::move(stages_), std::move(msg)),
-                nullptr);
+  outbox::send(dest,
+               caf::make_mailbox_element(std::move(source_), mid_,
+                                         std::move(stages_), std::move(msg)));
   self_.reset();
   source_.reset();
   stages_.clear();
@@ -73,14 +75,13 @@ void reply_handle::deliver(caf::message msg) {
   if (!stages_.empty()) {
     auto next = std::move(stages_.back());
     stages_.pop_back();
-    next->enqueue(caf::make_mailbox_element(std::move(source_), mid_,
-                                            std::move(stages_), std::move(msg)),
-                  nullptr);
+    outbox::send(next,
+                 caf::make_mailbox_element(std::move(source_), mid_,
+                                           std::move(stages_), std::move(msg)));
   } else if (source_) {
-    source_->enqueue(caf::make_mailbox_element(std::move(self_),
-                                               mid_.response_id(),
-                                               caf::no_stages, std::move(msg)),
-                     nullptr);
+    outbox::send(source_,
+                 caf::make_mailbox_element(std::move(self_), mid_.response_id(),
+                                           caf::no_stages, std::move(msg)));
   }
   self_.reset();
   source_.reset();
