@@ -27,13 +27,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// An actor system and a blocking actor to send to.
 struct outbox_fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<caf::scoped_actor> self;
+  caf::strong_actor_ptr dest;
 
   outbox_fixture() {
     configure_actor_system(cfg, 2);
     sys = std::make_unique<caf::actor_system>(cfg);
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    dest = caf::actor_cast<caf::strong_actor_ptr>(*self);
   }
 };
 
@@ -58,8 +63,8 @@ TEST_CASE("an outbox sends the first message of a burst at once and holds "
           "the rest until it is flushed",
           "[runtime][seam]") {
   outbox_fixture f;
-  caf::scoped_actor self{*f.sys};
-  auto dest = caf::actor_cast<caf::strong_actor_ptr>(self);
+  auto& self = *f.self;
+  auto& dest = f.dest;
   int armed = 0;
   outbox box{[&] { ++armed; }};
   box.push(dest, number(1));
@@ -83,8 +88,8 @@ TEST_CASE("an outbox that fills up sends what it holds without waiting for "
           "the flush, in order",
           "[runtime][seam]") {
   outbox_fixture f;
-  caf::scoped_actor self{*f.sys};
-  auto dest = caf::actor_cast<caf::strong_actor_ptr>(self);
+  auto& self = *f.self;
+  auto& dest = f.dest;
   int armed = 0;
   outbox box{[&] { ++armed; }};
   auto n = static_cast<int64_t>(outbox::max_held) + 1;
@@ -101,8 +106,8 @@ TEST_CASE("an outbox that fills up sends what it holds without waiting for "
 TEST_CASE("an outbox sends what it still holds when it is destroyed",
           "[runtime][seam]") {
   outbox_fixture f;
-  caf::scoped_actor self{*f.sys};
-  auto dest = caf::actor_cast<caf::strong_actor_ptr>(self);
+  auto& self = *f.self;
+  auto& dest = f.dest;
   {
     outbox box{[] {}};
     box.push(dest, number(1));
@@ -115,8 +120,8 @@ TEST_CASE("an outbox sends what it still holds when it is destroyed",
 TEST_CASE("outside a kj thread outbox::send enqueues at once",
           "[runtime][seam]") {
   outbox_fixture f;
-  caf::scoped_actor self{*f.sys};
-  auto dest = caf::actor_cast<caf::strong_actor_ptr>(self);
+  auto& self = *f.self;
+  auto& dest = f.dest;
   outbox::send(dest, number(7));
   outbox::send(dest, number(8));
   outbox::send(nullptr, number(9)); // dropped, no crash
@@ -156,7 +161,7 @@ TEST_CASE("messages held in the kj thread's outbox are delivered when the "
           "thread stops",
           "[runtime][seam]") {
   outbox_fixture f;
-  caf::scoped_actor self{*f.sys};
+  auto& self = *f.self;
   {
     kj_thread kj{*f.sys};
     // Sent from a stop hook, after the loop stopped turning: nothing
