@@ -2,9 +2,10 @@
 // SPDX-License-Identifier: MIT
 
 /// @file
-/// The kj thread's outbox: what code on the kj thread sends to actors waits
-/// here until the event loop has nothing else to do, then goes out in one
-/// go (docs/design/seam.md, "Batched sends").
+/// The kj thread's outbox: of what code on the kj thread sends to actors,
+/// the first message of a burst goes at once and the rest wait here until
+/// the event loop has nothing else to do, then go out in one go
+/// (docs/design/seam.md, "Batched sends").
 ///
 /// Why: a message to an idle actor wakes a CAF worker (a futex and, on
 /// these VMs, a context switch). Cap'n Proto hands the kj thread a burst of

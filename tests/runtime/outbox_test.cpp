@@ -27,12 +27,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// An actor system and a blocking actor to send to.
+/// An actor system, a blocking actor to send to, and an outbox whose
+/// flushes are counted instead of scheduled.
 struct outbox_fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::unique_ptr<caf::scoped_actor> self;
   caf::strong_actor_ptr dest;
+  int armed = 0;
+  outbox box{[this] { ++armed; }};
 
   outbox_fixture() {
     configure_actor_system(cfg, 2);
@@ -65,8 +68,8 @@ TEST_CASE("an outbox sends the first message of a burst at once and holds "
   outbox_fixture f;
   auto& self = *f.self;
   auto& dest = f.dest;
-  int armed = 0;
-  outbox box{[&] { ++armed; }};
+  auto& box = f.box;
+  auto& armed = f.armed;
   box.push(dest, number(1));
   CHECK(armed == 1);
   CHECK(box.held() == 0);
@@ -90,8 +93,8 @@ TEST_CASE("an outbox that fills up sends what it holds without waiting for "
   outbox_fixture f;
   auto& self = *f.self;
   auto& dest = f.dest;
-  int armed = 0;
-  outbox box{[&] { ++armed; }};
+  auto& box = f.box;
+  auto& armed = f.armed;
   auto n = static_cast<int64_t>(outbox::max_held) + 1;
   for (int64_t i = 0; i < n; ++i)
     box.push(dest, number(i));
