@@ -23,8 +23,14 @@
 
 #include <capnp/capability.h>
 #include <kj/async.h>
+#include <kj/time.h>
 
 namespace joy {
+
+/// The bound of a kj-side wait for a call whose deadline someone else
+/// enforces (the node, or the caller, who cancels by dropping the call):
+/// it only ends a wait for an answer that never comes.
+constexpr kj::Duration unbounded_call = 24 * 3600 * kj::SECONDS;
 
 class kj_thread;
 class kj_context;

@@ -235,10 +235,6 @@ sdk_actor::behavior_type plugin_behavior(sdk_actor::pointer self,
 
 // -- the Plugin capability, on the kj thread ----------------------------------
 
-/// No deadline from the caller: the node cancels the call when it gives up,
-/// so this only bounds a request that nobody answers.
-constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
-
 /// The connection to the node, kept on the kj thread.
 class node_link final : public kj_resource {
 public:

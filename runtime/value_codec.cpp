@@ -8,16 +8,13 @@
 
 #include <kj/debug.h>
 
+#include "runtime/call_control.hpp"
 #include "runtime/function.hpp"
 #include "runtime/shared_memory.hpp"
 
 namespace joy {
 
 namespace {
-
-/// Calls of a remote caller wait as long as the caller does: it cancels
-/// them by dropping them. This only bounds an owner that never answers.
-constexpr auto unbounded = 24 * 3600 * kj::SECONDS;
 
 /// The capability for a local function: its calls run in the owner.
 class local_callable final : public wire::Callable::Server {
@@ -30,7 +27,7 @@ public:
   kj::Promise<void> call(CallContext context) override {
     return serve_callable(ctx_, context, [this](arguments in) {
       return ctx_
-        .request(f_.impl->target(), unbounded, invoke_atom_v, f_,
+        .request(f_.impl->target(), unbounded_call, invoke_atom_v, f_,
                  std::move(in.args), std::move(in.kwargs))
         .then(
           [](caf::message msg) { return response_value(msg, "a function"); });

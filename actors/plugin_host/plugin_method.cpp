@@ -6,15 +6,12 @@
 #include <kj/debug.h>
 
 #include "actors/plugin_host/plugin_link.hpp"
+#include "runtime/call_control.hpp"
 #include "runtime/value_wire.hpp"
 
 namespace joy {
 
 namespace {
-
-/// The node actor enforces the call's deadline; this only bounds one that
-/// never answers.
-constexpr auto unbounded_call = 24 * 3600 * kj::SECONDS;
 
 /// A call of `plugin`: to its link while it runs, else to the node actor.
 kj::Promise<caf::expected<value>>

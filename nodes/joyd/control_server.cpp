@@ -153,17 +153,16 @@ public:
       if (auto where = cfg_.remote->find(plugin, ctx_.timer().now()))
         return cfg_.remote
           ->call(*where, std::move(plugin), std::move(req), ctx_.timer(),
-                 24 * 3600 * kj::SECONDS)
+                 unbounded_call)
           .then(kj::mv(reply));
     // The plugin host enforces the deadline (renewed by progress); this one
     // only bounds a node actor that never answers.
     // A call from another node stays here: it was located here, and is
     // never passed on again.
-    auto answer
-      = peer_ ? ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
-                             std::move(plugin), std::move(req), true)
-              : ctx_.request(cfg_.node, 24 * 3600 * kj::SECONDS, call_atom_v,
-                             std::move(plugin), std::move(req));
+    auto answer = peer_ ? ctx_.request(cfg_.node, unbounded_call, call_atom_v,
+                                       std::move(plugin), std::move(req), true)
+                        : ctx_.request(cfg_.node, unbounded_call, call_atom_v,
+                                       std::move(plugin), std::move(req));
     return cancel_on_drop(kj::mv(answer), std::move(control))
       .then([reply = kj::mv(reply)](caf::message msg) mutable {
         reply(take<value>(msg));

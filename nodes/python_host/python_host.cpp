@@ -9,6 +9,7 @@
 #include <kj/debug.h>
 
 #include "runtime/api_op.hpp"
+#include "runtime/call_control.hpp"
 #include "runtime/function.hpp"
 #include "runtime/log.hpp"
 #include "runtime/plugin_connection.hpp"
@@ -20,10 +21,6 @@ namespace py = pybind11;
 namespace joy::python {
 
 namespace {
-
-/// Calls wait as long as their caller does (it cancels them by dropping
-/// them); this only bounds a peer that never answers.
-constexpr auto unbounded = 24 * 3600 * kj::SECONDS;
 
 /// Python errors travel as their traceback, which ends with the summary;
 /// a runaway one keeps its last part.
@@ -438,13 +435,14 @@ void python_host::request(uint16_t op, value_list args, value_map kwargs,
       answer_later(ctx, failed(std::move(err)), std::move(d));
       return;
     }
-    answer_later(ctx,
-                 read_answer(ctx, req.send(), "the node")
-                   .exclusiveJoin(ctx.timer().afterDelay(unbounded).then([] {
-                     return caf::expected<value>{
-                       make_error(errc::timeout, "the node did not answer")};
-                   })),
-                 std::move(d));
+    answer_later(
+      ctx,
+      read_answer(ctx, req.send(), "the node")
+        .exclusiveJoin(ctx.timer().afterDelay(unbounded_call).then([] {
+          return caf::expected<value>{
+            make_error(errc::timeout, "the node did not answer")};
+        })),
+      std::move(d));
   });
 }
 
