@@ -41,6 +41,10 @@ struct large_data_policy {
   uint64_t max_stream_bytes = uint64_t{16} << 30;
   /// Bytes per chunk of the stream arm.
   std::size_t chunk_bytes = std::size_t{1} << 20;
+  /// Bytes of a stream in flight before its sender waits for answers: eight
+  /// chunks keep a link busy instead of one chunk per round trip (more made
+  /// 256 MiB between nodes slower, B7b).
+  std::size_t stream_window_bytes = std::size_t{8} << 20;
 };
 
 } // namespace joy

@@ -503,10 +503,8 @@ kj::Promise<void> validating_stream::writeMessages(
 }
 
 kj::Maybe<int> validating_stream::getSendBufferSize() {
-  // Cap'n Proto sizes its window for streaming calls by this.
-  if (limits_.stream_window_bytes > 0)
-    return static_cast<int>(
-      std::min<uint64_t>(limits_.stream_window_bytes, INT32_MAX));
+  // Cap'n Proto sizes its window for streaming calls by this (the stream
+  // arm paces itself: large_data_policy::stream_window_bytes).
   KJ_IF_MAYBE (fd, stream_->getFd()) {
     int size = 0;
     socklen_t len = sizeof(size);

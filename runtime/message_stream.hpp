@@ -49,11 +49,6 @@ struct stream_limits {
   /// parameters; beyond it the link stops reading (backpressure) instead of
   /// buffering without bound.
   uint64_t flow_limit_words = uint64_t{16} << 20;
-  /// Bytes of streamed calls (the stream arm's chunks) in flight before the
-  /// sender waits; 0: the socket's send buffer, as Cap'n Proto does. Links
-  /// that hide their socket (TLS) or cross a network want more than one
-  /// chunk per round trip.
-  uint64_t stream_window_bytes = 0;
 };
 
 /// Reader options matching `limits`, for the RPC system on this link: the

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include <kj/debug.h>
+#include <kj/refcount.h>
 
 #include "runtime/call_control.hpp"
 #include "runtime/function.hpp"
@@ -78,8 +79,8 @@ private:
 /// Serves a block: its memfd travels with the capability.
 class shm_server final : public wire::SharedMemory::Server {
 public:
-  explicit shm_server(std::shared_ptr<const shm_origin> origin)
-    : origin_(std::move(origin)) {
+  shm_server(kj_context& ctx, std::shared_ptr<const shm_origin> origin)
+    : ctx_(ctx), origin_(std::move(origin)) {
     // nop
   }
 
@@ -95,44 +96,108 @@ public:
   kj::Promise<void> stream(StreamContext context) override;
 
 private:
+  kj_context& ctx_;
   std::shared_ptr<const shm_origin> origin_;
 };
 
-/// Writes `bytes` into `sink` in chunks. Cap'n Proto's streaming calls keep
-/// a window of chunks in flight, so the pipe stays full without buffering
-/// the whole.
-kj::Promise<void> pump(buffer bytes, std::size_t chunk, std::size_t offset,
-                       wire::ByteSink::Client sink) {
-  if (offset >= bytes.size())
-    return sink.doneRequest().send().ignoreResult();
-  auto n = std::min(chunk, bytes.size() - offset);
-  auto req
-    = sink.writeRequest(capnp::MessageSize{n / sizeof(capnp::word) + 16, 0});
-  req.setChunk(capnp::Data::Reader{
-    reinterpret_cast<const kj::byte*>(bytes.data()) + offset, n});
-  auto sent = req.send();
-  return sent.then([bytes = std::move(bytes), chunk, offset, n,
-                    sink = kj::mv(sink)]() mutable {
-    return pump(std::move(bytes), chunk, offset + n, kj::mv(sink));
-  });
-}
+/// Writes bytes into a sink in chunks, up to a window of them in flight, so
+/// the pipe stays full without buffering the whole.
+///
+/// A chunk's message points into the bytes instead of holding a copy: that
+/// copy was most of what a node did while relaying a block to another host
+/// (B7b). So the bytes must outlive every message that points into them.
+/// Each chunk is an ordinary call whose answer waits in the kj context's
+/// task set and holds the pump (and its bytes) until it comes; by then the
+/// message has been written whole. A cancelled pump sends no more chunks but
+/// still waits for those answers. Cap'n Proto's streaming calls (`-> stream`)
+/// pace the sender the same way but never say when a message was written.
+class byte_pump final : public kj::Refcounted {
+public:
+  byte_pump(kj_context& ctx, buffer bytes, std::size_t chunk,
+            std::size_t window, wire::ByteSink::Client sink)
+    : ctx_(ctx),
+      bytes_(std::move(bytes)),
+      chunk_(chunk),
+      window_(std::max(window, chunk)),
+      sink_(kj::mv(sink)) {
+    // nop
+  }
+
+  /// Resolves once every chunk arrived and the sink took `done()`.
+  kj::Promise<void> run() {
+    KJ_IF_MAYBE (failure, failure_)
+      return kj::cp(*failure);
+    while (offset_ < bytes_.size() && in_flight_ < window_)
+      send_chunk();
+    if (offset_ >= bytes_.size() && in_flight_ == 0)
+      return sink_.doneRequest().send().ignoreResult();
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    answered_ = kj::mv(paf.fulfiller);
+    return paf.promise.then(
+      [self = kj::addRef(*this)]() mutable { return self->run(); });
+  }
+
+private:
+  void send_chunk() {
+    auto n = std::min(chunk_, bytes_.size() - offset_);
+    auto req = sink_.writeRequest(capnp::MessageSize{16, 0});
+    auto orphanage = capnp::Orphanage::getForMessageContaining(
+      wire::ByteSink::WriteParams::Builder{req});
+    req.adoptChunk(orphanage.referenceExternalData(capnp::Data::Reader{
+      reinterpret_cast<const kj::byte*>(bytes_.data()) + offset_, n}));
+    offset_ += n;
+    in_flight_ += n;
+    ctx_.tasks().add(req.send().then(
+      [self = kj::addRef(*this), n](auto&&) mutable {
+        self->answer(n, nullptr);
+      },
+      [self = kj::addRef(*this), n](kj::Exception&& ex) mutable {
+        self->answer(n, kj::mv(ex));
+      }));
+  }
+
+  void answer(std::size_t n, kj::Maybe<kj::Exception> failure) {
+    in_flight_ -= n;
+    if (failure_ == nullptr)
+      failure_ = kj::mv(failure);
+    KJ_IF_MAYBE (waiting, answered_) {
+      auto fulfiller = kj::mv(*waiting);
+      answered_ = nullptr;
+      fulfiller->fulfill();
+    }
+  }
+
+  kj_context& ctx_;
+  buffer bytes_;
+  std::size_t chunk_;
+  std::size_t window_;
+  wire::ByteSink::Client sink_;
+  std::size_t offset_ = 0;
+  std::size_t in_flight_ = 0;
+  kj::Maybe<kj::Exception> failure_;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> answered_;
+};
 
 /// Serves bytes as a stream, to any number of readers.
 class byte_source final : public wire::ByteSource::Server {
 public:
-  byte_source(buffer bytes, std::size_t chunk)
-    : bytes_(std::move(bytes)), chunk_(std::max<std::size_t>(chunk, 4096)) {
+  byte_source(kj_context& ctx, buffer bytes)
+    : ctx_(ctx), bytes_(std::move(bytes)) {
     // nop
   }
 
   kj::Promise<void> pipeTo(PipeToContext context) override {
     context.allowCancellation();
-    return pump(bytes_, chunk_, 0, context.getParams().getSink());
+    auto& policy = ctx_.large_data();
+    auto pump = kj::refcounted<byte_pump>(
+      ctx_, bytes_, std::max<std::size_t>(policy.chunk_bytes, 4096),
+      policy.stream_window_bytes, context.getParams().getSink());
+    return pump->run().attach(kj::mv(pump));
   }
 
 private:
+  kj_context& ctx_;
   buffer bytes_;
-  std::size_t chunk_;
 };
 
 kj::Promise<void> shm_server::stream(StreamContext context) {
@@ -143,7 +208,7 @@ kj::Promise<void> shm_server::stream(StreamContext context) {
   KJ_REQUIRE(offset <= block.size() && size <= block.size() - offset,
              "range outside the block", offset, size, block.size());
   context.getResults().setSource(kj::heap<byte_source>(
-    buffer::in(origin_, block.data() + offset, size), 1 << 20));
+    ctx_, buffer::in(origin_, block.data() + offset, size)));
   return kj::READY_NOW;
 }
 
@@ -252,8 +317,7 @@ caf::error value_codec::write_binary(const buffer& b,
           return std::move(mapped.error());
         auto st = out.initStream();
         st.setSize(b.size());
-        st.setSource(kj::heap<byte_source>(std::move(*mapped),
-                                           ctx_.large_data().chunk_bytes));
+        st.setSource(kj::heap<byte_source>(ctx_, std::move(*mapped)));
         return caf::none;
       }
       return wire_hooks::write_binary(b, out); // its clear error
@@ -277,7 +341,7 @@ caf::error value_codec::write_binary(const buffer& b,
   if (shared && fd_passing_ && b.size() >= policy.shm_min_bytes) {
     auto& block = shared->block();
     auto shm = out.initShm();
-    shm.setBlock(kj::heap<shm_server>(std::move(shared)));
+    shm.setBlock(kj::heap<shm_server>(ctx_, std::move(shared)));
     shm.setOffset(static_cast<uint64_t>(b.data() - block.data()));
     shm.setSize(b.size());
     return caf::none;
@@ -286,7 +350,7 @@ caf::error value_codec::write_binary(const buffer& b,
     return wire_hooks::write_binary(b, out);
   auto st = out.initStream();
   st.setSize(b.size());
-  st.setSource(kj::heap<byte_source>(b, policy.chunk_bytes));
+  st.setSource(kj::heap<byte_source>(ctx_, b));
   return caf::none;
 }
 

@@ -70,7 +70,10 @@ interface ByteSource {
 }
 
 interface ByteSink {
-  write @0 (chunk :Data) -> stream;
+  write @0 (chunk :Data) -> ();
+  # An ordinary call, not `-> stream`: its answer tells the sender that the
+  # chunk's message was written whole, so the message may point into the
+  # sender's memory instead of a copy (runtime/value_codec.cpp, byte_pump).
   done @1 () -> ();
 }
 

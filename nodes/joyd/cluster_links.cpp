@@ -32,7 +32,6 @@ namespace {
 stream_limits peer_limits() {
   stream_limits limits;
   limits.max_fds = 0;
-  limits.stream_window_bytes = peer_stream_window;
   return limits;
 }
 

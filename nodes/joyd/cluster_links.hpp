@@ -45,10 +45,6 @@ namespace joy {
 
 class rpc_link;
 
-/// Stream-arm bytes in flight on a link between nodes: eight 1 MiB chunks
-/// keep a TCP (or TLS) link busy instead of one chunk per round trip.
-constexpr uint64_t peer_stream_window = uint64_t{8} << 20;
-
 /// One connection to another node, after a successful hello.
 struct peer_connection {
   kj::Own<rpc_link> link;

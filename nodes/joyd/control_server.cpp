@@ -708,8 +708,6 @@ private:
              std::shared_ptr<connection_info> info) {
     stream_limits limits;
     limits.max_fds = 0; // neither the CLI nor peers pass fds
-    if (info->tcp)
-      limits.stream_window_bytes = peer_stream_window;
     auto link = rpc_link::serve(
       kj::mv(stream), limits, kj::heap<gate_server>(ctx_, cfg_, info, joined_));
     auto id = info->id;
