@@ -272,12 +272,21 @@ caf::error error_from_exception(const kj::Exception& ex,
 
 namespace {
 
+/// Maps a received block read-only, from the policy's cache of mappings
+/// where it has one.
+caf::expected<std::shared_ptr<const shm_block>>
+map_block(const large_data_policy& policy, int fd, uint64_t offset,
+          uint64_t size) {
+  return policy.mappings ? policy.mappings->map(fd, offset, size)
+                         : shm_block::map(fd, offset, size);
+}
+
 /// Maps `size` bytes at `offset` of a relayed block (read-only), keeping
 /// its capability `hook` as long as the bytes are in use.
 caf::expected<buffer> map_relayed(kj_context& ctx,
                                   kj::Own<capnp::ClientHook> hook, int fd,
                                   uint64_t offset, std::size_t size) {
-  auto block = shm_block::map(fd, offset, size);
+  auto block = map_block(ctx.large_data(), fd, offset, size);
   if (!block)
     return std::move(block.error());
   auto* data = (*block)->data() + offset;
@@ -375,8 +384,7 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
       }
       auto hook = capnp::ClientHook::from(shm.getBlock());
       KJ_IF_MAYBE (fd, hook->getFd()) {
-        auto block = policy.mappings ? policy.mappings->map(*fd, offset, size)
-                                     : shm_block::map(*fd, offset, size);
+        auto block = map_block(policy, *fd, offset, size);
         if (!block)
           return std::move(block.error());
         auto* data = (*block)->data() + offset;

@@ -51,6 +51,7 @@
 #include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/kj_thread.hpp"
+#include "runtime/large_data.hpp"
 #include "runtime/log.hpp"
 #include "runtime/paths.hpp"
 #include "runtime/protocol.hpp"
@@ -481,11 +482,10 @@ int main(int argc, char** argv) {
   joy::configure_actor_system(cfg, 2);
   caf::actor_system sys{cfg};
   joy::kj_thread kj{sys};
-  // The node relays plugins' large data without mapping or copying it.
+  // The node relays plugins' large data without mapping or copying it, but
+  // for what leaves the host or goes to a browser.
   kj.post([](joy::kj_context& ctx) {
-    joy::large_data_policy relay;
-    relay.relay = true;
-    ctx.set_large_data(relay);
+    ctx.set_large_data(joy::node_large_data_policy());
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));

@@ -22,6 +22,7 @@
 #include "runtime/kj_thread.hpp"
 #include "runtime/large_data.hpp"
 #include "runtime/rpc_link.hpp"
+#include "runtime/shared_memory.hpp"
 #include "runtime/system_config.hpp"
 #include "runtime/value_codec.hpp"
 
@@ -291,4 +292,49 @@ TEST_CASE("a cancelled stream keeps the bytes its chunks point into until "
   fx.round_trip();
   CHECK(log->writes == window / chunk);
   CHECK_FALSE(log->done);
+}
+
+TEST_CASE("a node maps a block it sends to another host once, however often "
+          "it sends it",
+          "[runtime][large_data]") {
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg, 1);
+  caf::actor_system sys{cfg};
+  kj_thread kj{sys};
+  std::promise<std::vector<std::size_t>> mapped;
+  kj.post([&mapped](kj_context& ctx) {
+    // A plugin's block, as the shm arm brings it to the node: a capability
+    // that carries the memfd.
+    large_data_policy plugin;
+    plugin.pool = shm_pool::make();
+    ctx.set_large_data(plugin);
+    auto out = plugin.pool->allocate(std::size_t{3} << 20);
+    KJ_REQUIRE(static_cast<bool>(out));
+    std::memset(out->data(), 7, out->size());
+    auto block = std::move(*out).freeze();
+    capnp::MallocMessageBuilder from_plugin;
+    value_codec plugin_codec{ctx};
+    auto shm = from_plugin.initRoot<wire::Binary>();
+    KJ_REQUIRE(!plugin_codec.write_binary(block, shm) && shm.isShm());
+    // The node reads it (keeping the capability) and sends it to another
+    // host three times (a link without fd passing: the stream arm).
+    auto node = node_large_data_policy();
+    ctx.set_large_data(node);
+    value_codec node_codec{ctx};
+    auto relayed = node_codec.read_binary(shm.asReader());
+    KJ_REQUIRE(static_cast<bool>(relayed) && !relayed->readable());
+    std::vector<std::size_t> sizes;
+    std::vector<kj::Own<capnp::MallocMessageBuilder>> sent;
+    for (int i = 0; i < 3; ++i) {
+      sent.push_back(kj::heap<capnp::MallocMessageBuilder>());
+      value_codec link_codec{ctx, false};
+      auto bin = sent.back()->initRoot<wire::Binary>();
+      KJ_REQUIRE(!link_codec.write_binary(*relayed, bin) && bin.isStream());
+      sizes.push_back(node.mappings->size());
+    }
+    mapped.set_value(std::move(sizes));
+  });
+  auto sizes = mapped.get_future().get();
+  CHECK(sizes == std::vector<std::size_t>{1, 1, 1});
+  kj.stop();
 }
