@@ -115,8 +115,10 @@ TEST_CASE("plugins killed a hundred times in every way are restarted, and the "
   std::printf("R1: restart after a crash, death to next answer through the "
               "CLI: p50 %.1f ms, p99 %.1f ms (100 deaths)\n",
               restart_ms[50], restart_ms[98]);
-  // Nothing leaked: the daemon's fds, zombies, cgroups, processes.
-  CHECK(count_fds(daemon) == fds);
+  // Nothing leaked: the daemon's fds, zombies, cgroups, processes. The
+  // daemon closes the connection of the CLI that just asked for the status
+  // when it sees the CLI go, which may trail its answer on a loaded machine.
+  CHECK(joy::test::eventually([&] { return count_fds(daemon) == fds; }));
   CHECK(zombies_of(daemon) == 0);
   // The last dead sandbox's cgroup goes once its processes are reaped,
   // which may trail the answer of the restarted plugin on a loaded machine.

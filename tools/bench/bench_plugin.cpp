@@ -82,6 +82,41 @@ double median(std::vector<double> xs) {
   return xs[xs.size() / 2];
 }
 
+/// An ndarray of `bytes` to `other`, which reads all of it, vs memcpy of
+/// the same bytes here; GB/s, medians of `reps`. The array is in the pool
+/// (the shm arm) or, `on_heap`, in plain memory (inline up to 16 MiB).
+joy::future<joy::value> measure_arrays(joy::context& ctx, std::string other,
+                                       uint64_t bytes, int64_t reps,
+                                       bool on_heap) {
+  auto out
+    = on_heap ? joy::writable_buffer::on_heap(bytes) : ctx.allocate(bytes);
+  if (!out)
+    return out.error();
+  std::memset(out->data(), 1, bytes);
+  joy::ndarray a{joy::dtype::uint8, {bytes}, std::move(*out).freeze()};
+  // memcpy into memory that is already faulted in, as the pool's is.
+  std::vector<std::byte> dst(bytes, std::byte{0});
+  std::vector<double> copy;
+  for (int64_t r = 0; r < reps; ++r) {
+    auto t0 = clock::now();
+    std::memcpy(dst.data(), a.data.data(), bytes);
+    copy.push_back(gbps(bytes, clock::now() - t0));
+  }
+  auto& api = ctx.api();
+  auto arg = std::make_shared<joy::ndarray>(std::move(a));
+  return timed_loop(reps,
+                    [&api, other, arg](int64_t) {
+                      return api.call(other, "touch", {joy::value{*arg}});
+                    })
+    .then([bytes, copy](std::vector<int64_t> ns) {
+      std::vector<double> ours;
+      for (auto x : ns)
+        ours.push_back(gbps(bytes, std::chrono::nanoseconds{x}));
+      return joy::value{joy::value_map{{"ours", joy::value{median(ours)}},
+                                       {"memcpy", joy::value{median(copy)}}}};
+    });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -220,39 +255,16 @@ int main(int argc, char** argv) {
                 },
                 {"other", "n", "in_flight"});
 
-  // An ndarray of `bytes` to `other`, which reads all of it, vs memcpy of
-  // the same bytes here; GB/s, medians of `reps`.
   p.exports.add(
     "measure_arrays",
-    [](joy::context& ctx, std::string other, uint64_t bytes,
-       int64_t reps) -> joy::future<joy::value> {
-      auto out = ctx.allocate(bytes);
-      if (!out)
-        return out.error();
-      std::memset(out->data(), 1, bytes);
-      joy::ndarray a{joy::dtype::uint8, {bytes}, std::move(*out).freeze()};
-      // memcpy into memory that is already faulted in, as the pool's is.
-      std::vector<std::byte> dst(bytes, std::byte{0});
-      std::vector<double> copy;
-      for (int64_t r = 0; r < reps; ++r) {
-        auto t0 = clock::now();
-        std::memcpy(dst.data(), a.data.data(), bytes);
-        copy.push_back(gbps(bytes, clock::now() - t0));
-      }
-      auto& api = ctx.api();
-      auto arg = std::make_shared<joy::ndarray>(std::move(a));
-      return timed_loop(reps,
-                        [&api, other, arg](int64_t) {
-                          return api.call(other, "touch", {joy::value{*arg}});
-                        })
-        .then([bytes, copy](std::vector<int64_t> ns) {
-          std::vector<double> ours;
-          for (auto x : ns)
-            ours.push_back(gbps(bytes, std::chrono::nanoseconds{x}));
-          return joy::value{
-            joy::value_map{{"ours", joy::value{median(ours)}},
-                           {"memcpy", joy::value{median(copy)}}}};
-        });
+    [](joy::context& ctx, std::string other, uint64_t bytes, int64_t reps) {
+      return measure_arrays(ctx, std::move(other), bytes, reps, false);
+    },
+    {"other", "bytes", "reps"});
+  p.exports.add(
+    "measure_heap_arrays",
+    [](joy::context& ctx, std::string other, uint64_t bytes, int64_t reps) {
+      return measure_arrays(ctx, std::move(other), bytes, reps, true);
     },
     {"other", "bytes", "reps"});
 

@@ -66,6 +66,15 @@ std::vector<row> run_node_benches(const options& opts) {
                        r["memcpy"].get<double>(), "higher",
                        "memcpy of the same bytes in one process"});
   }
+  // Plain memory up to the inline cap travels inside the call's message,
+  // through the node.
+  auto r = node.call({"bench-a", "measure_heap_arrays", "\"bench-b\"",
+                      std::to_string(std::size_t{8} << 20), "15"});
+  rows.push_back(row{"B7a.inline.8MiB",
+                     "ndarray in plain memory plugin -> plugin (inline, "
+                     "through the node), receiver reads it all, 8 MiB",
+                     r["ours"].get<double>(), "GB/s", r["memcpy"].get<double>(),
+                     "higher", "memcpy of the same bytes in one process"});
   return rows;
 }
 
