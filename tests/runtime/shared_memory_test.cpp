@@ -7,7 +7,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "runtime/shared_memory.hpp"
 
@@ -148,6 +151,31 @@ TEST_CASE("heap writable buffers freeze into plain buffers", "[runtime][shm]") {
   CHECK(b.size() == 100);
   CHECK(b.origin() == nullptr);
   CHECK(b.readable());
+}
+
+TEST_CASE("a large heap buffer comes pre-faulted and is unmapped when its "
+          "last holder lets go",
+          "[runtime][shm]") {
+  constexpr std::size_t size = std::size_t{40} << 20;
+  auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident(size / page);
+  auto w = writable_buffer::on_heap(size);
+  REQUIRE(w);
+  auto* base = w->data();
+  // Every page is in before the writer touches one.
+  REQUIRE(::mincore(base, size, resident.data()) == 0);
+  CHECK(std::all_of(resident.begin(), resident.end(),
+                    [](unsigned char r) { return (r & 1) != 0; }));
+  std::memset(base, 5, size);
+  auto b = std::move(*w).freeze();
+  auto copy = b;
+  b = buffer{};
+  CHECK(copy.data()[size - 1] == std::byte{5});
+  REQUIRE(::mincore(base, size, resident.data()) == 0);
+  copy = buffer{};
+  // Gone with the last holder: mincore refuses unmapped memory.
+  CHECK(::mincore(base, size, resident.data()) == -1);
+  CHECK(errno == ENOMEM);
 }
 
 TEST_CASE("a block received again maps from the cache, within its bounds",
