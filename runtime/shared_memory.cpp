@@ -13,6 +13,7 @@
 #include <new>
 
 #include "runtime/errc.hpp"
+#include "runtime/system_config.hpp"
 
 namespace joy {
 
@@ -149,19 +150,11 @@ std::size_t shm_mapping_cache::size() const {
 
 // -- writable_buffer ----------------------------------------------------------
 
-namespace {
-
-/// From this size on, heap buffers are mappings of their own: glibc's
-/// largest mmap threshold, which tune_allocator sets (system_config.cpp).
-constexpr std::size_t populate_from = std::size_t{32} << 20;
-
-} // namespace
-
 caf::expected<writable_buffer> writable_buffer::on_heap(std::size_t size) {
   writable_buffer result;
   if (size == 0)
     return result;
-  if (size >= populate_from) {
+  if (size >= heap_mmap_threshold) {
     // malloc would map this afresh too, and the writer would then fault it
     // in a page at a time: on a VM each fault is a trip to the hypervisor,
     // and a 256 MiB stream spent more time there than copying (B7b on one

@@ -26,10 +26,10 @@ void configure_actor_system(caf::actor_system_config& cfg,
 
 void tune_allocator() {
   // Setting any of these also stops glibc's own adjustment of the mmap
-  // threshold, so all three are set. 32 MiB is the most glibc accepts.
+  // threshold, so all three are set.
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_TOP_PAD, 512 << 10);
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(heap_mmap_threshold));
 }
 
 } // namespace joy

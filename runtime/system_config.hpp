@@ -32,12 +32,17 @@ void configure_actor_system(caf::actor_system_config& cfg, std::size_t workers);
 /// Large messages need more: bytes up to 16 MiB travel inside a call's
 /// message, and the node decodes and re-encodes them on the way. With
 /// buffers from 4 MiB on in mappings of their own, every such buffer landed
-/// in fresh pages, and first touches are slow on VMs that hand freed memory
-/// back to the host (virtio-balloon free page reporting, as on ours): 8 MiB
+/// in fresh pages, and first touches are slow on VMs like ours (a
+/// paravirtualized guest with virtio-balloon, each fault a trip to the
+/// hypervisor): 8 MiB
 /// plugin -> node -> plugin went at 0.04 GB/s. So allocations up to glibc's
 /// limit of 32 MiB come from the heap, and up to 64 MiB of its free top is
 /// kept: 1.0 GB/s (B7a.inline). The price is that a process which once
 /// handled large messages keeps up to 64 MiB per arena it used for them.
 void tune_allocator();
+
+/// From this size on malloc maps each allocation afresh (glibc's largest
+/// mmap threshold, which `tune_allocator` sets).
+constexpr std::size_t heap_mmap_threshold = std::size_t{32} << 20;
 
 } // namespace joy

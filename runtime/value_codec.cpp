@@ -272,21 +272,15 @@ caf::error error_from_exception(const kj::Exception& ex,
 
 namespace {
 
-/// Maps a received block read-only, from the policy's cache of mappings
-/// where it has one.
-caf::expected<std::shared_ptr<const shm_block>>
-map_block(const large_data_policy& policy, int fd, uint64_t offset,
-          uint64_t size) {
-  return policy.mappings ? policy.mappings->map(fd, offset, size)
-                         : shm_block::map(fd, offset, size);
-}
-
-/// Maps `size` bytes at `offset` of a relayed block (read-only), keeping
-/// its capability `hook` as long as the bytes are in use.
-caf::expected<buffer> map_relayed(kj_context& ctx,
-                                  kj::Own<capnp::ClientHook> hook, int fd,
-                                  uint64_t offset, std::size_t size) {
-  auto block = map_block(ctx.large_data(), fd, offset, size);
+/// Maps `size` bytes at `offset` of a received block read-only (from the
+/// policy's cache of mappings where it has one), keeping its capability
+/// `hook` as long as the bytes are in use.
+caf::expected<buffer> map_received(kj_context& ctx,
+                                   kj::Own<capnp::ClientHook> hook, int fd,
+                                   uint64_t offset, std::size_t size) {
+  auto& policy = ctx.large_data();
+  auto block = policy.mappings ? policy.mappings->map(fd, offset, size)
+                               : shm_block::map(fd, offset, size);
   if (!block)
     return std::move(block.error());
   auto* data = (*block)->data() + offset;
@@ -321,7 +315,7 @@ caf::error value_codec::write_binary(const buffer& b,
       auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
       KJ_IF_MAYBE (fd, hook->getFd()) {
         auto mapped
-          = map_relayed(ctx_, kj::mv(hook), *fd, relay->offset, b.size());
+          = map_received(ctx_, kj::mv(hook), *fd, relay->offset, b.size());
         if (!mapped)
           return std::move(mapped.error());
         auto st = out.initStream();
@@ -383,16 +377,8 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
                           nullptr, size);
       }
       auto hook = capnp::ClientHook::from(shm.getBlock());
-      KJ_IF_MAYBE (fd, hook->getFd()) {
-        auto block = map_block(policy, *fd, offset, size);
-        if (!block)
-          return std::move(block.error());
-        auto* data = (*block)->data() + offset;
-        auto id = ctx_.keep(capnp::Capability::Client{kj::mv(hook)});
-        return buffer::in(
-          std::make_shared<mapped_block>(std::move(*block), ctx_.thread(), id),
-          data, size);
-      }
+      KJ_IF_MAYBE (fd, hook->getFd())
+        return map_received(ctx_, kj::mv(hook), *fd, offset, size);
       return make_error(errc::protocol_error,
                         "a shared-memory block arrived without its file "
                         "descriptor (more blocks in one message than the "
@@ -541,7 +527,7 @@ caf::expected<buffer> readable_bytes(kj_context& ctx, const buffer& b,
   if (relay->how == relayed_bytes::arm::shm) {
     auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
     KJ_IF_MAYBE (fd, hook->getFd())
-      return map_relayed(ctx, kj::mv(hook), *fd, relay->offset, b.size());
+      return map_received(ctx, kj::mv(hook), *fd, relay->offset, b.size());
     // The descriptor stayed on another host: the block's owner streams it.
     // The descriptor stayed on another host: ask the block's owner for
     // the bytes instead.

@@ -205,7 +205,7 @@ struct stream_fixture {
   /// Takes the source from the far side and pipes it into a sink writing
   /// to `log`; `finished` is set when the pipe resolves.
   void pipe_into(std::shared_ptr<sink_log> log, std::promise<bool>* finished) {
-    on_kj([log, finished](kj_context& ctx, one_link& link) {
+    on_kj([log, finished](kj_context&, one_link& link) {
       link.source = link.giver.streamRequest().send().getSource();
       auto req = link.source.pipeToRequest();
       req.setSink(kj::heap<held_sink>(log));

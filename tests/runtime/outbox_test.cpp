@@ -30,19 +30,18 @@ namespace {
 /// An actor system, a blocking actor to send to, and an outbox whose
 /// flushes are counted instead of scheduled.
 struct outbox_fixture {
+  static std::unique_ptr<caf::actor_system>
+  start(caf::actor_system_config& cfg) {
+    configure_actor_system(cfg, 2);
+    return std::make_unique<caf::actor_system>(cfg);
+  }
+
   caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  std::unique_ptr<caf::scoped_actor> self;
-  caf::strong_actor_ptr dest;
+  std::unique_ptr<caf::actor_system> sys = start(cfg);
+  caf::scoped_actor self{*sys};
+  caf::strong_actor_ptr dest = caf::actor_cast<caf::strong_actor_ptr>(self);
   int armed = 0;
   outbox box{[this] { ++armed; }};
-
-  outbox_fixture() {
-    configure_actor_system(cfg, 2);
-    sys = std::make_unique<caf::actor_system>(cfg);
-    self = std::make_unique<caf::scoped_actor>(*sys);
-    dest = caf::actor_cast<caf::strong_actor_ptr>(*self);
-  }
 };
 
 caf::mailbox_element_ptr number(int64_t i) {
@@ -62,14 +61,11 @@ std::vector<int64_t> received(caf::scoped_actor& self) {
 
 } // namespace
 
-TEST_CASE("an outbox sends the first message of a burst at once and holds "
-          "the rest until it is flushed",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  auto& self = *f.self;
-  auto& dest = f.dest;
-  auto& box = f.box;
-  auto& armed = f.armed;
+TEST_CASE_METHOD(
+  outbox_fixture,
+  "an outbox sends the first message of a burst at once and holds "
+  "the rest until it is flushed",
+  "[runtime][seam]") {
   box.push(dest, number(1));
   CHECK(armed == 1);
   CHECK(box.held() == 0);
@@ -87,14 +83,11 @@ TEST_CASE("an outbox sends the first message of a burst at once and holds "
   CHECK(received(self) == std::vector<int64_t>{4});
 }
 
-TEST_CASE("an outbox that fills up sends what it holds without waiting for "
-          "the flush, in order",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  auto& self = *f.self;
-  auto& dest = f.dest;
-  auto& box = f.box;
-  auto& armed = f.armed;
+TEST_CASE_METHOD(
+  outbox_fixture,
+  "an outbox that fills up sends what it holds without waiting for "
+  "the flush, in order",
+  "[runtime][seam]") {
   auto n = static_cast<int64_t>(outbox::max_held) + 1;
   for (int64_t i = 0; i < n; ++i)
     box.push(dest, number(i));
@@ -106,41 +99,38 @@ TEST_CASE("an outbox that fills up sends what it holds without waiting for "
     CHECK(xs[static_cast<std::size_t>(i)] == i);
 }
 
-TEST_CASE("an outbox sends what it still holds when it is destroyed",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  auto& self = *f.self;
-  auto& dest = f.dest;
+TEST_CASE_METHOD(outbox_fixture,
+                 "an outbox sends what it still holds when it is destroyed",
+                 "[runtime][seam]") {
   {
-    outbox box{[] {}};
-    box.push(dest, number(1));
-    box.push(dest, number(2));
-    CHECK(box.held() == 1);
+    outbox own{[] {}};
+    own.push(dest, number(1));
+    own.push(dest, number(2));
+    CHECK(own.held() == 1);
   }
   CHECK(received(self) == std::vector<int64_t>{1, 2});
 }
 
-TEST_CASE("outside a kj thread outbox::send enqueues at once",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  auto& self = *f.self;
-  auto& dest = f.dest;
+TEST_CASE_METHOD(outbox_fixture,
+                 "outside a kj thread outbox::send enqueues at once",
+                 "[runtime][seam]") {
   outbox::send(dest, number(7));
   outbox::send(dest, number(8));
   outbox::send(nullptr, number(9)); // dropped, no crash
   CHECK(received(self) == std::vector<int64_t>{7, 8});
 }
 
-TEST_CASE("a burst sent from the kj thread arrives whole and in order once "
-          "the loop runs out of events",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  kj_thread kj{*f.sys};
+TEST_CASE_METHOD(
+  outbox_fixture,
+  "a burst sent from the kj thread arrives whole and in order once "
+  "the loop runs out of events",
+  "[runtime][seam]") {
+  kj_thread kj{*sys};
   constexpr int64_t n = 1000;
   auto got = std::make_shared<std::vector<int64_t>>();
   auto done = std::make_shared<std::promise<void>>();
   auto fut = done->get_future();
-  auto sink = f.sys->spawn([got, done](caf::event_based_actor*) {
+  auto sink = sys->spawn([got, done](caf::event_based_actor*) {
     return caf::behavior{[got, done](int64_t x) {
       got->push_back(x);
       if (static_cast<int64_t>(got->size()) == n)
@@ -160,13 +150,13 @@ TEST_CASE("a burst sent from the kj thread arrives whole and in order once "
   kj.stop();
 }
 
-TEST_CASE("messages held in the kj thread's outbox are delivered when the "
-          "thread stops",
-          "[runtime][seam]") {
-  outbox_fixture f;
-  auto& self = *f.self;
+TEST_CASE_METHOD(
+  outbox_fixture,
+  "messages held in the kj thread's outbox are delivered when the "
+  "thread stops",
+  "[runtime][seam]") {
   {
-    kj_thread kj{*f.sys};
+    kj_thread kj{*sys};
     // Sent from a stop hook, after the loop stopped turning: nothing
     // would flush but the thread's own shutdown.
     kj.post([dest = caf::actor_cast<caf::actor>(self)](kj_context& ctx) {
