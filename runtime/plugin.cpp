@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "runtime/allocator.hpp"
 #include "runtime/call_control.hpp"
 #include "runtime/function.hpp"
 #include "runtime/kj_thread.hpp"

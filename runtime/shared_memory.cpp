@@ -12,8 +12,8 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/allocator.hpp"
 #include "runtime/errc.hpp"
-#include "runtime/system_config.hpp"
 
 namespace joy {
 

@@ -50,6 +50,7 @@
 #include "nodes/joyd/builtin_gpu.hpp"
 #include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/large_data.hpp"
 #include "runtime/log.hpp"

@@ -23,6 +23,7 @@
 
 #include "nodes/python_host/plugin_script.hpp"
 #include "nodes/python_host/python_host.hpp"
+#include "runtime/allocator.hpp"
 #include "runtime/log.hpp"
 #include "runtime/plugin_connection.hpp"
 #include "runtime/protocol.hpp"

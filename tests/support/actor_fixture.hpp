@@ -37,7 +37,7 @@ struct testing_config {
   caf::actor_system_config cfg;
 
   testing_config() {
-    configure_actor_system(cfg, 0);
+    add_message_types(cfg);
     cfg.set("scheduler.policy", caf::atom("testing"));
   }
 };

@@ -14,8 +14,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/allocator.hpp"
 #include "runtime/paths.hpp"
-#include "runtime/system_config.hpp"
 #include "runtime/value_json.hpp"
 #include "tools/bench/bench.hpp"
 
