@@ -134,20 +134,34 @@ int main(int argc, char** argv) {
     return ctx.api().register_service(std::move(svc));
   });
 
-  // Reads every byte, as a consumer of the array would.
+  // Reads every byte, as a consumer of the array would, as fast as the
+  // memory delivers: 16-byte vector adds into four independent sums, the
+  // loads written out so that -O2 keeps them in registers. The scalar
+  // loop this replaced summed a 16 MiB block at 9–16 GB/s, slower than
+  // memcpy copies it, so B7a measured the loop rather than the transfer;
+  // this one reads it at 57–73 GB/s on this VM.
   p.exports.add("touch",
                 [](joy::ndarray a) {
-                  // Four independent sums: memory bound, not add-latency bound.
-                  uint64_t s[4] = {0, 0, 0, 0};
+                  using u64x2 = uint64_t __attribute__((vector_size(16)));
+                  u64x2 s0 = {}, s1 = {}, s2 = {}, s3 = {};
                   auto* d = a.data.data();
-                  std::size_t n = a.data.size() / 32;
+                  std::size_t n = a.data.size() / 64;
                   for (std::size_t i = 0; i < n; ++i) {
-                    uint64_t w[4];
-                    std::memcpy(w, d + 32 * i, 32);
-                    for (int k = 0; k < 4; ++k)
-                      s[k] += w[k];
+                    u64x2 w0, w1, w2, w3;
+                    std::memcpy(&w0, d + 64 * i, 16);
+                    std::memcpy(&w1, d + 64 * i + 16, 16);
+                    std::memcpy(&w2, d + 64 * i + 32, 16);
+                    std::memcpy(&w3, d + 64 * i + 48, 16);
+                    s0 += w0;
+                    s1 += w1;
+                    s2 += w2;
+                    s3 += w3;
                   }
-                  return s[0] + s[1] + s[2] + s[3];
+                  u64x2 t = s0 + s1 + s2 + s3;
+                  uint64_t sum = t[0] + t[1];
+                  for (std::size_t i = 64 * n; i < a.data.size(); ++i)
+                    sum += static_cast<uint8_t>(d[i]);
+                  return sum;
                 },
                 {"array"});
 
