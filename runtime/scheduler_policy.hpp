@@ -128,12 +128,19 @@ public:
 
   template <class Coordinator, class UnaryFunction>
   void foreach_central_resumable(Coordinator* self, UnaryFunction f) {
+    // At shutdown: the jobs left over are cleaned up outside the lock, since
+    // cleaning up an actor may send messages, which would enqueue again.
     auto& data = d(self);
-    std::lock_guard<std::mutex> guard{data.lock};
-    while (!data.queue.empty()) {
-      auto* job = data.queue.front();
-      data.queue.pop_front();
-      f(job);
+    for (;;) {
+      std::deque<caf::resumable*> jobs;
+      {
+        std::lock_guard<std::mutex> guard{data.lock};
+        jobs.swap(data.queue);
+      }
+      if (jobs.empty())
+        return;
+      for (auto* job : jobs)
+        f(job);
     }
   }
 };
