@@ -20,11 +20,12 @@
 /// from 0.9 to 0.37 per call (B4: 0.98–1.00 → 1.21–1.24 of raw Cap'n Proto,
 /// interleaved runs). The price is at start: loading and setting up one
 /// more library, and first allocations spread over more fresh pages, which
-/// are dear to touch on this VM. A plugin's cold start (B8) took 15.6–15.9
-/// instead of 13.5–14.1 ms with mimalloc in the plugin alone, 18.6–19.2
-/// with it in every process (docs/benchmarks.md). Steady calls are what a
-/// plugin spends its life on, so Joy takes that trade;
-/// `-DJOY_WITH_MIMALLOC=OFF` builds with glibc's malloc.
+/// are dear to touch on this VM. A plugin's cold start (B8) took about 2 ms
+/// more in interleaved runs against a build without it (17.6–18.3 against
+/// 15.5–16.4 ms), and the bridge holds 18 instead of 14 KiB per idle client
+/// (B12; docs/benchmarks.md). Steady calls are what a plugin spends its
+/// life on, so Joy takes that trade; `-DJOY_WITH_MIMALLOC=OFF` builds with
+/// glibc's malloc.
 ///
 /// Built without mimalloc, glibc's malloc is tuned instead: it keeps up to
 /// 64 MiB of freed heap instead of handing it back at every turn (trimming
