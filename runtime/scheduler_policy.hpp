@@ -3,8 +3,8 @@
 
 /// @file
 /// The scheduling policy of every Joy process: CAF's work sharing (one
-/// queue, idle workers sleep until woken) without its costs
-/// per scheduled actor.
+/// queue, idle workers sleep until woken) without its costs per scheduled
+/// actor.
 ///
 /// CAF 0.17's `work_sharing` allocates a list node for every actor it
 /// queues (freed by the worker that takes it: a free across threads) and
