@@ -17,15 +17,15 @@
 /// into a plugin (B4) that lock was a third of its futex calls. mimalloc
 /// hands a block freed by another thread back to its owner without a lock:
 /// the plugin's CPU per call went from 15–16 to 11 µs and its futex calls
-/// from 0.9 to 0.37 per call (B4: 0.98–1.00 → 1.21–1.24 of raw Cap'n Proto,
-/// interleaved runs). The price is at start: loading and setting up one
-/// more library, and first allocations spread over more fresh pages, which
-/// are dear to touch on this VM. A plugin's cold start (B8) took about 2 ms
-/// more in interleaved runs against a build without it (17.6–18.3 against
-/// 15.5–16.4 ms), and the bridge holds 18 instead of 14 KiB per idle client
-/// (B12; docs/benchmarks.md). Steady calls are what a plugin spends its
-/// life on, so Joy takes that trade; `-DJOY_WITH_MIMALLOC=OFF` builds with
-/// glibc's malloc.
+/// from 0.9 to 0.37 per call (B4: 0.90–1.05 → 1.17–1.20 of raw Cap'n Proto
+/// in interleaved runs against a build without it). The price is at start:
+/// loading and setting up one more library, and first allocations spread over
+/// more fresh pages, which are dear to touch on this VM. A plugin's cold start
+/// (B8) took about 2 ms more in interleaved runs against a build without it
+/// (17.6–18.3 against 15.5–16.4 ms), and the bridge holds 18 instead of 14 KiB
+/// per idle client (B12; docs/benchmarks.md). Steady calls are what a plugin
+/// spends its life on, so Joy takes that trade; `-DJOY_WITH_MIMALLOC=OFF`
+/// builds with glibc's malloc.
 ///
 /// Built without mimalloc, glibc's malloc is tuned instead: it keeps up to
 /// 64 MiB of freed heap instead of handing it back at every turn (trimming

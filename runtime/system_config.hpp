@@ -6,9 +6,9 @@
 ///
 /// Why a sharing scheduler? On 2 vCPUs the work-stealing scheduler adds
 /// 64–78 µs per hop (idle workers sleep-poll); a sharing scheduler wakes a
-/// worker through a condition variable, ~10 µs per hop (DESIGN §5). Joy's
-/// own policy (runtime/scheduler_policy.hpp) is CAF's sharing one without
-/// its allocation and lock contention per scheduled actor.
+/// sleeping worker when work comes, ~10 µs per hop (DESIGN §5). Joy's own
+/// policy (runtime/scheduler_policy.hpp) is CAF's sharing one without its
+/// allocation and lock contention per scheduled actor.
 #pragma once
 
 #include <cstddef>

@@ -528,7 +528,6 @@ caf::expected<buffer> readable_bytes(kj_context& ctx, const buffer& b,
     auto hook = capnp::ClientHook::from(cap->castAs<wire::SharedMemory>());
     KJ_IF_MAYBE (fd, hook->getFd())
       return map_received(ctx, kj::mv(hook), *fd, relay->offset, b.size());
-    // The descriptor stayed on another host: the block's owner streams it.
     // The descriptor stayed on another host: ask the block's owner for
     // the bytes instead.
   }
