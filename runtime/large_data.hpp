@@ -15,7 +15,10 @@
 /// * A node **relays**: it passes shm blocks and streams on as the
 ///   capabilities they are, never mapping or buffering the bytes (but for
 ///   its links to other hosts and its bridge, which must read them:
-///   docs/design/large-data.md).
+///   docs/design/large-data.md). A stream that arrives from another host
+///   **lands** in a block of the node's own pool instead, where the reader
+///   asked for it and the pool has room: the plugin it goes to maps that
+///   block rather than pulling every chunk through its socket.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +38,12 @@ struct large_data_policy {
   /// Blocks received lately (a node: blocks it had to read) stay mapped
   /// here; null: map every time.
   std::shared_ptr<shm_mapping_cache> mappings;
+  /// A node's pool for streams from other hosts (value_codec::landing);
+  /// null: they are relayed as capabilities.
+  std::shared_ptr<shm_pool> landing;
+  /// Bytes of landed blocks in use at once; a stream that would pass it is
+  /// relayed instead, and its plugin pulls it into its own memory.
+  std::size_t landing_max_bytes = std::size_t{2} << 30;
   /// Bytes that already sit in shared memory go by the shm arm from this
   /// size on (smaller ones are cheaper inline than an fd).
   std::size_t shm_min_bytes = std::size_t{64} << 10;
@@ -50,7 +59,9 @@ struct large_data_policy {
 
 /// A node's policy: it relays, and keeps the last blocks it had to read
 /// (for another host or a browser) mapped, up to 4 of them and 1 GiB. A
-/// block mapped afresh took three times the CPU to send (B7b).
-large_data_policy node_large_data_policy();
+/// block mapped afresh took three times the CPU to send (B7b). With
+/// `shared_memory` (its plugins use the shm arm), streams from other hosts
+/// land in a pool of its own.
+large_data_policy node_large_data_policy(bool shared_memory = true);
 
 } // namespace joy

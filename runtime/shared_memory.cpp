@@ -255,6 +255,7 @@ caf::expected<writable_buffer> shm_pool::allocate(std::size_t size) {
     std::lock_guard<std::mutex> guard{mtx_};
     stats_.blocks_made += made_here ? 1 : 0;
     ++stats_.blocks_in_use;
+    stats_.bytes_in_use += block->size();
   }
   writable_buffer result;
   result.data_ = block->data();
@@ -280,6 +281,7 @@ void shm_pool::give_back(std::shared_ptr<shm_block> block) {
   std::vector<std::shared_ptr<shm_block>> evicted;
   std::lock_guard<std::mutex> guard{mtx_};
   --stats_.blocks_in_use;
+  stats_.bytes_in_use -= block->size();
   if (block->size() > opts_.max_cached)
     return; // unmapped as `block` goes
   free_.push_back(std::move(block));

@@ -181,6 +181,8 @@ public:
     uint64_t blocks_reused = 0;
     std::size_t bytes_cached = 0;
     std::size_t blocks_in_use = 0;
+    /// Bytes of the blocks lent out (whole blocks, not what was asked).
+    std::size_t bytes_in_use = 0;
   };
 
   counters stats() const;

@@ -212,8 +212,10 @@ kj::Promise<void> shm_server::stream(StreamContext context) {
   return kj::READY_NOW;
 }
 
-/// Where a stream lands: memory of the declared size, filled in order.
+/// Where a stream lands: memory of the declared size, filled in order. It
+/// keeps the memory: chunks sent before a reader gave up still arrive.
 struct sink_state {
+  buffer memory;
   std::byte* dst = nullptr;
   uint64_t size = 0;
   uint64_t written = 0;
@@ -390,6 +392,12 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
       if (size == 0)
         return buffer{};
       if (policy.relay) {
+        if (land_ && policy.landing && size <= policy.max_stream_bytes
+            && policy.landing->stats().bytes_in_use + size
+                 <= policy.landing_max_bytes)
+          // A full pool or a failed allocation relays it after all.
+          if (auto dst = policy.landing->allocate(size))
+            return pull(st.getSource(), size, std::move(*dst));
         auto id = ctx_.keep(st.getSource());
         return buffer::in(std::make_shared<relayed_bytes>(
                             relayed_bytes::arm::stream, ctx_.thread(), id, 0),
@@ -405,19 +413,25 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
                              : writable_buffer::on_heap(size);
       if (!dst)
         return std::move(dst.error());
-      auto state = std::make_shared<sink_state>();
-      state->dst = dst->data();
-      state->size = size;
-      auto req = st.getSource().pipeToRequest();
-      req.setSink(kj::heap<byte_sink>(state));
-      pending_.push_back(req.send().then([state](auto&&) {
-        KJ_REQUIRE(state->done && state->written == state->size,
-                   "stream ended early", state->written, state->size);
-      }));
-      return std::move(*dst).freeze();
+      return pull(st.getSource(), size, std::move(*dst));
     }
   }
   return make_error(errc::protocol_error, "unknown binary arm");
+}
+
+caf::expected<buffer> value_codec::pull(wire::ByteSource::Client source,
+                                        uint64_t size, writable_buffer dst) {
+  auto state = std::make_shared<sink_state>();
+  state->dst = dst.data();
+  state->size = size;
+  state->memory = std::move(dst).freeze();
+  auto req = source.pipeToRequest();
+  req.setSink(kj::heap<byte_sink>(state));
+  pending_.push_back(req.send().then([state](auto&&) {
+    KJ_REQUIRE(state->done && state->written == state->size,
+               "stream ended early", state->written, state->size);
+  }));
+  return state->memory;
 }
 
 kj::Promise<caf::error> value_codec::settle() {

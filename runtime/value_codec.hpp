@@ -34,6 +34,8 @@
 
 namespace joy {
 
+class writable_buffer;
+
 class value_codec final : public wire_hooks {
 public:
   /// `fd_passing`: whether the connection carries file descriptors (plugin
@@ -41,6 +43,17 @@ public:
   explicit value_codec(kj_context& ctx, bool fd_passing = true)
     : ctx_(ctx), fd_passing_(fd_passing) {
     // nop
+  }
+
+  /// For a node reading a value from another host, which it settles
+  /// (`finish`) before passing the value on: a stream in it lands in the
+  /// node's landing pool where the policy has one with room, so a plugin of
+  /// this node maps that block instead of pulling every chunk through its
+  /// socket (B7b). Streams that do not fit stay relayed capabilities.
+  static value_codec landing(kj_context& ctx) {
+    value_codec codec{ctx, false};
+    codec.land_ = true;
+    return codec;
   }
 
   caf::error write_function(const function_ref& f,
@@ -51,6 +64,12 @@ public:
   caf::error write_binary(const buffer& b, wire::Binary::Builder out) override;
 
   caf::expected<buffer> read_binary(wire::Binary::Reader in) override;
+
+  /// Whether no stream this codec started reading is still arriving: what
+  /// it read is whole now.
+  bool settled() const noexcept {
+    return pending_.empty();
+  }
 
   /// Resolves when every stream this codec started reading has arrived
   /// whole: with no error, or with the first failure. Never throws.
@@ -70,8 +89,14 @@ public:
   }
 
 private:
+  /// Pipes `size` bytes from `source` into `dst`; they are there once this
+  /// codec settles.
+  caf::expected<buffer> pull(wire::ByteSource::Client source, uint64_t size,
+                             writable_buffer dst);
+
   kj_context& ctx_;
   bool fd_passing_;
+  bool land_ = false;
   std::vector<kj::Promise<void>> pending_;
 };
 

@@ -119,53 +119,16 @@ public:
   kj::Promise<void> call(CallContext context) override {
     context.allowCancellation();
     auto params = context.getParams();
-    call_request req;
-    req.method = params.getMethod();
-    value_codec codec{ctx_, false}; // the CLI passes no fds
+    // No fds pass here (the CLI's socket, or TCP from another node); large
+    // arrays from another node land in this node's shared memory first, so
+    // a plugin here maps them (value_codec::landing).
+    auto codec = value_codec::landing(ctx_);
     auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
-    if (!in) {
-      write_error(in.error(), context.getResults().initResult().initErr());
-      return kj::READY_NOW;
-    }
-    req.args = std::move(in->args);
-    req.kwargs = std::move(in->kwargs);
-    auto ms = params.getTimeoutMs();
-    req.timeout = ms > 0 ? caf::timespan{std::chrono::milliseconds{ms}}
-                         : cfg_.call_timeout;
-    // The client going away cancels the call down to the plugin; the
-    // client's monitor hears the plugin's progress.
-    req.control = std::make_shared<call_control>(
-      &ctx_.thread(), params.hasMonitor()
-                        ? report_to_monitor(ctx_, params.getMonitor())
-                        : nullptr);
-    auto control = req.control;
-    std::string plugin = params.getPlugin();
-    auto reply = [this, context](caf::expected<value> res) mutable {
-      value_codec codec{ctx_, false}; // the CLI passes no fds
-      write_result(res, context.getResults().initResult(), &codec);
-    };
-    // A plugin running here takes the call at once, on this thread.
-    if (auto* link = cfg_.running ? cfg_.running->find(plugin) : nullptr)
-      return link->call(std::move(req)).then(kj::mv(reply));
-    // One another node runs, reached there before, straight to that node
-    // (a call from another node is never passed on again).
-    if (!peer_ && cfg_.remote)
-      if (auto where = cfg_.remote->find(plugin, ctx_.timer().now()))
-        return cfg_.remote
-          ->call(*where, std::move(plugin), std::move(req), ctx_.timer(),
-                 unbounded_call)
-          .then(kj::mv(reply));
-    // The plugin host enforces the deadline (renewed by progress); this one
-    // only bounds a node actor that never answers.
-    // A call from another node stays here: it was located here, and is
-    // never passed on again.
-    auto answer = peer_ ? ctx_.request(cfg_.node, unbounded_call, call_atom_v,
-                                       std::move(plugin), std::move(req), true)
-                        : ctx_.request(cfg_.node, unbounded_call, call_atom_v,
-                                       std::move(plugin), std::move(req));
-    return cancel_on_drop(kj::mv(answer), std::move(control))
-      .then([reply = kj::mv(reply)](caf::message msg) mutable {
-        reply(take<value>(msg));
+    if (codec.settled())
+      return route(context, std::move(in));
+    return codec.finish(std::move(in))
+      .then([this, context](caf::expected<arguments> in) mutable {
+        return route(context, std::move(in));
       });
   }
 
@@ -301,6 +264,57 @@ public:
   kj::Promise<void> installArchive(InstallArchiveContext context) override;
 
 private:
+  /// Takes a call whose arguments arrived whole where it goes.
+  kj::Promise<void> route(CallContext context, caf::expected<arguments> in) {
+    auto params = context.getParams();
+    if (!in) {
+      write_error(in.error(), context.getResults().initResult().initErr());
+      return kj::READY_NOW;
+    }
+    call_request req;
+    req.method = params.getMethod();
+    req.args = std::move(in->args);
+    req.kwargs = std::move(in->kwargs);
+    auto ms = params.getTimeoutMs();
+    req.timeout = ms > 0 ? caf::timespan{std::chrono::milliseconds{ms}}
+                         : cfg_.call_timeout;
+    // The client going away cancels the call down to the plugin; the
+    // client's monitor hears the plugin's progress.
+    req.control = std::make_shared<call_control>(
+      &ctx_.thread(), params.hasMonitor()
+                        ? report_to_monitor(ctx_, params.getMonitor())
+                        : nullptr);
+    auto control = req.control;
+    std::string plugin = params.getPlugin();
+    auto reply = [this, context](caf::expected<value> res) mutable {
+      value_codec codec{ctx_, false}; // the CLI passes no fds
+      write_result(res, context.getResults().initResult(), &codec);
+    };
+    // A plugin running here takes the call at once, on this thread.
+    if (auto* link = cfg_.running ? cfg_.running->find(plugin) : nullptr)
+      return link->call(std::move(req)).then(kj::mv(reply));
+    // One another node runs, reached there before, straight to that node
+    // (a call from another node is never passed on again).
+    if (!peer_ && cfg_.remote)
+      if (auto where = cfg_.remote->find(plugin, ctx_.timer().now()))
+        return cfg_.remote
+          ->call(*where, std::move(plugin), std::move(req), ctx_.timer(),
+                 unbounded_call)
+          .then(kj::mv(reply));
+    // The plugin host enforces the deadline (renewed by progress); this one
+    // only bounds a node actor that never answers.
+    // A call from another node stays here: it was located here, and is
+    // never passed on again.
+    auto answer = peer_ ? ctx_.request(cfg_.node, unbounded_call, call_atom_v,
+                                       std::move(plugin), std::move(req), true)
+                        : ctx_.request(cfg_.node, unbounded_call, call_atom_v,
+                                       std::move(plugin), std::move(req));
+    return cancel_on_drop(kj::mv(answer), std::move(control))
+      .then([reply = kj::mv(reply)](caf::message msg) mutable {
+        reply(take<value>(msg));
+      });
+  }
+
   static caf::error local_only(const char* what) {
     return make_error(errc::permission_denied,
                       std::string{what}

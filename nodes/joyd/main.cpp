@@ -484,9 +484,10 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   joy::kj_thread kj{sys};
   // The node relays plugins' large data without mapping or copying it, but
-  // for what leaves the host or goes to a browser.
-  kj.post([](joy::kj_context& ctx) {
-    ctx.set_large_data(joy::node_large_data_policy());
+  // for what leaves the host or goes to a browser; arrays from other hosts
+  // land in its shared memory when its plugins use it.
+  kj.post([shm = large_data == "shm"](joy::kj_context& ctx) {
+    ctx.set_large_data(joy::node_large_data_policy(shm));
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));

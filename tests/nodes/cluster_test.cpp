@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -115,6 +117,23 @@ void start_pair(cluster_node& head, cluster_node& worker) {
   await([&] { return joined(worker); });
 }
 
+/// The largest shared-memory block a process has mapped writable: a node
+/// maps one only for arrays from other hosts that landed there.
+std::size_t largest_writable_block(int pid) {
+  std::ifstream maps{"/proc/" + std::to_string(pid) + "/maps"};
+  std::size_t most = 0;
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("memfd:joy-shm") == std::string::npos
+        || line.find(" rw-s ") == std::string::npos)
+      continue;
+    auto dash = line.find('-');
+    auto from = std::stoull(line.substr(0, dash), nullptr, 16);
+    auto to = std::stoull(line.substr(dash + 1), nullptr, 16);
+    most = std::max<std::size_t>(most, to - from);
+  }
+  return most;
+}
+
 } // namespace
 
 TEST_CASE("nodes on loopback join a head and use each other's plugins "
@@ -162,6 +181,10 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
         == "true\n");
   CHECK(b.ok({"call", "arrays-b", "send", "\"arrays\"", quarter, "6"})
         == "true\n");
+  // They landed in each node's shared memory, which its plugin mapped
+  // (docs/design/large-data.md, "Landing"): the nodes keep those blocks.
+  CHECK(largest_writable_block(a.daemon_pid()) >= (256u << 20));
+  CHECK(largest_writable_block(b.daemon_pid()) >= (256u << 20));
   // Calls never went through anyone but A and B; with only two nodes, the
   // data path check is the netns test's: here, both logs name the link.
   CHECK(a.log().find("refused") == std::string::npos);
