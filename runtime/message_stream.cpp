@@ -226,7 +226,12 @@ validating_stream::read_loop(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
   if (msg_bytes <= rx_.size())
     return fill(msg_bytes).then(
       [this, fd_space, options]() { return read_loop(fd_space, options); });
-  // Too big for the buffer: read the rest straight into the message.
+  // Too big for the buffer: read the rest straight into the message. What
+  // this side has to send goes first: reading a large message takes a
+  // while, and while messages keep arriving the loop never waits, so the
+  // batch would wait too. The answers to a stream's chunks are what lets
+  // its sender send more (B7b stalled on them, its window drained).
+  flush_now();
   auto body = kj::heapArray<capnp::word>(total);
   auto body_have = have - hdr;
   std::memcpy(body.begin(), p + hdr, body_have);
