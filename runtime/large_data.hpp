@@ -61,7 +61,11 @@ struct large_data_policy {
 /// (for another host or a browser) mapped, up to 4 of them and 1 GiB. A
 /// block mapped afresh took three times the CPU to send (B7b). With
 /// `shared_memory` (its plugins use the shm arm), streams from other hosts
-/// land in a pool of its own.
-large_data_policy node_large_data_policy(bool shared_memory = true);
+/// land in a pool of its own: up to 2 GiB of landed blocks in use and 1 GiB
+/// of freed ones kept, or a quarter and an eighth of `memory_bytes` (the
+/// machine's) where that is less. Landed memory is the node's, not its
+/// plugins', so it must fit the machine.
+large_data_policy node_large_data_policy(bool shared_memory = true,
+                                         uint64_t memory_bytes = UINT64_MAX);
 
 } // namespace joy

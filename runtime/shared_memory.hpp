@@ -187,6 +187,10 @@ public:
 
   counters stats() const;
 
+  const options& config() const noexcept {
+    return opts_;
+  }
+
 private:
   explicit shm_pool(options opts) : opts_(opts) {
     // nop

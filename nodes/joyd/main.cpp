@@ -487,7 +487,9 @@ int main(int argc, char** argv) {
   // for what leaves the host or goes to a browser; arrays from other hosts
   // land in its shared memory when its plugins use it.
   kj.post([shm = large_data == "shm"](joy::kj_context& ctx) {
-    ctx.set_large_data(joy::node_large_data_policy(shm));
+    ctx.set_large_data(joy::node_large_data_policy(
+      shm, static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
+             * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));

@@ -469,3 +469,18 @@ TEST_CASE("a landed block a reader gave up on goes back to the pool once the "
   // The far side let go of its bytes too.
   CHECK(fx.released.get_future().wait_for(30s) == std::future_status::ready);
 }
+
+TEST_CASE("a node's landing pool fits the machine it runs on",
+          "[runtime][large_data]") {
+  auto big = node_large_data_policy(true, uint64_t{64} << 30);
+  REQUIRE(big.landing);
+  CHECK(big.landing_max_bytes == std::size_t{2} << 30);
+  CHECK(big.landing->config().max_cached == std::size_t{1} << 30);
+  // A 4 GiB machine: a quarter in use, an eighth kept.
+  auto small = node_large_data_policy(true, uint64_t{4} << 30);
+  REQUIRE(small.landing);
+  CHECK(small.landing_max_bytes == std::size_t{1} << 30);
+  CHECK(small.landing->config().max_cached == std::size_t{512} << 20);
+  // Plugins without shared memory: nothing lands.
+  CHECK_FALSE(node_large_data_policy(false, uint64_t{64} << 30).landing);
+}
