@@ -126,7 +126,18 @@ public:
     auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
     if (codec.settled())
       return route(context, std::move(in));
+    // The bytes must arrive within the call's deadline: a peer that stalls
+    // its stream must not hold the landing pool for longer.
+    auto ms = timeout_of(params).count();
     return codec.finish(std::move(in))
+      .exclusiveJoin(ctx_.timer()
+                       .afterDelay(ms * kj::MILLISECONDS)
+                       .then([ms]() -> caf::expected<arguments> {
+                         return make_error(errc::timeout,
+                                           "the arguments of the call did not "
+                                           "arrive within its deadline ("
+                                             + std::to_string(ms) + " ms)");
+                       }))
       .then([this, context](caf::expected<arguments> in) mutable {
         return route(context, std::move(in));
       });
@@ -264,6 +275,15 @@ public:
   kj::Promise<void> installArchive(InstallArchiveContext context) override;
 
 private:
+  /// The call's deadline: the caller's, or this node's default.
+  std::chrono::milliseconds timeout_of(wire::Node::CallParams::Reader params) {
+    auto ms = params.getTimeoutMs();
+    if (ms > 0)
+      return std::chrono::milliseconds{ms};
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+      cfg_.call_timeout);
+  }
+
   /// Takes a call whose arguments arrived whole where it goes.
   kj::Promise<void> route(CallContext context, caf::expected<arguments> in) {
     auto params = context.getParams();
@@ -275,9 +295,7 @@ private:
     req.method = params.getMethod();
     req.args = std::move(in->args);
     req.kwargs = std::move(in->kwargs);
-    auto ms = params.getTimeoutMs();
-    req.timeout = ms > 0 ? caf::timespan{std::chrono::milliseconds{ms}}
-                         : cfg_.call_timeout;
+    req.timeout = timeout_of(params);
     // The client going away cancels the call down to the plugin; the
     // client's monitor hears the plugin's progress.
     req.control = std::make_shared<call_control>(

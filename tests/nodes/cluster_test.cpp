@@ -424,6 +424,60 @@ std::string peer_shutdown_after_wrong_token(const std::string& address,
   }
 }
 
+/// A stream source that never sends a byte: a stalled or rogue peer.
+class stalled_source final : public wire::ByteSource::Server {
+public:
+  kj::Promise<void> pipeTo(PipeToContext) override {
+    return kj::NEVER_DONE;
+  }
+};
+
+/// With the token, calls `plugin.method` over the cluster port with one
+/// 64 MiB argument whose stream never comes, and a deadline of `ms`;
+/// returns the call's outcome and how long the answer took.
+std::pair<caf::error, std::chrono::milliseconds>
+call_with_stalled_stream(const std::string& address, const std::string& token,
+                         const std::string& plugin, const std::string& method,
+                         uint64_t ms) {
+  auto io = kj::setupAsyncIo();
+  auto t0 = std::chrono::steady_clock::now();
+  auto took = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  };
+  try {
+    auto addr
+      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
+    auto link = rpc_link::connect(
+      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
+      stream_limits{});
+    auto hello = link->bootstrap_as<wire::Gate>().helloRequest();
+    hello.setVersion(protocol_version);
+    hello.setClient("a stalling peer");
+    hello.setToken(token);
+    auto res = hello.send().wait(io.waitScope);
+    if (res.getResult().isErr())
+      return {read_error(res.getResult().getErr()), took()};
+    auto req = res.getResult().getOk().getNode().callRequest();
+    req.setPlugin(plugin);
+    req.setMethod(method);
+    req.setTimeoutMs(ms);
+    auto st = req.initArgs(1)[0].initBytes().initStream();
+    st.setSize(uint64_t{64} << 20);
+    st.setSource(kj::heap<stalled_source>());
+    t0 = std::chrono::steady_clock::now();
+    auto resp = io.provider->getTimer()
+                  .timeoutAfter(30 * kj::SECONDS, req.send())
+                  .wait(io.waitScope);
+    auto out = resp.getResult();
+    if (out.isErr())
+      return {read_error(out.getErr()), took()};
+    return {caf::error{}, took()};
+  } catch (const kj::Exception& ex) {
+    return {make_error(errc::disconnected, ex.getDescription().cStr()), took()};
+  }
+}
+
 } // namespace
 
 TEST_CASE("a peer with the token may call plugins but not run the node: no "
@@ -609,4 +663,23 @@ TEST_CASE("every node of a cluster serves the gpu service, and a caller's "
   CHECK(has_gpu(st));
   REQUIRE(st["cluster"].size() == 1);
   CHECK(has_gpu(st["cluster"][0]));
+}
+
+TEST_CASE("a call whose streamed argument stalls fails at its deadline, and "
+          "the node keeps serving",
+          "[nodes][cluster]") {
+  cluster_node a;
+  start_head(a);
+  a.ok({"install", example("arrays")});
+  std::string token;
+  {
+    std::ifstream in{a.home() + "/cluster.token"};
+    std::getline(in, token);
+  }
+  auto [err, took]
+    = call_with_stalled_stream(a.listen(), token, "arrays", "mirror", 500);
+  CHECK(code_of(err) == errc::timeout);
+  CHECK_THAT(message_of(err), Catch::Contains("did not arrive"));
+  CHECK(took < std::chrono::seconds{20});
+  CHECK_FALSE(a.ok({"call", "arrays", "make", "16", "1"}).empty());
 }
