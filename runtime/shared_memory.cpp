@@ -199,13 +199,16 @@ buffer writable_buffer::freeze() && {
 /// last remote holder of its capability, let go.
 class shm_pool::lease final : public shm_origin {
 public:
-  lease(std::shared_ptr<shm_pool> pool, std::shared_ptr<shm_block> block)
-    : pool_(std::move(pool)), block_(std::move(block)) {
+  lease(std::shared_ptr<shm_pool> pool, std::shared_ptr<shm_block> block,
+        std::string tenant)
+    : pool_(std::move(pool)),
+      block_(std::move(block)),
+      tenant_(std::move(tenant)) {
     // nop
   }
 
   ~lease() override {
-    pool_->give_back(std::move(block_));
+    pool_->give_back(std::move(block_), std::move(tenant_));
   }
 
   const shm_block& block() const noexcept override {
@@ -215,6 +218,7 @@ public:
 private:
   std::shared_ptr<shm_pool> pool_;
   std::shared_ptr<shm_block> block_;
+  std::string tenant_;
 };
 
 std::shared_ptr<shm_pool> shm_pool::make(options opts) {
@@ -223,19 +227,22 @@ std::shared_ptr<shm_pool> shm_pool::make(options opts) {
   return std::shared_ptr<shm_pool>{new shm_pool{opts}};
 }
 
-caf::expected<writable_buffer> shm_pool::allocate(std::size_t size) {
+caf::expected<writable_buffer> shm_pool::allocate(std::size_t size,
+                                                  const std::string& tenant) {
   if (size == 0)
     return writable_buffer{};
   std::shared_ptr<shm_block> block;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto best = free_.end();
-    for (auto i = free_.begin(); i != free_.end(); ++i)
-      if ((*i)->size() >= size && (*i)->size() / 2 <= size
-          && (best == free_.end() || (*i)->size() < (*best)->size()))
+    for (auto i = free_.begin(); i != free_.end(); ++i) {
+      auto n = i->block->size();
+      if (i->tenant == tenant && n >= size && n / 2 <= size
+          && (best == free_.end() || n < best->block->size()))
         best = i;
+    }
     if (best != free_.end()) {
-      block = std::move(*best);
+      block = std::move(best->block);
       free_.erase(best);
       stats_.bytes_cached -= block->size();
       ++stats_.blocks_reused;
@@ -260,7 +267,7 @@ caf::expected<writable_buffer> shm_pool::allocate(std::size_t size) {
   writable_buffer result;
   result.data_ = block->data();
   result.size_ = size;
-  result.origin_ = std::make_shared<lease>(shared_from_this(), block);
+  result.origin_ = std::make_shared<lease>(shared_from_this(), block, tenant);
   return result;
 }
 
@@ -276,19 +283,19 @@ caf::expected<buffer> shm_pool::copy_of(const buffer& src) {
   return std::move(*out).freeze();
 }
 
-void shm_pool::give_back(std::shared_ptr<shm_block> block) {
+void shm_pool::give_back(std::shared_ptr<shm_block> block, std::string tenant) {
   // Unmapped after the lock is released (declared before the guard).
-  std::vector<std::shared_ptr<shm_block>> evicted;
+  std::vector<free_block> evicted;
   std::lock_guard<std::mutex> guard{mtx_};
   --stats_.blocks_in_use;
   stats_.bytes_in_use -= block->size();
   if (block->size() > opts_.max_cached)
     return; // unmapped as `block` goes
-  free_.push_back(std::move(block));
-  stats_.bytes_cached += free_.back()->size();
+  stats_.bytes_cached += block->size();
+  free_.push_back(free_block{std::move(block), std::move(tenant)});
   // Oldest first out, until the cache fits again.
   while (stats_.bytes_cached > opts_.max_cached) {
-    stats_.bytes_cached -= free_.front()->size();
+    stats_.bytes_cached -= free_.front().block->size();
     evicted.push_back(std::move(free_.front()));
     free_.erase(free_.begin());
   }

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -171,7 +172,14 @@ public:
 
   /// `size` bytes in a block of this pool: a cached block when one of at
   /// least `size` and at most twice that is free, else a new one.
-  caf::expected<writable_buffer> allocate(std::size_t size);
+  ///
+  /// `tenant` names who the bytes are for. A freed block is reused only for
+  /// the tenant it last served: whoever received a block's fd can keep it,
+  /// and must not see what the block holds next for someone else. A
+  /// plugin's own pool has one tenant; a node's landing pool has one per
+  /// plugin (value_codec::landing).
+  caf::expected<writable_buffer> allocate(std::size_t size,
+                                          const std::string& tenant = {});
 
   /// A copy of `src` in a block of this pool.
   caf::expected<buffer> copy_of(const buffer& src);
@@ -198,11 +206,16 @@ private:
 
   class lease;
 
-  void give_back(std::shared_ptr<shm_block> block);
+  struct free_block {
+    std::shared_ptr<shm_block> block;
+    std::string tenant;
+  };
+
+  void give_back(std::shared_ptr<shm_block> block, std::string tenant);
 
   options opts_;
   mutable std::mutex mtx_;
-  std::vector<std::shared_ptr<shm_block>> free_;
+  std::vector<free_block> free_; // oldest first
   counters stats_;
 };
 

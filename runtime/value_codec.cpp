@@ -212,14 +212,17 @@ kj::Promise<void> shm_server::stream(StreamContext context) {
   return kj::READY_NOW;
 }
 
-/// Where a stream lands: memory of the declared size, filled in order. It
-/// keeps the memory: chunks sent before a reader gave up still arrive.
+/// Where a stream lands: memory of the declared size, filled in order.
+/// Once its reader gave up (`closed`), the memory is let go at once, and
+/// chunks still on their way are refused instead of written: the far side
+/// may never release the sink, and the memory may serve someone else.
 struct sink_state {
-  buffer memory;
   std::byte* dst = nullptr;
   uint64_t size = 0;
   uint64_t written = 0;
   bool done = false;
+  bool closed = false;
+  buffer memory;
 };
 
 class byte_sink final : public wire::ByteSink::Server {
@@ -230,6 +233,8 @@ public:
 
   kj::Promise<void> write(WriteContext context) override {
     auto chunk = context.getParams().getChunk();
+    if (st_->closed)
+      return KJ_EXCEPTION(DISCONNECTED, "nobody reads this stream any more");
     KJ_REQUIRE(!st_->done, "stream written after done()");
     KJ_REQUIRE(chunk.size() <= st_->size - st_->written,
                "stream longer than the size it declared");
@@ -392,12 +397,15 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
       if (size == 0)
         return buffer{};
       if (policy.relay) {
-        if (land_ && policy.landing && size <= policy.max_stream_bytes
-            && policy.landing->stats().bytes_in_use + size
-                 <= policy.landing_max_bytes)
-          // A full pool or a failed allocation relays it after all.
-          if (auto dst = policy.landing->allocate(size))
-            return pull(st.getSource(), size, std::move(*dst));
+        if (land_ && policy.landing && size <= policy.landing_max_bytes
+            && policy.landing->stats().bytes_in_use
+                 <= policy.landing_max_bytes - size)
+          // A full pool or a failed allocation relays it after all; so does
+          // a block that, rounded up or reused, takes the pool past it.
+          if (auto dst = policy.landing->allocate(size, tenant_))
+            if (policy.landing->stats().bytes_in_use
+                <= policy.landing_max_bytes)
+              return pull(st.getSource(), size, std::move(*dst));
         auto id = ctx_.keep(st.getSource());
         return buffer::in(std::make_shared<relayed_bytes>(
                             relayed_bytes::arm::stream, ctx_.thread(), id, 0),
@@ -425,13 +433,22 @@ caf::expected<buffer> value_codec::pull(wire::ByteSource::Client source,
   state->dst = dst.data();
   state->size = size;
   state->memory = std::move(dst).freeze();
+  auto result = state->memory;
   auto req = source.pipeToRequest();
   req.setSink(kj::heap<byte_sink>(state));
-  pending_.push_back(req.send().then([state](auto&&) {
-    KJ_REQUIRE(state->done && state->written == state->size,
-               "stream ended early", state->written, state->size);
-  }));
-  return state->memory;
+  pending_.push_back(req.send()
+                       .then([state](auto&&) {
+                         KJ_REQUIRE(
+                           state->done && state->written == state->size,
+                           "stream ended early", state->written, state->size);
+                       })
+                       .attach(kj::defer([state] {
+                         // Arrived, failed or given up: no more writes.
+                         state->closed = true;
+                         state->dst = nullptr;
+                         state->memory = buffer{};
+                       })));
+  return result;
 }
 
 kj::Promise<caf::error> value_codec::settle() {

@@ -27,6 +27,7 @@
 /// ```
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "runtime/kj_thread.hpp"
@@ -45,14 +46,17 @@ public:
     // nop
   }
 
-  /// For a node reading a value from another host, which it settles
-  /// (`finish`) before passing the value on: a stream in it lands in the
-  /// node's landing pool where the policy has one with room, so a plugin of
-  /// this node maps that block instead of pulling every chunk through its
-  /// socket (B7b). Streams that do not fit stay relayed capabilities.
-  static value_codec landing(kj_context& ctx) {
+  /// For a node reading a value from another host for its plugin `tenant`,
+  /// which it settles (`finish`) before passing the value on: a stream in
+  /// it lands in the node's landing pool where the policy has one with
+  /// room, so the plugin maps that block instead of pulling every chunk
+  /// through its socket (B7b). Streams that do not fit stay relayed
+  /// capabilities. Blocks are reused only for the same tenant
+  /// (shm_pool::allocate).
+  static value_codec landing(kj_context& ctx, std::string tenant) {
     value_codec codec{ctx, false};
     codec.land_ = true;
+    codec.tenant_ = std::move(tenant);
     return codec;
   }
 
@@ -97,6 +101,7 @@ private:
   kj_context& ctx_;
   bool fd_passing_;
   bool land_ = false;
+  std::string tenant_;
   std::vector<kj::Promise<void>> pending_;
 };
 

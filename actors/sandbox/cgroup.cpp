@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -317,6 +319,7 @@ bool plugin_cgroup::remove() noexcept {
 caf::expected<std::shared_ptr<cgroup_tree>>
 cgroup_tree::open(const std::string& fs_root, const std::string& self_cgroup) {
   std::shared_ptr<cgroup_tree> tree{new cgroup_tree};
+  tree->root_ = fs_root;
   auto tag = "joy." + std::to_string(::getpid());
   std::error_code ec;
   if (fs::exists(fs_root + "/cgroup.controllers", ec)) {
@@ -391,6 +394,27 @@ cgroup_tree::~cgroup_tree() {
   // sweep removes it.
   for (auto& d : own_)
     remove_dir(d, real_);
+}
+
+uint64_t cgroup_tree::memory_limit() const {
+  auto base
+    = version_ == cgroup_version::v2 ? bases_.front() : bases_[v1_memory];
+  auto* name
+    = version_ == cgroup_version::v2 ? "memory.max" : "memory.limit_in_bytes";
+  auto least = std::numeric_limits<uint64_t>::max();
+  if (base.empty())
+    return least;
+  // From the daemon's cgroup up to the hierarchy's root; "max" (v2) and
+  // missing files set no limit.
+  for (fs::path dir = base;; dir = dir.parent_path()) {
+    auto text = read_file((dir / name).string());
+    if (!text.empty() && std::isdigit(static_cast<unsigned char>(text[0])))
+      least = std::min<uint64_t>(least, std::stoull(text));
+    if (dir.string().size() <= root_.size() || !dir.has_parent_path()
+        || dir == dir.parent_path())
+      break;
+  }
+  return least;
 }
 
 std::string cgroup_tree::describe() const {

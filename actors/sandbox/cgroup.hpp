@@ -98,6 +98,11 @@ public:
   /// E.g. "cgroup v1 (memory, pids, cpu)".
   std::string describe() const;
 
+  /// The least memory limit set on the daemon's own cgroup or one above it;
+  /// UINT64_MAX where none is. What the daemon itself may use, under
+  /// systemd's `MemoryMax` or in a container.
+  uint64_t memory_limit() const;
+
   /// A new cgroup for plugin `name` with `limits`. Errors: io_error.
   caf::expected<std::unique_ptr<plugin_cgroup>>
   create(const std::string& name, const cgroup_limits& limits);
@@ -110,6 +115,7 @@ private:
   cgroup_tree() = default;
 
   cgroup_version version_ = cgroup_version::v1;
+  std::string root_;
   /// v1: the daemon's directory in memory, pids and cpu (empty: missing);
   /// v2: one entry.
   std::vector<std::string> bases_;

@@ -389,8 +389,7 @@ private:
         auto what = "plugin '" + plugin + "' on node " + node;
         kj::Promise<result> sent = request.send().then(
           [this](capnp::Response<wire::Node::CallResults> resp) {
-            // A large result lands here, for the plugin that waits for it.
-            auto codec = value_codec::landing(ctx_);
+            value_codec codec{ctx_, false};
             return codec.finish(read_result(resp.getResult(), &codec));
           },
           [what](kj::Exception&& ex) -> result {

@@ -121,26 +121,39 @@ public:
     auto params = context.getParams();
     // No fds pass here (the CLI's socket, or TCP from another node); large
     // arrays from another node land in this node's shared memory first, so
-    // a plugin here maps them (value_codec::landing).
-    auto codec = value_codec::landing(ctx_);
+    // the plugin maps them (value_codec::landing).
+    std::string plugin = params.getPlugin();
+    auto codec = value_codec::landing(ctx_, plugin);
     auto in = read_arguments(params.getArgs(), params.getKwargs(), &codec);
+    auto timeout = timeout_of(params);
     if (codec.settled())
-      return route(context, std::move(in));
-    // The bytes must arrive within the call's deadline: a peer that stalls
-    // its stream must not hold the landing pool for longer.
-    auto ms = timeout_of(params).count();
+      return route(context, std::move(in), timeout);
+    // The bytes must arrive within the call's deadline, and within this
+    // node's own: a peer that stalls its stream must not hold the landing
+    // pool for longer. What is left of the deadline goes on with the call.
+    auto wait = std::min(timeout, cfg_.call_timeout);
+    auto started = ctx_.timer().now();
     return codec.finish(std::move(in))
-      .exclusiveJoin(ctx_.timer()
-                       .afterDelay(ms * kj::MILLISECONDS)
-                       .then([ms]() -> caf::expected<arguments> {
-                         return make_error(errc::timeout,
-                                           "the arguments of the call did not "
-                                           "arrive within its deadline ("
-                                             + std::to_string(ms) + " ms)");
-                       }))
-      .then([this, context](caf::expected<arguments> in) mutable {
-        return route(context, std::move(in));
-      });
+      .exclusiveJoin(
+        ctx_.timer()
+          .afterDelay(wait.count() * kj::NANOSECONDS)
+          .then([wait]() -> caf::expected<arguments> {
+            return make_error(
+              errc::timeout,
+              "the arguments of the call did not arrive within "
+                + std::to_string(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(wait)
+                    .count())
+                + " ms");
+          }))
+      .then(
+        [this, context, timeout, started](caf::expected<arguments> in) mutable {
+          auto spent = ctx_.timer().now() - started;
+          auto left = timeout - caf::timespan{spent / kj::NANOSECONDS};
+          return route(
+            context, std::move(in),
+            std::max(left, caf::timespan{std::chrono::milliseconds{1}}));
+        });
   }
 
   kj::Promise<void> attachUi(AttachUiContext context) override {
@@ -275,17 +288,21 @@ public:
   kj::Promise<void> installArchive(InstallArchiveContext context) override;
 
 private:
-  /// The call's deadline: the caller's, or this node's default.
-  std::chrono::milliseconds timeout_of(wire::Node::CallParams::Reader params) {
+  /// The call's deadline: the caller's (at most a week), or this node's
+  /// default.
+  caf::timespan timeout_of(wire::Node::CallParams::Reader params) {
+    constexpr uint64_t week_ms = uint64_t{7} * 24 * 3600 * 1000;
     auto ms = params.getTimeoutMs();
     if (ms > 0)
-      return std::chrono::milliseconds{ms};
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-      cfg_.call_timeout);
+      return std::chrono::milliseconds{
+        static_cast<int64_t>(std::min<uint64_t>(ms, week_ms))};
+    return cfg_.call_timeout;
   }
 
-  /// Takes a call whose arguments arrived whole where it goes.
-  kj::Promise<void> route(CallContext context, caf::expected<arguments> in) {
+  /// Takes a call whose arguments arrived whole where it goes, with
+  /// `timeout` left of its deadline.
+  kj::Promise<void> route(CallContext context, caf::expected<arguments> in,
+                          caf::timespan timeout) {
     auto params = context.getParams();
     if (!in) {
       write_error(in.error(), context.getResults().initResult().initErr());
@@ -295,7 +312,7 @@ private:
     req.method = params.getMethod();
     req.args = std::move(in->args);
     req.kwargs = std::move(in->kwargs);
-    req.timeout = timeout_of(params);
+    req.timeout = timeout;
     // The client going away cancels the call down to the plugin; the
     // client's monitor hears the plugin's progress.
     req.control = std::make_shared<call_control>(

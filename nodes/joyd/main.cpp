@@ -486,10 +486,14 @@ int main(int argc, char** argv) {
   // The node relays plugins' large data without mapping or copying it, but
   // for what leaves the host or goes to a browser; arrays from other hosts
   // land in its shared memory when its plugins use it.
-  kj.post([shm = large_data == "shm"](joy::kj_context& ctx) {
-    ctx.set_large_data(joy::node_large_data_policy(
-      shm, static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
-             * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
+  // Landed arrays are the node's own memory: what the machine has, or its
+  // cgroup allows, whichever is less.
+  auto memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
+                * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (cgroups)
+    memory = std::min(memory, cgroups->memory_limit());
+  kj.post([shm = large_data == "shm", memory](joy::kj_context& ctx) {
+    ctx.set_large_data(joy::node_large_data_policy(shm, memory));
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));

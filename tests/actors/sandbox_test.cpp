@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,23 @@ TEST_CASE("a v2 cgroup is made under a delegated subtree with every limit in "
         == std::vector<std::string>{(d / "cgroup.procs").string()});
   write_file(d / "memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n");
   CHECK((*cg)->oom_kills() == 1);
+}
+
+TEST_CASE("the daemon's memory limit is the least set on its cgroup or above",
+          "[actors][sandbox]") {
+  joy::test::temp_dir dir;
+  auto root = dir / "cg";
+  write_file(root / "cgroup.controllers", "cpuset cpu io memory pids\n");
+  fs::create_directories(root / "slice" / "svc");
+  write_file(dir / "self", "0::/slice/svc\n");
+  auto tree = joy::cgroup_tree::open(root.string(), (dir / "self").string());
+  REQUIRE(tree);
+  CHECK((*tree)->memory_limit() == std::numeric_limits<uint64_t>::max());
+  write_file(root / "slice" / "svc" / "memory.max", "max\n");
+  write_file(root / "slice" / "memory.max", "4294967296\n");
+  CHECK((*tree)->memory_limit() == uint64_t{4} << 30);
+  write_file(root / "slice" / "svc" / "memory.max", "1073741824\n");
+  CHECK((*tree)->memory_limit() == uint64_t{1} << 30);
 }
 
 TEST_CASE("cgroups left by a daemon that died are swept, the live ones kept",

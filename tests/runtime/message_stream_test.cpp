@@ -274,7 +274,11 @@ TEST_CASE("messages waiting to be sent leave before a large message is read, "
           "though the event loop never idles",
           "[runtime][stream]") {
   stream_pair p;
-  // Larger than the read buffer, and already whole in the socket.
+  // Larger than the read buffer, and already whole in the socket (whose
+  // buffer is made large enough for it).
+  int room = 1 << 20;
+  REQUIRE(::setsockopt(p.raw.get(), SOL_SOCKET, SO_SNDBUF, &room, sizeof(room))
+          == 0);
   std::vector<kj::byte> data(std::size_t{128} << 10, kj::byte{7});
   capnp::MallocMessageBuilder big;
   big.initRoot<wire::Value>().initBytes().setInline(

@@ -75,6 +75,30 @@ TEST_CASE("a freed block is reused for a similar size and not for a much "
   CHECK(pool->stats().blocks_made == 2);
 }
 
+TEST_CASE("a freed block is reused only for the tenant it last served",
+          "[runtime][shm]") {
+  // Whoever got a block's fd may keep it: the block must not carry another
+  // tenant's bytes later.
+  auto pool = shm_pool::make();
+  const std::byte* first = nullptr;
+  {
+    auto b = std::move(*pool->allocate(4 * mib, "one")).freeze();
+    first = b.data();
+    CHECK(pool->stats().bytes_in_use == 4 * mib);
+  }
+  CHECK(pool->stats().bytes_in_use == 0);
+  {
+    auto other = pool->allocate(4 * mib, "two");
+    REQUIRE(other);
+    CHECK(other->data() != first);
+    CHECK(pool->stats().blocks_reused == 0);
+  }
+  auto same = pool->allocate(4 * mib, "one");
+  REQUIRE(same);
+  CHECK(same->data() == first);
+  CHECK(pool->stats().blocks_reused == 1);
+}
+
 TEST_CASE("a block stays out of the pool while any copy of its buffer lives",
           "[runtime][shm]") {
   auto pool = shm_pool::make();
