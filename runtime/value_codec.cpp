@@ -397,15 +397,8 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
       if (size == 0)
         return buffer{};
       if (policy.relay) {
-        if (land_ && policy.landing && size <= policy.landing_max_bytes
-            && policy.landing->stats().bytes_in_use
-                 <= policy.landing_max_bytes - size)
-          // A full pool or a failed allocation relays it after all; so does
-          // a block that, rounded up or reused, takes the pool past it.
-          if (auto dst = policy.landing->allocate(size, tenant_))
-            if (policy.landing->stats().bytes_in_use
-                <= policy.landing_max_bytes)
-              return pull(st.getSource(), size, std::move(*dst));
+        if (auto dst = landing_block(size))
+          return pull(st.getSource(), size, std::move(*dst));
         auto id = ctx_.keep(st.getSource());
         return buffer::in(std::make_shared<relayed_bytes>(
                             relayed_bytes::arm::stream, ctx_.thread(), id, 0),
@@ -425,6 +418,19 @@ caf::expected<buffer> value_codec::read_binary(wire::Binary::Reader in) {
     }
   }
   return make_error(errc::protocol_error, "unknown binary arm");
+}
+
+std::optional<writable_buffer> value_codec::landing_block(uint64_t size) {
+  auto& policy = ctx_.large_data();
+  if (!land_ || !policy.landing || size > policy.landing_max_bytes
+      || policy.landing->stats().bytes_in_use > policy.landing_max_bytes - size)
+    return std::nullopt;
+  // A failed allocation relays the stream after all; so does a block that,
+  // rounded up or reused, takes the pool past its budget (it goes back).
+  auto dst = policy.landing->allocate(size, tenant_);
+  if (!dst || policy.landing->stats().bytes_in_use > policy.landing_max_bytes)
+    return std::nullopt;
+  return std::move(*dst);
 }
 
 caf::expected<buffer> value_codec::pull(wire::ByteSource::Client source,

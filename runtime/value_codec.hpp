@@ -27,6 +27,7 @@
 /// ```
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,10 @@ public:
   }
 
 private:
+  /// Where a stream of `size` bytes lands, if this codec lands streams and
+  /// the node's landing pool has room; none: relay it.
+  std::optional<writable_buffer> landing_block(uint64_t size);
+
   /// Pipes `size` bytes from `source` into `dst`; they are there once this
   /// codec settles.
   caf::expected<buffer> pull(wire::ByteSource::Client source, uint64_t size,

@@ -410,11 +410,9 @@ uint64_t cgroup_tree::memory_limit() const {
     auto text = read_file((dir / name).string());
     if (!text.empty() && std::isdigit(static_cast<unsigned char>(text[0])))
       least = std::min<uint64_t>(least, std::stoull(text));
-    if (dir.string().size() <= root_.size() || !dir.has_parent_path()
-        || dir == dir.parent_path())
-      break;
+    if (dir.string().size() <= root_.size() || dir == dir.parent_path())
+      return least;
   }
-  return least;
 }
 
 std::string cgroup_tree::describe() const {

@@ -485,15 +485,15 @@ int main(int argc, char** argv) {
   joy::kj_thread kj{sys};
   // The node relays plugins' large data without mapping or copying it, but
   // for what leaves the host or goes to a browser; arrays from other hosts
-  // land in its shared memory when its plugins use it.
-  // Landed arrays are the node's own memory: what the machine has, or its
-  // cgroup allows, whichever is less.
-  auto memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
-                * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (cgroups)
-    memory = std::min(memory, cgroups->memory_limit());
-  kj.post([shm = large_data == "shm", memory](joy::kj_context& ctx) {
-    ctx.set_large_data(joy::node_large_data_policy(shm, memory));
+  // land in its shared memory when its plugins use it. Landed arrays are
+  // the node's own memory: they must fit what the machine has, or what its
+  // cgroup allows where that is less.
+  auto physical_memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
+                         * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  auto own_memory = cgroups ? std::min(physical_memory, cgroups->memory_limit())
+                            : physical_memory;
+  kj.post([shm = large_data == "shm", own_memory](joy::kj_context& ctx) {
+    ctx.set_large_data(joy::node_large_data_policy(shm, own_memory));
   });
   auto socket = joy::socket_path(home);
   auto registry = joy::spawn_registry(sys, std::move(*store));
@@ -565,9 +565,7 @@ int main(int argc, char** argv) {
   self_entry.version = std::string{joy::version()};
   self_entry.head = head;
   self_entry.total.cpus = std::max(1u, std::thread::hardware_concurrency());
-  self_entry.total.memory_bytes
-    = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES))
-      * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  self_entry.total.memory_bytes = physical_memory;
   self_entry.total.gpus = gpu_count;
 
   joy::cluster_actor cluster;

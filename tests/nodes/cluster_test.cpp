@@ -339,6 +339,26 @@ TEST_CASE("a head killed with -9 gets its workers back on its own when it "
 
 namespace {
 
+/// A plaintext link to a node's cluster port, as any peer opens one.
+kj::Own<rpc_link> dial_cluster_port(kj::AsyncIoContext& io,
+                                    const std::string& address) {
+  auto addr
+    = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
+  return rpc_link::connect(
+    rpc_link::without_fds(addr->connect().wait(io.waitScope)), stream_limits{});
+}
+
+/// A hello with the cluster token on `link`, as peer `client`.
+capnp::Response<wire::Gate::HelloResults>
+hello_with_token(kj::AsyncIoContext& io, rpc_link& link,
+                 const std::string& token, const char* client) {
+  auto req = link.bootstrap_as<wire::Gate>().helloRequest();
+  req.setVersion(protocol_version);
+  req.setClient(client);
+  req.setToken(token);
+  return req.send().wait(io.waitScope);
+}
+
 /// A raw hello to a node's cluster port, as an old or rogue peer would
 /// send it; returns the error or the node id.
 caf::expected<std::string> raw_hello(const std::string& address,
@@ -346,12 +366,7 @@ caf::expected<std::string> raw_hello(const std::string& address,
                                      const std::string& token) {
   auto io = kj::setupAsyncIo();
   try {
-    auto addr
-      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
-    auto stream = addr->connect().wait(io.waitScope);
-    stream_limits limits;
-    auto link
-      = rpc_link::connect(rpc_link::without_fds(kj::mv(stream)), limits);
+    auto link = dial_cluster_port(io, address);
     auto req = link->bootstrap_as<wire::Gate>().helloRequest();
     req.setVersion(version);
     req.setClient("a test");
@@ -374,16 +389,8 @@ std::string peer_shutdown(const std::string& address,
                           const std::string& token) {
   auto io = kj::setupAsyncIo();
   try {
-    auto addr
-      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
-    auto link = rpc_link::connect(
-      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
-      stream_limits{});
-    auto req = link->bootstrap_as<wire::Gate>().helloRequest();
-    req.setVersion(protocol_version);
-    req.setClient("a peer");
-    req.setToken(token);
-    auto hello = req.send().wait(io.waitScope);
+    auto link = dial_cluster_port(io, address);
+    auto hello = hello_with_token(io, *link, token, "a peer");
     if (hello.getResult().isErr())
       return "hello refused";
     auto node = hello.getResult().getOk().getNode();
@@ -400,11 +407,7 @@ std::string peer_shutdown_after_wrong_token(const std::string& address,
                                             const std::string& token) {
   auto io = kj::setupAsyncIo();
   try {
-    auto addr
-      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
-    auto link = rpc_link::connect(
-      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
-      stream_limits{});
+    auto link = dial_cluster_port(io, address);
     auto gate = link->bootstrap_as<wire::Gate>();
     auto hello = [&](const std::string& t) {
       auto req = gate.helloRequest();
@@ -446,16 +449,8 @@ call_with_stalled_stream(const std::string& address, const std::string& token,
       std::chrono::steady_clock::now() - t0);
   };
   try {
-    auto addr
-      = io.provider->getNetwork().parseAddress(address).wait(io.waitScope);
-    auto link = rpc_link::connect(
-      rpc_link::without_fds(addr->connect().wait(io.waitScope)),
-      stream_limits{});
-    auto hello = link->bootstrap_as<wire::Gate>().helloRequest();
-    hello.setVersion(protocol_version);
-    hello.setClient("a stalling peer");
-    hello.setToken(token);
-    auto res = hello.send().wait(io.waitScope);
+    auto link = dial_cluster_port(io, address);
+    auto res = hello_with_token(io, *link, token, "a stalling peer");
     if (res.getResult().isErr())
       return {read_error(res.getResult().getErr()), took()};
     auto req = res.getResult().getOk().getNode().callRequest();
