@@ -80,6 +80,23 @@ std::vector<std::string> last_lines(const std::string& path, std::size_t n) {
 
 void log_line_to(int fd, log_level level, std::string_view component,
                  std::string_view text) {
+  auto line = format_log_line(level, component, text);
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+std::string format_log_line(log_level level, std::string_view component,
+                            std::string_view text) {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
   // Milliseconds are enough for logs.
@@ -94,18 +111,7 @@ void log_line_to(int fd, log_level level, std::string_view component,
   line += ": ";
   line += text;
   line += '\n';
-  const char* p = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    auto n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return;
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+  return line;
 }
 
 } // namespace joy

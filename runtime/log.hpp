@@ -33,6 +33,10 @@ std::vector<std::string> last_lines(const std::string& path, std::size_t n);
 void log_line_to(int fd, log_level level, std::string_view component,
                  std::string_view text);
 
+/// The line `log_line_to` writes, with its time stamp and newline.
+std::string format_log_line(log_level level, std::string_view component,
+                            std::string_view text);
+
 template <class... Ts>
 void log(log_level level, std::string_view component, Ts&&... xs) {
   if (!log_enabled(level))

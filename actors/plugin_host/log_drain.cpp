@@ -61,28 +61,38 @@ void log_drain::append(const char* data, std::size_t size) {
     }
     ::fstat(file_.get(), &at_path);
   }
+  // Output dropped before is reported in the log, ahead of what fits now;
+  // the report counts against the cap too, which is what the disk holds.
+  std::string notice;
+  if (dropped_ > dropped_reported_)
+    notice = format_log_line(
+      log_level::warning, "joy",
+      std::to_string(dropped_ - dropped_reported_)
+        + " bytes of the plugin's output dropped: its log was full");
   auto current = static_cast<uint64_t>(at_path.st_size);
-  if (current + size > cap_) {
+  if (current + notice.size() + size > cap_) {
     dropped_ += size;
     return;
   }
-  if (dropped_ > dropped_reported_) {
-    log_line_to(file_.get(), log_level::warning, "joy",
-                std::to_string(dropped_ - dropped_reported_)
-                  + " bytes of the plugin's output dropped: its log was full");
+  if (!notice.empty()) {
+    write_all(notice.data(), notice.size());
     dropped_reported_ = dropped_;
   }
-  while (size > 0) {
-    auto n = ::write(file_.get(), data, size);
+  dropped_ += size - write_all(data, size);
+}
+
+std::size_t log_drain::write_all(const char* data, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    auto n = ::write(file_.get(), data + done, size - done);
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      dropped_ += size;
-      return;
+      break;
     }
-    data += n;
-    size -= static_cast<std::size_t>(n);
+    done += static_cast<std::size_t>(n);
   }
+  return done;
 }
 
 } // namespace joy

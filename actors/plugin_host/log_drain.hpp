@@ -45,6 +45,8 @@ private:
   /// Reads what is there; false at end of file.
   bool drain();
   void append(const char* data, std::size_t size);
+  /// Writes to the file; returns how much was written (all, but on error).
+  std::size_t write_all(const char* data, std::size_t size);
 
   unique_fd pipe_;
   std::string path_;
