@@ -50,8 +50,10 @@ double phi_accrual::phi(clock::time_point now) const {
   auto n = static_cast<double>(intervals_.size());
   auto mean = sum_ / n + static_cast<double>(cfg_.acceptable_pause.count());
   auto variance = std::max(0.0, sum_sq_ / n - (sum_ / n) * (sum_ / n));
-  auto std_dev = std::max(std::sqrt(variance),
-                          static_cast<double>(cfg_.min_std_deviation.count()));
+  auto std_dev = std::clamp(
+    std::sqrt(variance), static_cast<double>(cfg_.min_std_deviation.count()),
+    static_cast<double>(
+      std::max(cfg_.min_std_deviation, cfg_.max_std_deviation).count()));
   auto elapsed = std::chrono::duration<double, std::milli>(now - last_).count();
   // The logistic approximation of the normal CDF (Akka's): accurate to
   // ~1e-4 and, unlike erfc, well-behaved far out in the tail.

@@ -80,6 +80,28 @@ TEST_CASE("a jittery node gets more slack than a steady one",
   CHECK_FALSE(jittery.suspects(t2 - 1800ms + silence));
 }
 
+TEST_CASE("however jittery its heartbeats were, a silent node is suspected "
+          "about five seconds after the last one",
+          "[actors][cluster]") {
+  // Beats 0.2 s and 1.8 s apart learn a deviation of 0.8 s; uncapped, phi
+  // would reach 8 only ~8 s after the last beat.
+  phi_accrual jittery;
+  auto t = phi_accrual::clock::time_point{} + 1h;
+  for (int i = 0; i < 50; ++i) {
+    jittery.heartbeat(t);
+    t += i % 2 == 0 ? 200ms : 1800ms;
+  }
+  auto last = jittery.last();
+  CHECK_FALSE(jittery.suspects(last + 4500ms));
+  CHECK(jittery.suspects(last + 5100ms));
+  // The floor wins over a ceiling set below it.
+  phi_accrual odd{phi_accrual_config{8.0, 1s, 3s, 100ms, 10ms}};
+  phi_accrual plain{phi_accrual_config{8.0, 1s, 3s, 100ms, 100ms}};
+  for (auto* d : {&odd, &plain})
+    d->heartbeat(last);
+  CHECK(odd.phi(last + 4300ms) == Approx(plain.phi(last + 4300ms)));
+}
+
 TEST_CASE("the directory locates plugins and services on the nodes that "
           "publish them",
           "[actors][cluster]") {
