@@ -27,6 +27,7 @@ extern "C" {
 
 #include "actors/sandbox/landlock.hpp"
 #include "actors/sandbox/seccomp_filter.hpp"
+#include "actors/sandbox/uid_claims.hpp"
 #include "runtime/errc.hpp"
 #include "runtime/log.hpp"
 #include "runtime/protocol.hpp"
@@ -510,20 +511,19 @@ private:
     return caf::none;
   }
 
-  /// The plugin's own uid from its range: its work dir's owner when that
-  /// is in the range (the choice of an earlier start), else the lowest one
-  /// no other work dir next to it owns. Launches run one at a time (the
-  /// spawner is one actor), so two plugins never pick at once.
+  /// The plugin's own uid from its range, claimed on the machine
+  /// (uid_claims): its work dir's owner when that is in the range (the
+  /// choice of an earlier start), else the lowest one no claim and no other
+  /// work dir next to it holds. Launches run one at a time (the spawner is
+  /// one actor), and daemons claim one at a time (the claims' lock).
   caf::expected<uid_t> plugin_uid(const sandbox_policy& sb) {
     auto first = static_cast<uid_t>(sb.uid);
     auto count = static_cast<uid_t>(std::max<int64_t>(1, sb.uid_count));
+    if (count == 1)
+      return first; // one uid for all plugins: the user's choice
     auto in_range = [&](uid_t u) { return u >= first && u - first < count; };
     struct stat st {};
-    if (::stat(sb.work_dir.c_str(), &st) == 0 && in_range(st.st_uid)
-        && count > 1)
-      return st.st_uid;
-    if (count == 1)
-      return first;
+    uid_t owner = ::stat(sb.work_dir.c_str(), &st) == 0 ? st.st_uid : 0;
     std::vector<bool> taken(count, false);
     std::error_code ec;
     auto parent = fs::path{sb.work_dir}.parent_path();
@@ -533,12 +533,8 @@ private:
           && ::stat(e.path().c_str(), &other) == 0 && in_range(other.st_uid))
         taken[other.st_uid - first] = true;
     }
-    for (uid_t i = 0; i < count; ++i)
-      if (!taken[i])
-        return first + i;
-    return make_error(errc::unavailable, "every plugin uid from "
-                                           + std::to_string(first)
-                                           + " is taken");
+    return uid_claims{cfg_.uid_claims_dir}.claim(sb.work_dir, owner, first,
+                                                 count, taken);
   }
 
   /// The stage's mount point: root's, world-traversable, made once.

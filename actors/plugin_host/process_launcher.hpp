@@ -146,6 +146,9 @@ struct exec_launcher_config {
   /// `resources.disk` bytes on a loop device, so that its size is capped;
   /// empty (or no /dev/loop-control) leaves work dirs uncapped.
   std::string mkfs = "/usr/sbin/mkfs.ext4";
+  /// Where a root daemon claims its plugins' uids, shared by every daemon
+  /// on the machine (uid_claims).
+  std::string uid_claims_dir = "/var/lib/joy/plugin-uids";
   /// Where plugins' cgroups go; null: no cgroups (limits unenforced).
   std::shared_ptr<cgroup_tree> cgroups;
 };

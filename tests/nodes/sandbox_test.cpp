@@ -235,6 +235,33 @@ TEST_CASE("a plugin with legitimate needs gets them: its work dir and the "
   CHECK(node.call("legit", "syscall", "unshare") == "EPERM");
 }
 
+TEST_CASE("two root daemons on one machine give their plugins uids of "
+          "their own",
+          "[nodes][sandbox]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: plugins get uids of their own only under a root daemon");
+    return;
+  }
+  // Same default range in both; without machine-wide claims each daemon's
+  // first plugin got 200000, and shared its RLIMIT_NPROC with the other.
+  node_fixture a;
+  node_fixture b;
+  a.start();
+  b.start();
+  a.ok({"install", a.hostile_plugin("first", hostile_manifest())});
+  b.ok({"install", b.hostile_plugin("first", hostile_manifest())});
+  auto uid_a = a.call("first", "whoami")["uid"].get<int64_t>();
+  auto uid_b = b.call("first", "whoami")["uid"].get<int64_t>();
+  CHECK(uid_a != uid_b);
+  // Each keeps its uid across a restart of both daemons.
+  a.ok({"stop"});
+  b.ok({"stop"});
+  b.start();
+  a.start();
+  CHECK(b.call("first", "whoami")["uid"] == uid_b);
+  CHECK(a.call("first", "whoami")["uid"] == uid_a);
+}
+
 TEST_CASE("a plugin flooding its output cannot fill the node's disk",
           "[nodes][sandbox]") {
   node_fixture node;
