@@ -286,9 +286,37 @@ int cmd_install(const std::string& home, const std::string& source,
   return 0;
 }
 
-/// Reads function values as names only.
-class show_functions final : public joy::wire_hooks {
+/// Takes the bytes of a stream into memory, refusing more than announced.
+class byte_collector final : public joy::wire::ByteSink::Server {
 public:
+  explicit byte_collector(std::string& out, uint64_t size)
+    : out_(out), size_(size) {}
+
+protected:
+  kj::Promise<void> write(WriteContext context) override {
+    auto chunk = context.getParams().getChunk();
+    if (chunk.size() > size_ - out_.size())
+      return KJ_EXCEPTION(FAILED, "the stream sent more than it announced");
+    out_.append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> done(DoneContext) override {
+    return kj::READY_NOW;
+  }
+
+private:
+  std::string& out_;
+  uint64_t size_;
+};
+
+/// Reads a call's result: function values as names only (the CLI ends
+/// before anyone could call them), and large arrays, which the node sends
+/// as streams, pulled into memory on the spot.
+class result_reader final : public joy::wire_hooks {
+public:
+  explicit result_reader(node_client& client) : client_(client) {}
+
   caf::error write_function(const joy::function_ref& f,
                             joy::wire::Function::Builder) override {
     return joy::make_error(joy::errc::unimplemented,
@@ -299,6 +327,38 @@ public:
   read_function(joy::wire::Function::Reader in) override {
     return joy::function_ref{nullptr, in.getName()};
   }
+
+  caf::expected<joy::buffer>
+  read_binary(joy::wire::Binary::Reader in) override {
+    if (!in.isStream())
+      return joy::wire_hooks::read_binary(in);
+    auto stream = in.getStream();
+    auto size = stream.getSize();
+    std::string bytes;
+    try {
+      bytes.reserve(size);
+    } catch (const std::exception&) {
+      return joy::make_error(joy::errc::too_large,
+                             "the result holds " + std::to_string(size)
+                               + " bytes of binary data, more than this "
+                                 "machine can hold in memory");
+    }
+    auto req = stream.getSource().pipeToRequest();
+    req.setSink(kj::heap<byte_collector>(bytes, size));
+    auto piped
+      = client_.wait(req.send().then([](auto&&) { return true; }), 0ms);
+    if (!piped)
+      return std::move(piped.error());
+    if (bytes.size() != size)
+      return joy::make_error(joy::errc::protocol_error,
+                             "a stream of " + std::to_string(size)
+                               + " bytes ended after "
+                               + std::to_string(bytes.size()));
+    return joy::buffer::take(std::move(bytes));
+  }
+
+private:
+  node_client& client_;
 };
 
 /// Prints the last `lines` lines of a plugin's log; with `follow`, keeps
@@ -426,9 +486,7 @@ int cmd_call(const std::string& home, const std::string& plugin,
   // The node enforces the deadline (which progress renews); the call ends
   // here too if the node goes away.
   auto resp = check(client->wait(req.send(), 0ms));
-  // A function in the result can only be shown ({"_rtype":"method"}): the
-  // CLI ends before anyone could call it.
-  show_functions hooks;
+  result_reader hooks{*client};
   auto result = joy::read_result(resp.getResult(), &hooks);
   if (!result)
     fail(result.error());
