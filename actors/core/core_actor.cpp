@@ -43,6 +43,19 @@ bool needs_answer(const std::string& op) {
   return op == "prompt" || op == "confirm" || op == "create_window";
 }
 
+/// What a UI op gets from no UI: a question fails, a notice is logged.
+caf::expected<value> without_ui(const std::string& op,
+                                const std::string& plugin,
+                                const std::string& summary) {
+  if (needs_answer(op))
+    return make_error(errc::unavailable,
+                      "plugin '" + plugin + "' asks (" + op
+                        + "), but no UI is attached: open the browser core "
+                          "(a node started with --bridge) or run `joy ui`");
+  log(log_level::info, "ui", plugin, " ", op, ": ", summary);
+  return value{};
+}
+
 } // namespace
 
 core_actor spawn_core(caf::actor_system& sys, directory_listener listener) {
@@ -106,17 +119,9 @@ core_actor spawn_core(caf::actor_system& sys, directory_listener listener) {
       [self](ui_atom, std::string& op, std::string& plugin,
              value_list& args) -> caf::result<value> {
         auto& st = self->state;
-        if (!st.ui) {
-          if (needs_answer(op))
-            return make_error(
-              errc::unavailable,
-              "plugin '" + plugin + "' asks (" + op
-                + "), but no UI is attached: open the browser core "
-                  "(a node started with --bridge) or run `joy ui`");
-          log(log_level::info, "ui", plugin, " ", op, ": ",
-              args.empty() ? std::string{} : to_string(args.front()));
-          return value{};
-        }
+        auto summary = args.empty() ? std::string{} : to_string(args.front());
+        if (!st.ui)
+          return without_ui(op, plugin, summary);
         value_list call_args;
         call_args.emplace_back(op);
         call_args.emplace_back(plugin);
@@ -128,11 +133,31 @@ core_actor spawn_core(caf::actor_system& sys, directory_listener listener) {
           ->request(ui.impl->target(), human_time, invoke_atom_v, ui,
                     std::move(call_args), value_map{})
           .then([rp](value& x) mutable { rp.deliver(std::move(x)); },
-                [self, rp, ui](caf::error& err) mutable {
-                  // A provider that went away is detached.
-                  if (code_of(err) == errc::disconnected && self->state.ui
-                      && *self->state.ui == ui)
+                [self, rp, ui, op, plugin, summary](caf::error& err) mutable {
+                  // A provider that went away (`joy ui` ended, the browser
+                  // closed) is detached, and the op goes as without one.
+                  bool gone = code_of(err) == errc::disconnected;
+                  if (gone && self->state.ui && *self->state.ui == ui) {
                     self->state.ui.reset();
+                    log(log_level::info, "ui",
+                        "the UI provider went away: detached");
+                  }
+                  if (gone) {
+                    auto res = without_ui(op, plugin, summary);
+                    if (res)
+                      rp.deliver(std::move(*res));
+                    else
+                      rp.deliver(std::move(res.error()));
+                    return;
+                  }
+                  // A notice that could not be shown is not the plugin's
+                  // failure: its computation goes on.
+                  if (!needs_answer(op)) {
+                    log(log_level::warning, "ui", plugin, " ", op,
+                        " was not shown: ", message_of(err));
+                    rp.deliver(value{});
+                    return;
+                  }
                   rp.deliver(std::move(err));
                 });
         return rp;

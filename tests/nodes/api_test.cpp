@@ -70,6 +70,31 @@ TEST_CASE("a plugin's prompt reaches joy ui and the typed answer comes back",
   CHECK(eventually([&] {
     return read_file(ui_log).find("[demo] alert: saved") != std::string::npos;
   }));
+  // Once `joy ui` has gone (Ctrl-C), the very next call finds no UI: a
+  // notice does not fail the plugin's work, a question says what to do.
+  ui.kill(SIGINT);
+  CHECK(ui.wait(10s) >= 0);
+  CHECK(node.ok({"call", "demo", "steps", "3"}) == "3\n");
+  auto after = node.joy({"call", "demo", "greet", "\"Ada\""});
+  CHECK(after.exit_code != 0);
+  CHECK_THAT(after.err, Catch::Contains("run `joy ui`"));
+  CHECK(node.ok({"call", "demo", "notify", "\"later\""}) == "null\n");
+}
+
+TEST_CASE("joy ui serves with its input from /dev/null", "[nodes][api]") {
+  demo_node node;
+  joy::unique_fd null{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  auto ui_log = (node.dir() / "ui.out").string();
+  child ui{{bin("joy"), "ui"}, node.env(), ui_log, null.get()};
+  REQUIRE(eventually(
+    [&] { return read_file(ui_log).find("attached") != std::string::npos; }));
+  node.ok({"call", "demo", "notify", "\"quietly\""});
+  CHECK(eventually([&] {
+    return read_file(ui_log).find("[demo] alert: quietly") != std::string::npos;
+  }));
+  CHECK(ui.wait(0ms) == -1); // still serving: epoll cannot watch /dev/null
+  ui.kill(SIGINT);
+  CHECK(ui.wait(10s) >= 0);
 }
 
 TEST_CASE("settings a plugin stores survive a restart of the node",

@@ -3,7 +3,7 @@
 
 #include "tools/joy/ui.hpp"
 
-#include <sys/stat.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,15 +21,25 @@ namespace joy::cli {
 
 namespace {
 
+/// Whether epoll can watch `fd`: a terminal, a pipe or a socket can; a
+/// file or /dev/null cannot (EPERM), and always reads at once anyway.
+bool pollable(int fd) {
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0)
+    return false;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  bool ok = ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+  ::close(ep);
+  return ok;
+}
+
 /// Lines from stdin, read without blocking the event loop (a terminal or a
-/// pipe), or with plain reads when stdin is a file.
+/// pipe), or with plain reads when stdin is a file or /dev/null.
 class line_reader {
 public:
   explicit line_reader(kj::AsyncIoContext& io) {
-    struct stat st {};
-    if (::fstat(0, &st) == 0
-        && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)
-            || S_ISSOCK(st.st_mode)))
+    if (pollable(0))
       input_ = io.lowLevelProvider->wrapInputFd(0);
   }
 
