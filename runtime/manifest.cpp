@@ -14,8 +14,10 @@ namespace joy {
 
 namespace {
 
-constexpr std::array<std::string_view, 4> plugin_types{
-  "native", "native-python", "window", "web-worker"};
+/// ImJoy's types; the node runs the first three, and refuses the browser's
+/// own (web-worker, web-python) as unimplemented, not as unknown.
+constexpr std::array<std::string_view, 5> plugin_types{
+  "native", "native-python", "window", "web-worker", "web-python"};
 
 constexpr std::array<std::string_view, 3> plugin_flags{
   "single-instance", "allow-detach", "engine-instance"};

@@ -112,9 +112,9 @@ caf::expected<plugin_record> install_from(const std::string& text,
     return make_error(errc::unimplemented,
                       "plugin '" + manifest->name + "' is of type '"
                         + manifest->type
-                        + "', which this node cannot run yet (it runs native "
-                          "and native-python plugins, and keeps window "
-                          "plugins for the browser core)");
+                        + "', which runs in a browser's worker: this node "
+                          "runs native and native-python plugins, and keeps "
+                          "window plugins for the browser core");
   if (src->kind == plugin_source::manifest_ref && manifest->name != src->name)
     return make_error(errc::invalid_argument, "the manifest entry '" + src->name
                                                 + "' points at a plugin named '"
@@ -159,24 +159,38 @@ pack_worker spawn_pack_worker(caf::actor_system& sys, const node_config& cfg) {
         [self, cfg](archive_atom,
                     const std::string& folder) -> caf::result<value> {
           self->quit();
-          // Refuse here what the target would refuse, before shipping it.
-          auto manifest = load_plugin_folder(folder);
-          if (!manifest)
-            return std::move(manifest.error());
           std::error_code ec;
           auto dir = fs::path{cfg.home} / "outgoing";
           fs::create_directories(dir, ec);
-          auto archive
-            = dir
-              / ("pack-" + std::to_string(::getpid()) + "-"
-                 + std::to_string(
-                   std::chrono::steady_clock::now().time_since_epoch().count())
-                 + ".tar.gz");
+          auto unique
+            = std::to_string(::getpid()) + "-"
+              + std::to_string(
+                std::chrono::steady_clock::now().time_since_epoch().count());
+          auto archive = dir / ("pack-" + unique + ".tar.gz");
+          // A local ImJoy file is laid out as the folder it installs as.
+          auto scratch = dir / ("file-" + unique);
           auto drop = caf::detail::make_scope_guard([&] {
             std::error_code ignored;
             fs::remove(archive, ignored);
+            fs::remove_all(scratch, ignored);
           });
-          if (auto err = pack_plugin_folder(folder, archive))
+          fs::path plugin_folder = folder;
+          if (is_imjoy_file_name(folder)) {
+            auto src = parse_plugin_source(folder);
+            if (!src)
+              return std::move(src.error());
+            fs::create_directories(scratch, ec);
+            auto laid = materialize(*src, scratch,
+                                    remote_config{cfg.manifest_base, {}});
+            if (!laid)
+              return std::move(laid.error());
+            plugin_folder = *laid;
+          }
+          // Refuse here what the target would refuse, before shipping it.
+          auto manifest = load_plugin_folder(plugin_folder);
+          if (!manifest)
+            return std::move(manifest.error());
+          if (auto err = pack_plugin_folder(plugin_folder, archive))
             return err;
           std::ifstream in{archive, std::ios::binary};
           std::string bytes{std::istreambuf_iterator<char>{in},

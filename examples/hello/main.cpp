@@ -6,9 +6,10 @@
 //   joy install build/examples/hello
 //   joy call hello echo '"hi"'      # "hi"
 //   joy call hello add 2 3          # 5
-//   joy call hello slow 1.5 '"done"' # "done", after 1.5 s
-//   joy call hello slow 30 '"x"' --timeout 1   # gives up after 1 s, and so
-//                                              # does the plugin
+//   joy call hello slow 1.5 '"done"' # "done", after 1.5 s of progress
+//   joy call hello nap 30 --timeout 1   # gives up after 1 s, and so does
+//                                       # the plugin (slow's progress would
+//                                       # renew the deadline)
 
 // --(doc-hello-begin)--
 #include <algorithm>

@@ -147,6 +147,9 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
   a.ok(
     {"install", "--node", b_id.substr(0, 8), a.copy_example("demo", "demo-b")});
   a.ok({"install", "--node", b_id, a.copy_example("arrays", "arrays-b")});
+  // So does a local ImJoy file, laid out as the folder it installs as.
+  a.ok({"install", "--node", b_id, example("viewer.imjoy.html")});
+  CHECK(b.plugin("viewer")["type"] == "window");
   a.ok({"install", example("demo")});
   a.ok({"install", example("arrays")});
   CHECK(b.plugin("demo-b")["state"] != nullptr);

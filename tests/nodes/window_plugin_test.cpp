@@ -105,6 +105,14 @@ TEST_CASE("ImJoy files the node cannot keep are refused with the reason, "
                       R"(<script>api.export({})</script>)")});
   CHECK(worker.exit_code == 1);
   CHECK_THAT(worker.err, Contains("unimplemented"));
+  // So does web-python (Pyodide): refused as what it is, not as unknown.
+  auto pyodide = node.joy(
+    {"install", write("e.imjoy.html",
+                      R"(<config>{"name": "wp", "type": "web-python"}</config>)"
+                      R"(<script lang="python">api.export({})</script>)")});
+  CHECK(pyodide.exit_code == 1);
+  CHECK_THAT(pyodide.err, Contains("unimplemented"));
+  CHECK_THAT(pyodide.err, Contains("browser"));
 
   auto plugins = json::parse(node.ok({"plugins", "--json"}));
   REQUIRE(plugins.size() == 1);

@@ -105,7 +105,7 @@ TEST_CASE("a full ImJoy-style manifest keeps every field",
 }
 
 TEST_CASE("non-native plugins need no entry", "[runtime][manifest]") {
-  for (auto type : {"native-python", "window", "web-worker"}) {
+  for (auto type : {"native-python", "window", "web-worker", "web-python"}) {
     auto m = joy::validate_manifest(json{{"name", "w"}, {"type", type}});
     CHECK(m);
   }
@@ -152,7 +152,7 @@ TEST_CASE("the type is required and must be one Joy knows",
   CHECK(rejection(doc) == "type: is required");
   CHECK(rejection(with("type", "foo"))
         == "type: must be one of native, native-python, window, web-worker, "
-           "got 'foo'");
+           "web-python, got 'foo'");
   CHECK_THAT(rejection(with("type", true)), StartsWith("type: must be one of"));
 }
 
