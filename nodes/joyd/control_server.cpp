@@ -980,7 +980,8 @@ node_server::gather_nodes(NodesContext context, caf::expected<node_status> self,
     });
 }
 
-/// Parses host:port ([v6]:port too). Errors: invalid_argument.
+} // namespace
+
 caf::expected<std::pair<std::string, std::string>>
 split_host_port(const std::string& text) {
   auto bad
@@ -1001,13 +1002,14 @@ split_host_port(const std::string& text) {
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
-  if (host.empty() || port.empty()
-      || port.find_first_not_of("0123456789") != std::string::npos)
+  if (host.empty() || port.empty())
     return bad;
+  if (port.find_first_not_of("0123456789") != std::string::npos
+      || port.size() > 5 || std::stoul(port) > 65535)
+    return make_error(errc::invalid_argument,
+                      "'" + port + "' in '" + text + "' is not a port");
   return std::make_pair(host, port);
 }
-
-} // namespace
 
 caf::expected<std::pair<unique_fd, std::string>>
 bind_listener(const std::string& listen) {

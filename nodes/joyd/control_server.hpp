@@ -79,6 +79,11 @@ caf::error start_control_server(kj_context& ctx, uint64_t id,
                                 control_server_config cfg,
                                 unique_fd cluster_listener);
 
+/// Parses HOST:PORT ([v6]:PORT too) into its host and port. Errors:
+/// invalid_argument, naming what is wrong.
+caf::expected<std::pair<std::string, std::string>>
+split_host_port(const std::string& text);
+
 /// Binds the cluster listener on HOST:PORT (port 0 picks a free one) and
 /// returns it with its actual address. Errors: invalid_argument (not
 /// HOST:PORT, an unknown host), io_error (the port is taken).

@@ -314,8 +314,24 @@ int main(int argc, char** argv) {
   app.set_config("--config", home_from_args(argc, argv) + "/joyd.toml",
                  "A TOML file of these options (default $JOY_HOME/joyd.toml, "
                  "read when it exists)");
+  // A misspelt key would otherwise start a node without what it asked for.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_flag("--version", show_version, "Print the version and exit");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse KEY" of a key it does not know.
+    std::string what = e.what();
+    std::string prefix = "INI was not able to parse ";
+    if (what.rfind(prefix, 0) == 0)
+      what = "unknown key '" + what.substr(prefix.size())
+             + "' (the keys are joyd's options without the --)";
+    std::fprintf(stderr, "joyd: %s: %s\n",
+                 app.get_config_ptr()->as<std::string>().c_str(), what.c_str());
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
   if (show_version) {
     std::printf("joyd %s (protocol %u)\n", std::string{joy::version()}.c_str(),
                 joy::protocol_version);
@@ -446,11 +462,30 @@ int main(int argc, char** argv) {
                 "runs the directory or joins one");
   join = join.empty() ? join : with_port(join);
   listen = listen.empty() ? listen : with_port(listen);
+  for (auto [flag, address] :
+       {std::pair{"--address", join}, std::pair{"--listen", listen},
+        std::pair{"--advertise",
+                  advertise.empty() ? advertise : with_port(advertise)}})
+    if (!address.empty())
+      if (auto hp = joy::split_host_port(address); !hp)
+        return fail(std::string{flag} + ": " + joy::message_of(hp.error()));
   if (!head && listen.empty())
     listen = joy::is_loopback(join) ? "127.0.0.1:0" : "";
   if (!head && listen.empty())
     return fail("a worker needs --listen HOST[:PORT] so that other nodes "
                 "can call its plugins");
+  // The listener first: with port 0 its address is known only then, and
+  // the directory and the node show it; a taken port or an unknown host
+  // stops the daemon here, before anything else is judged by the address.
+  joy::unique_fd tcp;
+  std::string bound;
+  if (!listen.empty()) {
+    auto l = joy::bind_listener(listen);
+    if (!l)
+      return fail("--listen: " + joy::message_of(l.error()));
+    tcp = std::move(l->first);
+    bound = std::move(l->second);
+  }
   bool clustered = !listen.empty() || !join.empty();
   bool beyond_loopback = (!listen.empty() && !joy::is_loopback(listen))
                          || (!join.empty() && !joy::is_loopback(join));
@@ -512,23 +547,6 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>{s});
   };
 
-  // The listener first: with port 0 its address is known only then, and
-  // the directory and the node show it; a taken port stops the daemon here.
-  joy::unique_fd tcp;
-  std::string bound;
-  if (!listen.empty()) {
-    auto l = joy::bind_listener(listen);
-    if (!l) {
-      caf::anon_send_exit(core, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(spawner, caf::exit_reason::user_shutdown);
-      sys.await_all_actors_done();
-      kj.stop();
-      return fail(joy::message_of(l.error()));
-    }
-    tcp = std::move(l->first);
-    bound = std::move(l->second);
-  }
   auto advertised = advertise.empty() ? bound : with_port(advertise);
   if (!advertised.empty() && advertised.rfind("0.0.0.0:", 0) == 0) {
     char host[256] = "localhost";

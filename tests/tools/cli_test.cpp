@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <sstream>
 
 #include "tests/nodes/node_fixture.hpp"
 
@@ -52,6 +53,64 @@ TEST_CASE(
   CHECK(lines(bogus.err) == 1);
   auto missing = node.joy({"call", "hello"});
   CHECK(missing.exit_code == 2);
+}
+
+TEST_CASE("joy start takes every option joyd takes", "[tools][cli]") {
+  node_fixture node;
+  auto joyd = run({bin("joyd"), "--help"}, node.env());
+  auto start = node.joy({"start", "--help"});
+  REQUIRE(joyd.exit_code == 0);
+  REQUIRE(start.exit_code == 0);
+  // Each "--name" that begins an option's line in joyd's help.
+  std::istringstream in{joyd.out};
+  int seen = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto at = line.find_first_not_of(' ');
+    if (at == std::string::npos || line.compare(at, 2, "--") != 0)
+      continue;
+    auto flag = line.substr(at, line.find_first_of(" ,=", at) - at);
+    if (flag == "--help" || flag == "--version" || flag == "--home")
+      continue;
+    ++seen;
+    INFO(flag);
+    CHECK_THAT(start.out, Catch::Contains(flag + " "));
+  }
+  CHECK(seen > 30);
+}
+
+TEST_CASE("a start that fails says why, and only this start's reasons",
+          "[tools][cli]") {
+  node_fixture node;
+  auto port = node.joy({"start", "--listen", "127.0.0.1:xx"});
+  CHECK(port.exit_code != 0);
+  CHECK_THAT(port.err, Catch::Contains("--listen: 'xx' in '127.0.0.1:xx' is "
+                                       "not a port"));
+  auto worker = node.joy({"start", "--address", "127.0.0.1:notaport"});
+  CHECK(worker.exit_code != 0);
+  CHECK_THAT(worker.err, Catch::Contains("--address: 'notaport'"));
+  // The earlier start's reason is in the log, not in this report.
+  CHECK_THAT(worker.err, !Catch::Contains("'xx'"));
+  auto host = node.joy({"start", "--listen", "no-such-host.invalid:0"});
+  CHECK(host.exit_code != 0);
+  CHECK_THAT(host.err, Catch::Contains("cannot listen on"));
+  CHECK_THAT(host.err, !Catch::Contains("TLS"));
+}
+
+TEST_CASE("joyd.toml in the home sets joyd's options, and a misspelt key "
+          "stops the start",
+          "[tools][cli]") {
+  node_fixture node;
+  std::filesystem::create_directories(node.home());
+  write_file(node.home() + "/joyd.toml",
+             "listen = \"127.0.0.1:0\"\ngpu-service = \"off\"\n");
+  node.ok({"start"});
+  auto st = node.status();
+  CHECK_THAT(st["listen"].get<std::string>(), Catch::StartsWith("127.0.0.1:"));
+  node.ok({"stop"});
+  write_file(node.home() + "/joyd.toml", "listne = \"127.0.0.1:0\"\n");
+  auto r = node.joy({"start"});
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.err, Catch::Contains("joyd.toml: unknown key 'listne'"));
 }
 
 TEST_CASE("commands without a running node say so in one line",

@@ -98,10 +98,24 @@ bool home_locked(const std::string& home) {
   return locked;
 }
 
-std::string log_tail(const std::string& path, std::size_t lines) {
+/// The last `lines` lines written to `path` from byte `from` on, indented:
+/// what this start wrote, not an earlier one.
+std::string log_since(const std::string& path, std::uintmax_t from,
+                      std::size_t lines) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) < from || ec)
+    from = 0; // rotated meanwhile
+  std::ifstream in{path, std::ios::binary};
+  in.seekg(static_cast<std::streamoff>(from));
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(in, line);) {
+    kept.push_back(std::move(line));
+    if (kept.size() > lines)
+      kept.erase(kept.begin());
+  }
   std::string out;
-  for (auto& line : joy::last_lines(path, lines))
-    out += "  " + line + "\n";
+  for (auto& line : kept)
+    out += (out.empty() ? "  " : "\n  ") + line;
   return out;
 }
 
@@ -130,6 +144,9 @@ int cmd_start(const std::string& home, bool foreground,
   if (ec)
     throw command_error{"cannot create " + home + "/logs: " + ec.message()};
   auto log_path = home + "/logs/joyd.log";
+  auto log_start = fs::file_size(log_path, ec);
+  if (ec)
+    log_start = 0;
   // Daemonize: fork, setsid, fork again; the grandchild becomes joyd.
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0)
@@ -176,7 +193,7 @@ int cmd_start(const std::string& home, bool foreground,
     }
     if (::kill(daemon, 0) != 0)
       throw command_error{"joyd exited during start; the end of " + log_path
-                          + ":\n" + log_tail(log_path, 5)};
+                          + ":\n" + log_since(log_path, log_start, 5)};
     std::this_thread::sleep_for(50ms);
   }
   throw command_error{"joyd did not answer within 20 s; see " + log_path};
@@ -599,10 +616,23 @@ int main(int argc, char** argv) {
                  "$JOY_HOME/joyd.toml)"},
     {"--bridge", "Serve the browser core and hypha-rpc clients on "
                  "HOST[:PORT] (default port 9527)"},
-    {"--bridge-url", "The URL browser clients are told"}};
+    {"--bridge-url", "The URL browser clients are told"},
+    {"--bridge-call-timeout",
+     "Seconds a client's call into a plugin may take (default 600)"},
+    {"--bridge-chunked-total", "Most bytes of chunked messages all clients "
+                               "may have open at once (default 1 GiB)"},
+    {"--web-root", "The browser core's files (default: next to the "
+                   "programs)"}};
   std::map<std::string, std::string> cluster_values;
   for (auto& [flag, help] : cluster_options)
     start->add_option(flag, cluster_values[flag], help);
+  std::vector<std::string> bridge_origins;
+  start->add_option("--bridge-origin", bridge_origins,
+                    "A browser origin (scheme://host:port) allowed besides "
+                    "the bridge's own; repeatable");
+  bool bridge_anonymous = false;
+  start->add_flag("--bridge-anonymous", bridge_anonymous,
+                  "Let clients beyond loopback connect without a token");
 
   app.add_subcommand("stop", "Stop the node and every plugin");
 
@@ -756,11 +786,15 @@ int main(int argc, char** argv) {
         if (val.empty())
           continue;
         // Paths as the user meant them, whatever joyd's directory.
-        bool path
-          = flag == "--token-file" || flag == "--tls-dir" || flag == "--config";
+        bool path = flag == "--token-file" || flag == "--tls-dir"
+                    || flag == "--config" || flag == "--web-root";
         extra.insert(extra.end(),
                      {flag, path ? fs::absolute(val).string() : val});
       }
+      for (auto& origin : bridge_origins)
+        extra.insert(extra.end(), {"--bridge-origin", origin});
+      if (bridge_anonymous)
+        extra.emplace_back("--bridge-anonymous");
       return cmd_start(home, foreground, extra);
     }
     if (cert->parsed())
