@@ -48,6 +48,8 @@ struct plugin_host_state {
   /// The connection broke; the exit status, and with it the restart
   /// decision, is on its way. Calls wait for it.
   bool awaiting_exit = false;
+  /// last_error once a restart after a backoff has come.
+  std::string restarted_note;
 };
 
 using self_ptr = plugin_host_actor::stateful_pointer<plugin_host_state>;
@@ -85,11 +87,24 @@ void drop_link(self_ptr self) {
   st.link = 0;
 }
 
+/// The last lines of the plugin's log, each on a line of its own after
+/// `text`: what the plugin said before it went (a traceback, its last
+/// words). A small read of a local file, once, when the plugin failed.
+std::string with_last_lines(std::string text, const std::string& log_file) {
+  auto lines = last_lines(log_file, 5);
+  if (lines.empty())
+    return text;
+  text += "; last log lines:";
+  for (auto& line : lines)
+    text += "\n  " + line;
+  return text;
+}
+
 void start_failed(self_ptr self, const std::string& reason) {
   auto& st = self->state;
   st.status.state = plugin_state::failed;
   st.status.pid = 0;
-  st.status.last_error = reason;
+  st.status.last_error = with_last_lines(reason, st.cfg.launch.log_file);
   auto msg = "plugin '" + st.status.name + "' could not start: " + reason;
   for (auto& q : st.queued)
     q.reply.deliver(make_error(errc::unavailable, msg));
@@ -186,6 +201,8 @@ void on_crash(self_ptr self, const std::string& reason) {
       st.status.state = plugin_state::backoff;
       st.status.last_error = reason + " (crash " + crashes + ", restarting in "
                              + seconds(decision.delay) + ")";
+      st.restarted_note = reason + " (crash " + crashes + ", restarted after "
+                          + seconds(decision.delay) + ")";
       log(log_level::warning, "plugin " + st.status.name, st.status.last_error);
       fail_queued(self, "plugin '" + st.status.name
                           + "' crashed: " + st.status.last_error);
@@ -196,11 +213,9 @@ void on_crash(self_ptr self, const std::string& reason) {
     case restart_budget::verdict::give_up:
       st.status.state = plugin_state::failed;
       st.gave_up = true;
-      st.status.last_error = "gave up after " + crashes + " crashes: " + reason
-                             + "; last log lines:";
-      // A small read of a local file, once, when the budget gives up.
-      for (auto& line : last_lines(st.cfg.launch.log_file, 5))
-        st.status.last_error += "\n  " + line;
+      st.status.last_error
+        = with_last_lines("gave up after " + crashes + " crashes: " + reason,
+                          st.cfg.launch.log_file);
       log(log_level::error, "plugin " + st.status.name, st.status.last_error);
       fail_queued(self, "plugin '" + st.status.name + "' failed ("
                           + st.status.last_error + ")");
@@ -386,7 +401,10 @@ plugin_host_actor spawn_plugin_host(caf::actor_system& sys, kj_thread& kj,
         st.status.pid = pid;
         st.status.methods = std::move(methods);
         st.status.params = std::move(params);
-        // last_error stays: after a restart it tells why there was one.
+        // last_error stays: after a restart it tells why there was one,
+        // no longer that one is coming.
+        if (st.status.last_error.find(", restarting in ") != std::string::npos)
+          st.status.last_error = st.restarted_note;
         log(log_level::info, "plugin " + st.status.name, "running as pid ",
             pid);
         auto queued = std::move(st.queued);

@@ -5,6 +5,8 @@
 // call, stop, restart; kill -9 of a plugin and of the daemon; the private
 // control socket; hostile peers on both kinds of link.
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -147,6 +149,15 @@ TEST_CASE("a plugin that exits at start fails fast with its exit code, and the "
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.err, Catch::Contains("exit code 3"));
+  // The call's error is one line; the status adds what the log says.
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  auto why = node.plugin("evil-exit3")["last_error"].get<std::string>();
+  CHECK_THAT(why, Catch::Contains("exit code 3")
+                    && Catch::Contains("last log lines:\n  "));
+  // The table shows them too, under the plugin's row.
+  CHECK_THAT(node.ok({"status"}),
+             Catch::Contains("last log lines:\n    ")
+               && Catch::Contains("the plugin exited: exit code 3"));
   node.ok({"install", example("hello")});
   CHECK(node.ok({"call", "hello", "add", "1", "2"}) == "3\n");
 }

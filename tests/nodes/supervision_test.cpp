@@ -178,6 +178,10 @@ TEST_CASE("a plugin that keeps crashing is restarted at once, then after a "
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.err, Contains("unavailable") && Contains("crashed"));
   joy::test::await([&] { return state_of(node, "crashy") == "running"; });
+  // Running again, it tells why there was a restart, not that one comes.
+  CHECK_THAT(node.plugin("crashy")["last_error"].get<std::string>(),
+             Contains("exit code 3") && Contains("restarted after 0.3 s")
+               && !Contains("restarting"));
   crash();
   joy::test::await([&] { return state_of(node, "crashy") == "backoff"; });
   CHECK_THAT(node.plugin("crashy")["last_error"].get<std::string>(),

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <sstream>
 #include <vector>
 
 namespace joy::cli {
@@ -160,30 +161,44 @@ std::string status_text(wire::NodeStatus::Reader x) {
                     : sandbox);
   line("plugins", std::to_string(x.getPlugins().size()));
   std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> details;
   for (auto p : x.getPlugins()) {
     std::vector<std::string> row{"  " + std::string{p.getName().cStr()},
                                  p.getVersion().cStr(), p.getType().cStr(),
                                  p.getState().cStr()};
     row.push_back(p.getPid() > 0 ? "pid " + std::to_string(p.getPid()) : "");
     row.push_back(std::to_string(p.getCalls()) + " calls");
-    if (p.getCalls() > 0) {
-      char p50[32];
+    // Every column in every row, empty where there is nothing, so that
+    // the columns line up.
+    char p50[32] = "";
+    if (p.getCalls() > 0)
       std::snprintf(p50, sizeof(p50), "p50 %.2f ms",
                     static_cast<double>(p.getP50Us()) / 1000.0);
-      row.push_back(p50);
-    }
-    if (p.getMemoryBytes() > 0)
-      row.push_back(format_bytes(p.getMemoryBytes()));
-    // The first line only: a failed plugin's reason goes on with its last
-    // log lines (`joy status --json` has them all).
+    row.push_back(p50);
+    row.push_back(p.getMemoryBytes() > 0 ? format_bytes(p.getMemoryBytes())
+                                         : "");
+    // The reason on the row; a failed plugin's last log lines under it
+    // (`joy status --json` has them too).
     std::string err = p.getLastError().cStr();
-    err = err.substr(0, err.find('\n'));
+    auto nl = err.find('\n');
+    bool failed = std::string{p.getState().cStr()} == "failed";
+    details.push_back(failed && nl != std::string::npos ? err.substr(nl + 1)
+                                                        : "");
+    err = err.substr(0, nl);
     if (!err.empty())
       row.push_back(
         std::string{p.getState().cStr()} == "running" ? "last: " + err : err);
     rows.push_back(std::move(row));
   }
-  out += table(rows);
+  // The table's rows, each followed by its details, indented further.
+  std::istringstream lines{table(rows)};
+  std::size_t i = 0;
+  for (std::string row; std::getline(lines, row); ++i) {
+    out += row + "\n";
+    std::istringstream more{i < details.size() ? details[i] : ""};
+    for (std::string detail; std::getline(more, detail);)
+      out += "    " + detail + "\n";
+  }
   std::string services;
   for (auto s : x.getServices())
     services += (services.empty() ? "" : ", ") + std::string{s.cStr()};
