@@ -208,6 +208,16 @@ struct NodeStatus {
   # The URL of its bridge (browser core and hypha-rpc), "" without one.
   gpuDevices @16 :List(GpuDevice);
   # Its GPUs, and which plugin holds each.
+  headLink @17 :HeadLink;
+  # A worker's link to its head, as that worker sees it; unset on a head.
+}
+
+struct HeadLink {
+  address @0 :Text;
+  joined @1 :Bool;
+  error @2 :Text;
+  # Why the last attempt to join failed, or how the head was lost; "" once
+  # joined.
 }
 
 struct GpuDevice {

@@ -202,6 +202,12 @@ public:
     return status(where);
   }
 
+  std::optional<head_link_state> head_link() const {
+    if (cfg_.head.empty())
+      return std::nullopt;
+    return head_link_state{cfg_.head, joined_, head_error_};
+  }
+
 private:
   /// Held by whoever uses a link in a later turn; the link itself goes
   /// when the slot drops its reference and the last user is done.
@@ -686,6 +692,7 @@ private:
               return caf::error{read_error(r.getErr())};
             epoch_ = r.getOk();
             joined_ = true;
+            head_error_.clear();
             failures_in_a_row_ = 0;
             log(log_level::info, "cluster", "joined the head at ", cfg_.head,
                 " (node ", head_->node_id, ")");
@@ -702,6 +709,7 @@ private:
         return error_from_exception(ex, "the head at " + cfg_.head);
       })
       .then([this](caf::error err) {
+        head_error_ = (joined_ ? "lost it: " : "") + message_of(err);
         if (joined_)
           log(log_level::warning, "cluster", "lost the head at ", cfg_.head,
               ": ", message_of(err));
@@ -766,6 +774,7 @@ private:
   uint64_t generations_ = 0;
   kj::Own<peer_connection> head_;
   bool joined_ = false;
+  std::string head_error_;
   uint64_t epoch_ = 0;
   uint64_t seq_ = 0;
   uint64_t failures_in_a_row_ = 0;
@@ -778,6 +787,13 @@ private:
 };
 
 } // namespace
+
+std::optional<head_link_state> head_link(kj_context& ctx, uint64_t links) {
+  auto* self = ctx.find_as<cluster_links>(links);
+  if (self == nullptr)
+    return std::nullopt;
+  return self->head_link();
+}
 
 kj::Promise<capnp::Response<wire::Node::StatusResults>>
 peer_status(kj_context& ctx, uint64_t links, const location& where) {

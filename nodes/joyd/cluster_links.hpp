@@ -27,6 +27,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -99,6 +100,19 @@ struct cluster_links_config {
   /// partitioned network swallows SYNs; the next try starts afresh).
   kj::Duration head_dial_timeout = 2 * kj::SECONDS;
 };
+
+/// A worker's link to its head, as `joy status` shows it.
+struct head_link_state {
+  std::string address;
+  bool joined = false;
+  /// Why the last attempt to join failed, or how the head was lost; "" once
+  /// joined.
+  std::string error;
+};
+
+/// The head link of the links in resource `links`; none on a head (or a
+/// node without links).
+std::optional<head_link_state> head_link(kj_context& ctx, uint64_t links);
 
 /// The status of the node at `where`, over the data link to it (resource
 /// `links` made by start_cluster_links); fails as a kj exception.

@@ -73,11 +73,11 @@ public:
 
   kj::Promise<void> status(StatusContext context) override {
     return ctx_.request(cfg_.node, quick, status_atom_v)
-      .then([context](caf::message msg) mutable {
+      .then([this, context](caf::message msg) mutable {
         auto out = context.getResults().initResult();
         auto res = take<node_status>(msg);
         if (res)
-          write_status(*res, out.initOk());
+          write_own_status(*res, out.initOk());
         else
           write_error(res.error(), out.initErr());
       });
@@ -348,6 +348,19 @@ private:
       .then([reply = kj::mv(reply)](caf::message msg) mutable {
         reply(take<value>(msg));
       });
+  }
+
+  /// This node's status, with a worker's link to its head.
+  void write_own_status(const node_status& x, wire::NodeStatus::Builder out) {
+    write_status(x, out);
+    if (cfg_.head || cfg_.links == 0)
+      return;
+    if (auto link = head_link(ctx_, cfg_.links)) {
+      auto head = out.initHeadLink();
+      head.setAddress(link->address);
+      head.setJoined(link->joined);
+      head.setError(link->error);
+    }
   }
 
   static caf::error local_only(const char* what) {
@@ -951,11 +964,11 @@ node_server::gather_nodes(NodesContext context, caf::expected<node_status> self,
                       }));
   }
   return kj::joinPromises(waits.releaseAsArray())
-    .then([context, self = std::move(*self), others = std::move(others),
+    .then([this, context, self = std::move(*self), others = std::move(others),
            answers]() mutable {
       auto list = context.getResults().initResult().initOk(
         static_cast<unsigned>(1 + others.size()));
-      write_status(self, list[0]);
+      write_own_status(self, list[0]);
       for (unsigned i = 0; i < others.size(); ++i) {
         auto& e = others[i];
         KJ_IF_MAYBE (resp, (*answers)[i]) {

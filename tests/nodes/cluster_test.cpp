@@ -143,6 +143,8 @@ TEST_CASE("nodes on loopback join a head and use each other's plugins "
   cluster_node b;
   start_pair(a, b);
   auto b_id = b.id();
+  CHECK(b.status()["head_link"]["joined"] == true);
+  CHECK(a.status().count("head_link") == 0);
   // Installed from A onto B: the folder travels packed.
   a.ok(
     {"install", "--node", b_id.substr(0, 8), a.copy_example("demo", "demo-b")});
@@ -536,12 +538,24 @@ TEST_CASE("peers without the token, with a wrong one or an old protocol get "
   cluster_node b;
   auto bad_token = (b.dir() / "wrong.token").string();
   write_file(bad_token, std::string(32, 'y') + "\n");
-  b.start(
-    with({"--sandbox", "none", "--address", head, "--token-file", bad_token},
-         quick_detection));
+  std::vector<std::string> start_b{"start"};
+  for (auto& x :
+       with({"--sandbox", "none", "--address", head, "--token-file", bad_token},
+            quick_detection))
+    start_b.push_back(x);
+  auto started = b.joy(start_b);
+  CHECK(started.exit_code == 0); // it runs, and keeps trying
+  CHECK_THAT(started.err, Catch::Contains("not joined to the head")
+                            && Catch::Contains("wrong cluster token"));
   await(
     [&] { return b.log().find("wrong cluster token") != std::string::npos; });
   CHECK_FALSE(joined(b));
+  // Its status says so too, not only its log.
+  auto link = b.status()["head_link"];
+  CHECK(link["joined"] == false);
+  CHECK_THAT(link["error"].get<std::string>(),
+             Catch::Contains("wrong cluster token"));
+  CHECK_THAT(b.ok({"status"}), Catch::Contains("NOT JOINED"));
   CHECK(a.status()["cluster"].empty());
   // A worker without any token does not start.
   cluster_node c;

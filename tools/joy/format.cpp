@@ -82,6 +82,12 @@ json status_json(wire::NodeStatus::Reader x) {
   out["listen"] = x.getListen().cStr();
   out["tls"] = x.getTls();
   out["bridge"] = x.getBridge().cStr();
+  if (x.hasHeadLink()) {
+    auto head = x.getHeadLink();
+    out["head_link"] = json{{"address", head.getAddress().cStr()},
+                            {"joined", head.getJoined()},
+                            {"error", head.getError().cStr()}};
+  }
   json gpus = json::array();
   for (auto d : x.getGpuDevices())
     gpus.push_back(json{{"index", d.getIndex()},
@@ -132,6 +138,19 @@ std::string status_text(wire::NodeStatus::Reader x) {
     return out;
   }
   line("version", x.getVersion().cStr());
+  if (x.hasHeadLink()) {
+    auto link = x.getHeadLink();
+    std::string head = link.getAddress().cStr();
+    if (link.getJoined())
+      head += "  joined";
+    else
+      head += "  NOT JOINED"
+              + (link.getError().size() > 0
+                   ? ": " + std::string{link.getError().cStr()}
+                   : std::string{" yet"})
+              + " (it keeps trying)";
+    line("head", head);
+  }
   if (x.getListen().size() > 0)
     line("listen", std::string{x.getListen().cStr()}
                      + (x.getTls() ? "  (mutual TLS)" : "  (plaintext)"));

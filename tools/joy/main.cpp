@@ -119,6 +119,35 @@ std::string log_since(const std::string& path, std::uintmax_t from,
   return out;
 }
 
+/// A worker's first attempt to join its head, told at once: a wrong token
+/// or an unreachable head is otherwise news only in joyd.log. The node
+/// keeps trying either way; a dial gives up after 2 s.
+void report_join(node_client& client) {
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  for (;;) {
+    auto resp = client.wait(client.node().statusRequest().send(), 5s);
+    if (!resp || !resp->getResult().isOk()
+        || !resp->getResult().getOk().hasHeadLink())
+      return;
+    auto link = resp->getResult().getOk().getHeadLink();
+    std::string head = link.getAddress().cStr();
+    if (link.getJoined()) {
+      std::cout << "joy: joined the head at " << head << "\n";
+      return;
+    }
+    if (link.getError().size() > 0
+        || std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "joy: not joined to the head at " << head << " yet"
+                << (link.getError().size() > 0
+                      ? ": " + std::string{link.getError().cStr()}
+                      : std::string{})
+                << " (the node keeps trying; see joy status)\n";
+      return;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 int cmd_start(const std::string& home, bool foreground,
               const std::vector<std::string>& daemon_args) {
   if (auto client = node_client::connect(home, 5s)) {
@@ -189,6 +218,7 @@ int cmd_start(const std::string& home, bool foreground,
     if (auto client = node_client::connect(home, 2s)) {
       std::cout << "joy: node " << (*client)->node_id() << " started in "
                 << home << " (pid " << daemon << ", log " << log_path << ")\n";
+      report_join(**client);
       return 0;
     }
     if (::kill(daemon, 0) != 0)
