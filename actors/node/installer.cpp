@@ -533,8 +533,9 @@ caf::expected<plugin_record> builtin_record(const fs::path& dir) {
   return rec;
 }
 
-caf::error imjoy_file_to_folder(const std::string& text, const fs::path& into) {
-  auto file = parse_imjoy_file(text);
+caf::error imjoy_file_to_folder(const std::string& text, const fs::path& into,
+                                const std::string& tag) {
+  auto file = parse_imjoy_file(text, tag);
   if (!file)
     return file.error();
   auto doc = file->config;

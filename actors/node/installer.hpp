@@ -53,11 +53,13 @@ caf::expected<plugin_record> builtin_record(const std::filesystem::path& dir);
 constexpr std::string_view imjoy_entry_name = "plugin.imjoy.html";
 
 /// Lays out the ImJoy plugin file `text` (`.imjoy.html`) as a plugin folder
-/// in `into`: `plugin.json` holds its config (variant picked; `entry` the
-/// file, `tag` the variant) and the file itself is `plugin.imjoy.html`.
-/// Errors: those of parse_imjoy_file, invalid_argument (a config that is
-/// not a valid manifest, or says `native`), io_error.
+/// in `into`: `plugin.json` holds its config (variant `tag` picked, the
+/// first when ""; `entry` the file, `tag` the variant) and the file itself
+/// is `plugin.imjoy.html`. Errors: those of parse_imjoy_file (a tag the
+/// file does not list), invalid_argument (a config that is not a valid
+/// manifest, or says `native`), io_error.
 caf::error imjoy_file_to_folder(const std::string& text,
-                                const std::filesystem::path& into);
+                                const std::filesystem::path& into,
+                                const std::string& tag = {});
 
 } // namespace joy

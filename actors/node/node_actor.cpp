@@ -79,7 +79,7 @@ caf::expected<plugin_record> install_from(const std::string& text,
   // Downloads go to a scratch folder swept before each remote install
   // (installs run one at a time), so a crash leaves nothing for long.
   fs::path scratch;
-  if (src->kind != plugin_source::folder || is_imjoy_file_name(src->text)) {
+  if (src->kind != plugin_source::folder || is_imjoy_file_name(src->where)) {
     std::error_code ec;
     fs::remove_all(cfg.downloads_dir, ec);
     scratch = fs::path{cfg.downloads_dir} / "install";
@@ -174,11 +174,11 @@ pack_worker spawn_pack_worker(caf::actor_system& sys, const node_config& cfg) {
             fs::remove(archive, ignored);
             fs::remove_all(scratch, ignored);
           });
+          auto src = parse_plugin_source(folder);
+          if (!src)
+            return std::move(src.error());
           fs::path plugin_folder = folder;
-          if (is_imjoy_file_name(folder)) {
-            auto src = parse_plugin_source(folder);
-            if (!src)
-              return std::move(src.error());
+          if (is_imjoy_file_name(src->where) || !src->tag.empty()) {
             fs::create_directories(scratch, ec);
             auto laid = materialize(*src, scratch,
                                     remote_config{cfg.manifest_base, {}});

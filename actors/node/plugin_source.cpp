@@ -58,12 +58,24 @@ std::string read_small_file(const fs::path& p) {
 caf::expected<plugin_source> parse_plugin_source(const std::string& text) {
   plugin_source out;
   out.text = text;
+  out.where = text;
+  // ImJoy's `<file>.imjoy.html@TAG`.
+  auto split_tag = [&out] {
+    static const std::regex tagged{R"(^(.*\.imjoy\.html)@([^@/\s]+)$)"};
+    std::smatch m;
+    if (std::regex_match(out.text, m, tagged)) {
+      out.where = m[1];
+      out.tag = m[2];
+    }
+  };
   if (!text.empty() && text[0] == '/') {
     out.kind = plugin_source::folder;
+    split_tag();
     return out;
   }
   if (is_url(text)) {
     out.kind = plugin_source::archive_url;
+    split_tag();
     return out;
   }
   // user and repo as GitHub allows them; the plugin name may hold spaces
@@ -79,12 +91,8 @@ caf::expected<plugin_source> parse_plugin_source(const std::string& text) {
   out.repo = m[2];
   out.name = m[4];
   std::string repo_ref = m[3];
-  std::string tag = m[5];
-  if (!repo_ref.empty() && !tag.empty() && repo_ref != tag)
-    return make_error(errc::invalid_argument,
-                      "'" + text + "' names two versions ('" + repo_ref
-                        + "' and '" + tag + "'): give one");
-  out.ref = !tag.empty() ? tag : !repo_ref.empty() ? repo_ref : "HEAD";
+  out.ref = !repo_ref.empty() ? repo_ref : "HEAD";
+  out.tag = m[5];
   return out;
 }
 
@@ -225,25 +233,33 @@ caf::expected<fs::path> materialize(const plugin_source& src,
     if (!text)
       return std::move(text.error());
     auto folder = scratch / "plugin";
-    if (auto err = imjoy_file_to_folder(*text, folder))
+    if (auto err = imjoy_file_to_folder(*text, folder, src.tag))
       return make_error(code_of(err), where + ": " + message_of(err));
     return folder;
   };
+  auto untagged = [&](const std::string& what) {
+    return make_error(errc::invalid_argument,
+                      "only ImJoy files (.imjoy.html) have tags to pick, and "
+                        + what + " is not one");
+  };
   if (src.kind == plugin_source::folder) {
-    if (!is_imjoy_file_name(src.text))
-      return fs::path{src.text};
-    std::ifstream in{src.text, std::ios::binary};
+    if (!is_imjoy_file_name(src.where)) {
+      if (!src.tag.empty())
+        return untagged(src.where);
+      return fs::path{src.where};
+    }
+    std::ifstream in{src.where, std::ios::binary};
     if (!in)
-      return make_error(errc::not_found, "cannot read " + src.text);
+      return make_error(errc::not_found, "cannot read " + src.where);
     std::string text;
     text.resize(max_imjoy_file_size + 1);
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
     text.resize(static_cast<std::size_t>(in.gcount()));
     if (in.bad())
-      return make_error(errc::io_error, "cannot read " + src.text);
-    return from_imjoy_text(std::move(text), src.text);
+      return make_error(errc::io_error, "cannot read " + src.where);
+    return from_imjoy_text(std::move(text), src.where);
   }
-  auto archive_url = src.text;
+  auto archive_url = src.where;
   if (src.kind == plugin_source::manifest_ref) {
     auto url = manifest_url(src, cfg.manifest_base);
     auto limits = cfg.limits;
@@ -262,6 +278,8 @@ caf::expected<fs::path> materialize(const plugin_source& src,
       = std::min<uint64_t>(limits.max_bytes, max_imjoy_file_size);
     return from_imjoy_text(fetch_text(archive_url, limits), archive_url);
   }
+  if (!src.tag.empty())
+    return untagged(archive_url);
   auto archive = scratch / "plugin.tar.gz";
   if (auto err = fetch_to_file(archive_url, archive, cfg.limits))
     return err;

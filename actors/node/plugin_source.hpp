@@ -12,10 +12,14 @@
 ///   of an ImJoy plugin file;
 /// - an ImJoy manifest reference `user/repo[@ref]:Name[@tag]`: the node
 ///   reads `<manifest base>/<user>/<repo>/<ref>/manifest.imjoy.json`
-///   (the base defaults to raw.githubusercontent.com; `ref` is the tag
-///   when given, else `HEAD`), finds the plugin called `Name` in its
+///   (the base defaults to raw.githubusercontent.com; `ref` is a git ref,
+///   `HEAD` when not given), finds the plugin called `Name` in its
 ///   `plugins` list and installs the archive its `uri` names, resolved
 ///   against the manifest's `uri_root` or the manifest itself.
+///
+/// As in ImJoy, `@tag` after an ImJoy file's path, URL or name picks the
+/// variant of the plugin's `tags` it installs as (the first one when not
+/// given); plugin folders and tarballs have no variants.
 ///
 /// Blocking (network and tar): call from a detached actor.
 #pragma once
@@ -34,6 +38,10 @@ struct plugin_source {
   kind_t kind = folder;
   /// As the user wrote it; the registry keeps it as the record's source.
   std::string text;
+  /// The folder, file or URL, without a `@tag` (folders and URLs).
+  std::string where;
+  /// The ImJoy variant to install; "" for the file's first.
+  std::string tag;
   /// For manifest references.
   std::string user;
   std::string repo;

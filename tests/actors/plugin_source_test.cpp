@@ -5,6 +5,7 @@
 // manifests, URL resolution and unpacking downloaded archives.
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
 
@@ -59,13 +60,14 @@ TEST_CASE("a source is a folder, a URL or a manifest reference",
   REQUIRE(url);
   CHECK(url->kind == plugin_source::archive_url);
 
-  auto ref = parse_plugin_source("imjoy-team/joy-plugins:Image Viewer@v1.2");
+  auto ref = parse_plugin_source("imjoy-team/joy-plugins:Image Viewer");
   REQUIRE(ref);
   CHECK(ref->kind == plugin_source::manifest_ref);
   CHECK(ref->user == "imjoy-team");
   CHECK(ref->repo == "joy-plugins");
   CHECK(ref->name == "Image Viewer");
-  CHECK(ref->ref == "v1.2");
+  CHECK(ref->ref == "HEAD");
+  CHECK(ref->tag.empty());
 
   auto head = parse_plugin_source("alice/tools:hello");
   REQUIRE(head);
@@ -76,12 +78,75 @@ TEST_CASE("a source is a folder, a URL or a manifest reference",
   CHECK(at_commit->name == "hello");
 }
 
+TEST_CASE("as in ImJoy, @tag after a plugin picks its variant and @ref "
+          "after a repository its git ref",
+          "[actors][plugin_source]") {
+  auto both = parse_plugin_source("alice/tools@v2:Image Viewer@GPU");
+  REQUIRE(both);
+  CHECK(both->ref == "v2");
+  CHECK(both->name == "Image Viewer");
+  CHECK(both->tag == "GPU");
+  auto tag_only = parse_plugin_source("alice/tools:hello@CPU");
+  REQUIRE(tag_only);
+  CHECK(tag_only->ref == "HEAD");
+  CHECK(tag_only->tag == "CPU");
+  // A file's path or URL takes a tag after its name.
+  auto file = parse_plugin_source("/opt/p/viewer.imjoy.html@dev");
+  REQUIRE(file);
+  CHECK(file->kind == plugin_source::folder);
+  CHECK(file->where == "/opt/p/viewer.imjoy.html");
+  CHECK(file->tag == "dev");
+  CHECK(file->text == "/opt/p/viewer.imjoy.html@dev");
+  auto url = parse_plugin_source("https://example.org/v.imjoy.html@stable");
+  REQUIRE(url);
+  CHECK(url->where == "https://example.org/v.imjoy.html");
+  CHECK(url->tag == "stable");
+  // An @ anywhere else is part of the path.
+  auto odd = parse_plugin_source("/opt/p@1/hello");
+  REQUIRE(odd);
+  CHECK(odd->where == "/opt/p@1/hello");
+  CHECK(odd->tag.empty());
+}
+
+TEST_CASE("a tag is picked from an ImJoy file and refused for a folder",
+          "[actors][plugin_source]") {
+  joy::test::temp_dir tmp;
+  auto file = tmp.path() / "v.imjoy.html";
+  write_file(file, R"(<config lang="json">{"name": "v", "type": "window", )"
+                   R"("tags": ["stable", "dev"], "ui": {"stable": "s", )"
+                   R"("dev": "d"}}</config><window>hi</window>)");
+  for (std::string tag : {"", "stable", "dev"}) {
+    INFO("tag " << tag);
+    auto scratch = tmp.path() / ("scratch-" + tag);
+    fs::create_directories(scratch);
+    auto src
+      = parse_plugin_source(file.string() + (tag.empty() ? "" : "@" + tag));
+    REQUIRE(src);
+    auto folder = joy::materialize(*src, scratch, {});
+    REQUIRE(folder);
+    auto manifest = nlohmann::json::parse(read_file(*folder / "plugin.json"));
+    auto picked = tag.empty() ? std::string{"stable"} : tag;
+    CHECK(manifest["tag"] == picked);
+    CHECK(manifest["ui"] == picked.substr(0, 1));
+  }
+  auto unknown = parse_plugin_source(file.string() + "@GPU");
+  REQUIRE(unknown);
+  auto none = joy::materialize(*unknown, tmp.path() / "x", {});
+  REQUIRE_FALSE(none);
+  CHECK_THAT(message_of(none.error()), Contains("GPU"));
+  auto dir = tmp.path() / "plain";
+  make_plugin(dir);
+  auto folder_tag = parse_plugin_source(dir.string() + "/x.imjoy.html@a");
+  REQUIRE(folder_tag);
+  CHECK_FALSE(joy::materialize(*folder_tag, tmp.path() / "y", {}));
+}
+
 TEST_CASE("a source in none of the three forms is refused with the forms "
           "named",
           "[actors][plugin_source]") {
   for (auto bad :
        {"hello", "relative/path", "ftp://example.org/x.tar.gz", "alice:hello",
-        "alice/tools:", "alice/tools@a:hello@b", ""}) {
+        "alice/tools:", "alice/tools@a:hello@b@c", ""}) {
     INFO(bad);
     auto src = parse_plugin_source(bad);
     REQUIRE_FALSE(src);
@@ -93,7 +158,7 @@ TEST_CASE("a source in none of the three forms is refused with the forms "
 
 TEST_CASE("a manifest reference reads manifest.imjoy.json at its ref",
           "[actors][plugin_source]") {
-  auto ref = parse_plugin_source("alice/tools:hello@v2");
+  auto ref = parse_plugin_source("alice/tools@v2:hello");
   REQUIRE(ref);
   CHECK(joy::manifest_url(*ref, "http://127.0.0.1:8000/")
         == "http://127.0.0.1:8000/alice/tools/v2/manifest.imjoy.json");

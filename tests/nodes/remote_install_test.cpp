@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 
 // Installing from the network: an http URL of a plugin tarball and an ImJoy
-// manifest reference `user/repo:Name@tag`, served by a local HTTP server
+// manifest reference `user/repo@ref:Name@tag`, served by a local HTTP server
 // (python3 -m http.server on 127.0.0.1, port 0).
 
 #include <catch2/catch.hpp>
@@ -96,7 +96,8 @@ TEST_CASE("a plugin installs from an http URL of its tarball and keeps the "
   CHECK_FALSE(fs::exists(node.home() + "/downloads/install"));
 }
 
-TEST_CASE("a plugin installs from a user/repo:Name@tag manifest reference",
+TEST_CASE("a plugin installs from a user/repo@ref:Name@tag manifest "
+          "reference",
           "[nodes][remote_install]") {
   node_fixture node;
   auto src = fs::path{node.copy_example("hello", "hello")};
@@ -111,34 +112,50 @@ TEST_CASE("a plugin installs from a user/repo:Name@tag manifest reference",
   http_server web{node.dir() / "www", node.dir() / "http.log"};
   node.ok({"start", "--manifest-base", web.url()});
 
-  auto out = node.ok({"install", "alice/tools:hello@v1"});
+  auto out = node.ok({"install", "alice/tools@v1:hello"});
   CHECK_THAT(out, Contains("installed hello 0.1.0"));
   CHECK(node.ok({"call", "hello", "echo", "\"hi\""}) == "\"hi\"\n");
-  CHECK(source_of(node, "hello") == "alice/tools:hello@v1");
+  CHECK(source_of(node, "hello") == "alice/tools@v1:hello");
   CHECK_THAT(web.requests(),
              Contains("GET /alice/tools/v1/manifest.imjoy.json"));
   CHECK_THAT(web.requests(), Contains("GET /alice/tools/v1/dist/hello.tar.gz"));
 
   SECTION("a name the manifest lacks lists the ones it has") {
-    auto r = node.joy({"install", "alice/tools:nope@v1"});
+    auto r = node.joy({"install", "alice/tools@v1:nope"});
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Contains("not_found"));
     CHECK_THAT(r.err, Contains("(it lists: hello, viewer)"));
   }
-  SECTION("a tag that does not exist is not found") {
-    auto r = node.joy({"install", "alice/tools:hello@v9"});
+  SECTION("a ref that does not exist is not found") {
+    auto r = node.joy({"install", "alice/tools@v9:hello"});
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.err, Contains("not_found"));
     CHECK_THAT(r.err, Contains("/alice/tools/v9/manifest.imjoy.json"));
   }
-  SECTION("a window plugin (an .imjoy.html) installs, for the browser core") {
-    fs::copy_file(example("viewer.imjoy.html"),
-                  repo / "v1" / "Viewer.imjoy.html");
-    auto r = node.ok({"install", "alice/tools:viewer@v1"});
+  SECTION("a tarball has no variants to pick") {
+    auto r = node.joy({"install", "alice/tools@v1:hello@GPU"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("only ImJoy files"));
+  }
+  SECTION("a window plugin (an .imjoy.html) installs, for the browser core, "
+          "as the variant its @tag picks") {
+    write_file(repo / "v1" / "Viewer.imjoy.html",
+               R"(<config lang="json">{"name": "viewer", "type": "window", )"
+               R"("version": "0.1.0", "tags": ["stable", "dev"], )"
+               R"("ui": {"stable": "plain", "dev": "with extras"}}</config>)"
+               R"(<window>hi</window><script>api.export({})</script>)");
+    auto r = node.ok({"install", "alice/tools@v1:viewer@dev"});
     CHECK_THAT(r, Contains("installed viewer 0.1.0"));
     CHECK_THAT(web.requests(),
                Contains("GET /alice/tools/v1/Viewer.imjoy.html"));
-    CHECK(source_of(node, "viewer") == "alice/tools:viewer@v1");
+    CHECK(source_of(node, "viewer") == "alice/tools@v1:viewer@dev");
+    auto manifest = node.plugin("viewer")["manifest"];
+    CHECK(manifest["tag"] == "dev");
+    CHECK(manifest["ui"] == "with extras");
+    // A tag the file does not list is refused, naming it.
+    auto bad = node.joy({"install", "alice/tools@v1:viewer@GPU"});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Contains("GPU"));
   }
   // Whatever failed left the installed plugin as it was.
   CHECK(node.ok({"call", "hello", "add", "1", "1"}) == "2\n");

@@ -17,6 +17,28 @@ using Catch::Matchers::Contains;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
+TEST_CASE("a local ImJoy file installs as the variant its @tag picks",
+          "[nodes][window]") {
+  node_fixture node;
+  node.start();
+  auto file = node.dir() / "src" / "tagged.imjoy.html";
+  write_file(file, R"(<config lang="json">{"name": "tagged", "type": )"
+                   R"("window", "tags": ["stable", "dev"], "ui": )"
+                   R"({"stable": "plain", "dev": "extras"}}</config>)"
+                   R"(<window>hi</window><script>api.export({})</script>)");
+  node.ok({"install", file.string() + "@dev"});
+  auto manifest = node.plugin("tagged")["manifest"];
+  CHECK(manifest["tag"] == "dev");
+  CHECK(manifest["ui"] == "extras");
+  // Without one, the first; a file that does not exist is named as such.
+  node.ok({"install", file.string()});
+  CHECK(node.plugin("tagged")["manifest"]["tag"] == "stable");
+  auto missing
+    = node.joy({"install", (node.dir() / "no.imjoy.html@dev").string()});
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.err, Contains("does not exist"));
+}
+
 TEST_CASE("a window plugin installs from its .imjoy.html file and survives "
           "a restart",
           "[nodes][window]") {

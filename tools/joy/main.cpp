@@ -35,6 +35,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -314,10 +315,16 @@ int cmd_install(const std::string& home, const std::string& source,
   auto remote = source.find("://") != std::string::npos
                 || (source.find(':') != std::string::npos
                     && source.find('/') != std::string::npos);
-  if (!remote && (ec || !fs::exists(path)))
-    throw command_error{"error (not_found): " + source + " does not exist"};
+  // ImJoy's FILE.imjoy.html@TAG picks a variant of a local file too.
+  auto file = path.string();
+  if (auto at = file.rfind(".imjoy.html@"); at != std::string::npos)
+    file.resize(at + std::string_view{".imjoy.html"}.size());
+  if (!remote && (source.empty() || ec || !fs::exists(file)))
+    throw command_error{"error (not_found): "
+                        + (source.empty() ? std::string{"''"} : source)
+                        + " does not exist"};
   auto client = connect(home);
-  auto text = !remote || fs::exists(path) ? path.string() : source;
+  auto text = !remote || fs::exists(file) ? path.string() : source;
   if (!node) {
     auto req = client->node().installRequest();
     req.setSource(text);
@@ -683,8 +690,9 @@ int main(int argc, char** argv) {
   bool install_json = false;
   install
     ->add_option("source", source,
-                 "A plugin folder (with plugin.json), an http(s) URL of "
-                 "its .tar.gz, or user/repo[@ref]:Name[@tag]")
+                 "A plugin folder (with plugin.json), an ImJoy file "
+                 "(.imjoy.html[@tag]), an http(s) URL of either (a folder "
+                 "as .tar.gz), or user/repo[@ref]:Name[@tag]")
     ->required();
   install->add_flag("--json", install_json, "Print JSON");
   std::string install_node;
