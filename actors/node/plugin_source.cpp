@@ -173,6 +173,9 @@ caf::expected<int> run_tar(std::vector<std::string> args,
   auto output = read_small_file(err_file);
   std::error_code ignored;
   fs::remove(err_file, ignored);
+  // An error is one line: tar's (and gzip's) lines joined.
+  for (std::size_t at = 0; (at = output.find('\n', at)) != std::string::npos;)
+    output.replace(at, 1, "; ");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return make_error(errc::io_error,
                       output.empty() ? std::string{"tar failed"} : output);

@@ -51,6 +51,7 @@
 #include "nodes/joyd/cluster_links.hpp"
 #include "nodes/joyd/control_server.hpp"
 #include "runtime/allocator.hpp"
+#include "runtime/cli_checks.hpp"
 #include "runtime/kj_thread.hpp"
 #include "runtime/large_data.hpp"
 #include "runtime/log.hpp"
@@ -184,15 +185,15 @@ int main(int argc, char** argv) {
   app
     .add_option("--call-timeout", call_timeout_s,
                 "Seconds a call may run when the caller gives no deadline")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app
     .add_option("--stop-grace", stop_grace_s,
                 "Seconds a plugin gets to exit before it is killed")
-    ->check(CLI::NonNegativeNumber);
+    ->check(joy::cli_checks::non_negative);
   app.add_option("--log-max-bytes", log_max_bytes,
                  "Rotate a log larger than this (plugins' and joyd's)");
   app.add_option("--log-check", log_check_s, "Seconds between log checks")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app.add_option("--manifest-base", manifest_base,
                  "Where user/repo:Name references are read (default: "
                  "GitHub's raw content)");
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
     .add_option("--gpus", gpus,
                 "GPUs this node offers to plugins that ask for them "
                 "(default: the CUDA devices joy-gpu-host finds)")
-    ->check(CLI::NonNegativeNumber);
+    ->check(joy::cli_checks::non_negative);
   std::string gpu_service = "on";
   app
     .add_option("--gpu-service", gpu_service,
@@ -278,15 +279,15 @@ int main(int argc, char** argv) {
                  "ca.pem, node.pem and node-key.pem from `joy cert` "
                  "(default $JOY_HOME/tls)");
   app.add_option("--heartbeat", heartbeat_s, "Seconds between heartbeats")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app
     .add_option("--phi", phi_threshold,
                 "Suspicion level at which a silent node is down (default 8)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app
     .add_option("--acceptable-pause", acceptable_pause_s,
                 "Seconds of silence tolerated beyond the usual (default 3)")
-    ->check(CLI::NonNegativeNumber);
+    ->check(joy::cli_checks::non_negative);
   joy::bridge_options bridge_opts;
   app.add_option("--bridge", bridge_opts.address,
                  "Serve the browser core and the hypha-rpc WebSocket endpoint "
@@ -303,12 +304,12 @@ int main(int argc, char** argv) {
     .add_option("--bridge-call-timeout", bridge_call_timeout_s,
                 "Seconds a client's call into a plugin may take before the "
                 "bridge answers it with a timeout (default 600)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app
     .add_option("--bridge-chunked-total", bridge_opts.chunked_total,
                 "Most bytes of chunked messages all clients may have open "
                 "at once (default 1 GiB)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   app.add_option("--web-root", bridge_opts.web_root,
                  "The browser core's files (default: next to the programs)");
   app.set_config("--config", home_from_args(argc, argv) + "/joyd.toml",

@@ -165,9 +165,28 @@ async def _run(fn, args, kwargs):
             return result
 
 
+def _arguments_error(fn, args, kwargs):
+    """Why `fn` cannot take these arguments, or None: the caller's mistake,
+    told as such (as a C++ plugin's is) rather than as the plugin's
+    TypeError."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins may have none
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return "%s: %s" % (getattr(fn, "__name__", "the function"), exc)
+    return None
+
+
 def _invoke(call_id, fn, args, kwargs, done):
     """Runs `fn(*args, **kwargs)` for the host; `done(ok, value)` gets the
     result or the exception. `call_id` (0: none) lets the host cancel it."""
+    wrong = _arguments_error(fn, args, kwargs)
+    if wrong is not None:
+        done(False, ("invalid_argument", wrong, ""))
+        return
     task = _loop.create_task(_run(fn, args, dotdict(kwargs)))
     if call_id:
         _tasks[call_id] = task

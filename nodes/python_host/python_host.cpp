@@ -48,7 +48,12 @@ caf::expected<value> outcome_of(python_host& host, bool ok, py::handle v,
   if (kind == "cancelled")
     return make_error(errc::cancelled, what + " was cancelled");
   auto summary = t[1].cast<std::string>();
+  if (kind == "invalid_argument")
+    return make_error(errc::invalid_argument, summary);
   auto trace = t[2].cast<std::string>();
+  // A traceback ends with a newline that would make an empty last line.
+  while (!trace.empty() && (trace.back() == '\n' || trace.back() == ' '))
+    trace.pop_back();
   // Every exception of plugin code, RemoteError included, is the plugin's
   // error; its text names what it was.
   return make_error(errc::plugin_error,

@@ -8,6 +8,8 @@
 // hostile checks written in Python. (tests/support/python holds the test
 // plugins.)
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -177,12 +179,23 @@ TEST_CASE("a Python exception reaches the caller with its traceback",
   CHECK_THAT(r.err, Contains("plugin.imjoy.html\", line"));
   CHECK_THAT(r.err, Contains("in fail"));
   CHECK_THAT(r.err, Contains("ValueError: boom"));
+  CHECK(r.err.find("\n\n") == std::string::npos); // no empty last line
   // The host's own frames are not the author's business.
   CHECK_THAT(r.err, !Contains("imjoy.py"));
   CHECK_THAT(r.err, !Contains("concurrent/futures"));
   r = node.joy({"call", "pycheck", "fail_deep"});
   CHECK_THAT(r.err, Contains("in inner"));
   CHECK_THAT(r.err, Contains("KeyError: 'missing'"));
+  // Arguments the function cannot take are the caller's mistake, in one
+  // line, as with a C++ plugin; not the plugin's TypeError.
+  r = node.joy({"call", "pycheck", "fail"});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Contains("invalid_argument") && Contains("fail: ")
+                      && Contains("missing a required argument"));
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  r = node.joy({"call", "pycheck", "ping", "1", "2"});
+  CHECK_THAT(r.err, Contains("invalid_argument")
+                      && Contains("too many positional arguments"));
   // The plugin lives on.
   CHECK(node.call("pycheck", "ping") == "pong");
 }

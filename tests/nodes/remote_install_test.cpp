@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 
@@ -172,6 +173,8 @@ TEST_CASE("a download that is not a plugin changes nothing",
   auto junk = node.joy({"install", web.url("junk.tar.gz")});
   CHECK(junk.exit_code == 1);
   CHECK_THAT(junk.err, Contains("gzipped tarball"));
+  // tar's and gzip's lines make one line of the error.
+  CHECK(std::count(junk.err.begin(), junk.err.end(), '\n') == 1);
   auto missing = node.joy({"install", web.url("missing.tar.gz")});
   CHECK(missing.exit_code == 1);
   CHECK_THAT(missing.err, Contains("HTTP 404"));

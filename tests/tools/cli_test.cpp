@@ -176,6 +176,18 @@ TEST_CASE("call reports bad arguments and unknown targets in one line",
               "argument 1 is not valid JSON");
   check_error(node.joy({"call", "hello", "echo", "[" + std::string(200, '[')}),
               "argument 1");
+  // Numbers that look like options, with or without a `--` before them.
+  CHECK(node.ok({"call", "hello", "add", "-1", "-2"}) == "-3\n");
+  CHECK(node.ok({"call", "hello", "add", "--", "-1", "2"}) == "1\n");
+  CHECK(node.ok({"call", "--timeout", "5", "hello", "add", "--", "2", "-1"})
+        == "1\n");
+  // Limits of options read as such, not as the range of a double.
+  auto zero = node.joy({"call", "hello", "add", "1", "2", "--timeout", "0"});
+  CHECK(zero.exit_code == 2);
+  CHECK_THAT(zero.err,
+             Catch::Contains("--timeout: 0 is not a positive number"));
+  CHECK_THAT(node.joy({"logs", "hello", "-n", "-1"}).err,
+             Catch::Contains("-1 is not zero or a positive number"));
 }
 
 TEST_CASE("values cross the CLI as JSON with ImJoy's _rtype encodings",

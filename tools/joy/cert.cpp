@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "actors/cluster/tls.hpp"
+#include "runtime/cli_checks.hpp"
 #include "runtime/errc.hpp"
 #include "runtime/unique_fd.hpp"
 
@@ -426,7 +427,7 @@ CLI::App* add_cert_command(CLI::App& app, cert_args& args) {
   args.ca->add_option("--dir", args.ca_dir,
                       "Where to write it (default: HOME/ca)");
   args.ca->add_option("--days", args.days, "Validity (default 3650)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   args.node = cert->add_subcommand(
     "node", "Issue a node's certificate: writes a TLS directory (node.pem, "
             "node-key.pem, ca.pem) to copy to that node's HOME/tls");
@@ -436,7 +437,7 @@ CLI::App* add_cert_command(CLI::App& app, cert_args& args) {
   args.node->add_option("--out", args.out_dir,
                         "Where to write it (default: HOME/tls)");
   args.node->add_option("--days", args.days, "Validity (default 825)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   args.node->add_flag("--force", args.force,
                       "Replace an existing node-key.pem");
   return cert;

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -41,6 +42,7 @@
 #include <CLI/CLI.hpp>
 
 #include "actors/node/log_tail.hpp"
+#include "runtime/cli_checks.hpp"
 #include "runtime/errc.hpp"
 #include "runtime/log.hpp"
 #include "runtime/paths.hpp"
@@ -551,12 +553,32 @@ int cmd_call(const std::string& home, const std::string& plugin,
   return 0;
 }
 
+/// The command line for CLI11, in its reversed order, without the `--` a
+/// `joy call` may have before arguments that look like options
+/// (`joy call f add -- -1 2`): CLI11 2.1 refuses what follows it, and no
+/// JSON value is `--`.
+std::vector<std::string> call_arguments(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::size_t i = 0;
+  while (i < args.size() && args[i].rfind("-", 0) == 0)
+    i += args[i] == "--home" ? 2 : 1;
+  if (i < args.size() && args[i] == "call") {
+    auto dash = std::find(args.begin() + static_cast<std::ptrdiff_t>(i),
+                          args.end(), "--");
+    if (dash != args.end())
+      args.erase(dash);
+  }
+  std::reverse(args.begin(), args.end());
+  return args;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"joy: run and call ImJoy-style plugins on Joy nodes.\n"
                "The node is the one of --home (default: $JOY_HOME or ~/.joy)."};
+  app.name("joy");
   app.require_subcommand(1);
   std::string home = joy::default_home();
   app.add_option("--home", home, "The node's home directory");
@@ -571,11 +593,11 @@ int main(int argc, char** argv) {
   start
     ->add_option("--call-timeout", call_timeout,
                  "Seconds a call may run when the caller gives no deadline")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   start
     ->add_option("--stop-grace", stop_grace,
                  "Seconds a plugin gets to exit before it is killed")
-    ->check(CLI::NonNegativeNumber);
+    ->check(joy::cli_checks::non_negative);
   std::string log_max_bytes;
   std::string log_check;
   start->add_option(
@@ -598,7 +620,7 @@ int main(int argc, char** argv) {
     ->add_option("--gpus", gpus,
                  "GPUs the node offers to plugins that ask for them "
                  "(default: the CUDA devices it finds)")
-    ->check(CLI::NonNegativeNumber);
+    ->check(joy::cli_checks::non_negative);
   std::string gpu_service;
   start
     ->add_option("--gpu-service", gpu_service,
@@ -727,7 +749,8 @@ int main(int argc, char** argv) {
   std::size_t logs_lines = 50;
   bool logs_follow = false;
   logs->add_option("plugin", logs_name, "The plugin's name")->required();
-  logs->add_option("-n,--lines", logs_lines, "How many of the last lines");
+  logs->add_option("-n,--lines", logs_lines, "How many of the last lines")
+    ->check(joy::cli_checks::non_negative);
   logs->add_flag("-f,--follow", logs_follow, "Keep printing what it writes");
 
   auto* make = app.add_subcommand("new", "Create something new");
@@ -764,13 +787,13 @@ int main(int argc, char** argv) {
     ->add_option("--timeout", timeout,
                  "Give up after this many seconds without a result or "
                  "progress (the call is cancelled in the plugin)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   bool show_progress = false;
   call->add_flag("--progress", show_progress,
                  "Show the call's progress on stderr");
 
   try {
-    app.parse(argc, argv);
+    app.parse(call_arguments(argc, argv));
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;

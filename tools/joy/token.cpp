@@ -9,6 +9,7 @@
 
 #include "actors/bridge/bridge_token.hpp"
 #include "actors/bridge/hypha_ids.hpp"
+#include "runtime/cli_checks.hpp"
 #include "runtime/errc.hpp"
 
 namespace joy::cli {
@@ -23,7 +24,7 @@ CLI::App* add_token_command(CLI::App& app, token_args& args) {
   cmd
     ->add_option("--expires-in", args.expires_in,
                  "Seconds it is valid (default 86400)")
-    ->check(CLI::PositiveNumber);
+    ->check(joy::cli_checks::positive);
   cmd
     ->add_option("--permission", args.permission,
                  "read, read_write (default) or admin (a browser core "
