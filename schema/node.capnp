@@ -94,6 +94,9 @@ interface Cluster {
   # A UI call (alert, prompt, ...) of a worker's plugin when the worker has
   # no UI of its own: the head's UI answers it (the browser core through a
   # bridge, or `joy ui`). Arguments are plain data.
+  leave @8 (nodeId :Text) -> ();
+  # A worker that stops on purpose (`joy stop`) leaves the directory: the
+  # head forgets it, where a node that went silent stays listed as down.
 }
 
 struct NodeEntry {

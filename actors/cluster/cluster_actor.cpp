@@ -286,6 +286,22 @@ cluster_actor spawn_cluster(caf::actor_system& sys, cluster_config cfg) {
         if (i != self->state.nodes.end())
           mark_down(self, i->second, "its connection closed");
       },
+      [self](leave_atom, const std::string& id) -> caf::result<bool> {
+        auto& st = self->state;
+        auto i = st.nodes.find(id);
+        if (i == st.nodes.end())
+          return make_error(errc::not_found, "no node " + id);
+        if (i->second.entry.head)
+          return make_error(errc::invalid_argument, "the head cannot leave");
+        log(log_level::info, "cluster", "node ", id, " at ",
+            i->second.entry.address, " left");
+        st.nodes.erase(i);
+        ++st.epoch;
+        if (st.cfg.on_down)
+          caf::anon_send(st.cfg.on_down, peer_atom_v, down_atom_v, id);
+        persist(self);
+        return true;
+      },
       [self](tick_atom) {
         auto t = now(self);
         for (auto& [id, m] : self->state.nodes)

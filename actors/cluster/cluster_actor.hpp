@@ -54,6 +54,9 @@ using cluster_actor = caf::typed_actor<
   caf::replies_to<place_atom, resources>::with<location>,
   /// The node's control connection closed: it is down now.
   caf::reacts_to<down_atom, std::string>,
+  /// A worker stops on purpose: it leaves the directory and the known
+  /// nodes; it is a new member if it joins again.
+  caf::replies_to<leave_atom, std::string>::with<bool>,
   /// Time to judge the heartbeats; sent to itself.
   caf::reacts_to<tick_atom>>;
 

@@ -194,12 +194,39 @@ public:
       drop(msg.get_as<std::string>(2), "the directory counts it as down");
       return true;
     }
+    if (msg.match_elements<peer_atom, leave_atom>()) {
+      leave(std::move(rh));
+      return true;
+    }
     return cfg_.head.empty() ? false : directory(msg, rh);
   }
 
   kj::Promise<capnp::Response<wire::Node::StatusResults>>
   status_of(const location& where) {
     return status(where);
+  }
+
+  /// A worker stopping on purpose tells the head, which forgets it: true
+  /// once the head has, false without a head link (or after 2 s).
+  void leave(reply_handle rh) {
+    if (!joined_ || !head_) {
+      rh.deliver_value(false);
+      return;
+    }
+    auto req = head_->cluster.leaveRequest();
+    req.setNodeId(cfg_.dial.node_id);
+    tasks_.add(ctx_.timer()
+                 .timeoutAfter(2 * kj::SECONDS, req.send())
+                 .then([](auto&&) { return true; },
+                       [](kj::Exception&& ex) {
+                         log(log_level::warning, "cluster",
+                             "the head did not hear that this node leaves: ",
+                             ex.getDescription().cStr());
+                         return false;
+                       })
+                 .then([rh = std::move(rh)](bool left) mutable {
+                   rh.deliver_value(left);
+                 }));
   }
 
   std::optional<head_link_state> head_link() const {

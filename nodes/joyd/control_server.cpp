@@ -464,6 +464,23 @@ public:
       });
   }
 
+  kj::Promise<void> leave(LeaveContext context) override {
+    std::string id = context.getParams().getNodeId();
+    if (id != conn_->joined)
+      throw_error(
+        make_error(errc::permission_denied, "a node leaves only by itself"));
+    // Its connection closing next must not take it down again.
+    if (auto i = joined_->find(id);
+        i != joined_->end() && i->second == conn_->id)
+      joined_->erase(i);
+    conn_->joined.clear();
+    return ctx_.request(cfg_.cluster, quick, leave_atom_v, std::move(id))
+      .then([](caf::message msg) {
+        if (auto res = take<bool>(msg); !res)
+          throw_error(res.error());
+      });
+  }
+
   kj::Promise<void> publish(PublishContext context) override {
     auto params = context.getParams();
     std::string id = params.getNodeId();

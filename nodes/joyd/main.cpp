@@ -741,6 +741,22 @@ int main(int argc, char** argv) {
   }
   joy::log(joy::log_level::info, "joyd", "stopping (", sigabbrev_np(sig), ")");
 
+  // 0. A worker tells its head that it leaves (the head forgets it, where
+  // one that went silent stays listed as down).
+  if (!head) {
+    caf::scoped_actor self{sys};
+    self
+      ->request(kj.gateway(), std::chrono::seconds{3}, joy::peer_atom_v,
+                joy::leave_atom_v)
+      .receive(
+        [](bool left) {
+          if (left)
+            joy::log(joy::log_level::info, "joyd", "left the cluster");
+        },
+        [](caf::error&) {
+          // Not joined, or the head is gone: nothing to tell.
+        });
+  }
   // 1. Stop accepting: drop the bridge, the control server and their
   // connections.
   bridge.stop();

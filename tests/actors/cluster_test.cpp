@@ -207,6 +207,40 @@ TEST_CASE("a node whose connection closed is down at once",
   anon_send_exit(cluster, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("a node that leaves is forgotten with its plugins, the head "
+          "cannot leave",
+          "[actors][cluster]") {
+  test::actor_fixture f;
+  auto cluster = spawn_cluster(f.sys, head_config());
+  auto before
+    = f.request<uint64_t>(cluster, join_atom_v, node("b", "10.0.0.2:7700"));
+  REQUIRE(before);
+  REQUIRE(f.request<bool>(cluster, publish_atom_v, std::string{"b"},
+                          std::vector<std::string>{"image-ops"}, resources{},
+                          std::vector<service_entry>{}));
+  REQUIRE(f.request<bool>(cluster, leave_atom_v, std::string{"b"}));
+  auto nodes = f.request<std::vector<node_entry>>(cluster, nodes_atom_v);
+  REQUIRE(nodes);
+  CHECK(nodes->size() == 1); // the head alone
+  auto at
+    = f.request<location>(cluster, locate_atom_v, std::string{"image-ops"},
+                          true, std::string{"head"});
+  REQUIRE_FALSE(at);
+  CHECK(code_of(at.error()) == errc::not_found);
+  CHECK(
+    code_of(f.request<bool>(cluster, leave_atom_v, std::string{"b"}).error())
+    == errc::not_found);
+  auto head_id = nodes->at(0).node_id;
+  CHECK(code_of(f.request<bool>(cluster, leave_atom_v, head_id).error())
+        == errc::invalid_argument);
+  // Back as a new member, with a new epoch.
+  auto after
+    = f.request<uint64_t>(cluster, join_atom_v, node("b", "10.0.0.2:7700"));
+  REQUIRE(after);
+  CHECK(*after > *before);
+  anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE("placement picks the node with the most room and refuses what fits "
           "nowhere",
           "[actors][cluster]") {

@@ -313,6 +313,18 @@ TEST_CASE("a killed worker is down at once, calls to its plugins fail with "
   INFO(b.log() + "\n" + a.log());
   REQUIRE(back);
   CHECK(a.others() == std::vector<std::string>{"up"});
+  // Stopped on purpose, it leaves: the head forgets it and its plugins,
+  // where a node that went silent stays listed as down.
+  b.ok({"stop"});
+  CHECK_THAT(b.log(), Catch::Contains("left the cluster"));
+  await([&] { return a.others().empty(); });
+  CHECK_THAT(a.log(), Catch::Contains(" left"));
+  auto gone = a.joy({"call", "hello", "add", "1", "2"});
+  CHECK(gone.exit_code != 0);
+  CHECK_THAT(gone.err, Catch::Contains("not_found"));
+  // It joins again as any new node does.
+  start_worker(b, a, head);
+  await([&] { return a.others() == std::vector<std::string>{"up"}; });
 }
 
 TEST_CASE("a head killed with -9 gets its workers back on its own when it "
