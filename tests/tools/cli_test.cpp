@@ -176,6 +176,15 @@ TEST_CASE("call reports bad arguments and unknown targets in one line",
               "argument 1 is not valid JSON");
   check_error(node.joy({"call", "hello", "echo", "[" + std::string(200, '[')}),
               "argument 1");
+  // What a caller or a plugin wrote reaches the terminal defused.
+  auto escape = node.joy({"call", "\x1b]0;owned\x07x", "m"});
+  CHECK(escape.exit_code != 0);
+  CHECK_THAT(escape.err, Catch::Contains("\\x1b]0;owned\\x07x"));
+  CHECK(escape.err.find('\x1b') == std::string::npos);
+  // Valid JSON that is no value says what is wrong with it.
+  auto rtype = node.joy({"call", "hello", "echo", R"({"_rtype":"nope"})"});
+  CHECK(rtype.exit_code != 0);
+  CHECK_THAT(rtype.err, !Catch::Contains("not valid JSON"));
   // Numbers that look like options, with or without a `--` before them.
   CHECK(node.ok({"call", "hello", "add", "-1", "-2"}) == "-3\n");
   CHECK(node.ok({"call", "hello", "add", "--", "-1", "2"}) == "1\n");
@@ -241,7 +250,7 @@ TEST_CASE("status and plugins print tables for people and JSON for scripts",
            "public/node-" + st["node_id"].get<std::string>() + ":logs"}));
 }
 
-TEST_CASE("values nested as deep as allowed cross to a plugin and back; one "
+TEST_CASE("values nested as deep as allowed cross to a plugin and back, one "
           "level more is refused",
           "[tools][cli]") {
   node_fixture node;

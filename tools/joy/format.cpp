@@ -255,4 +255,23 @@ std::string format_bytes(uint64_t bytes) {
   return buf;
 }
 
+std::string printable(std::string_view text, std::size_t max) {
+  std::string out;
+  auto n = std::min(text.size(), max);
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max)
+    out += "... (" + std::to_string(text.size() - max) + " more bytes)";
+  return out;
+}
+
 } // namespace joy::cli

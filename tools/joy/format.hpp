@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "runtime/value_json.hpp"
 #include "schema/node.capnp.h"
@@ -26,5 +27,11 @@ std::string format_duration_ms(uint64_t ms);
 
 /// "23.4 GiB".
 std::string format_bytes(uint64_t bytes);
+
+/// `text` safe for a terminal: what plugins and callers wrote (errors,
+/// alerts, progress) may hold escape sequences that would rewrite the
+/// screen or the title. Control characters other than newline and tab show
+/// as `\xNN`; over `max` bytes it is cut, saying so.
+std::string printable(std::string_view text, std::size_t max = 64 * 1024);
 
 } // namespace joy::cli

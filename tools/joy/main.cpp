@@ -156,6 +156,9 @@ int cmd_start(const std::string& home, bool foreground,
   if (auto client = node_client::connect(home, 5s)) {
     std::cout << "joy: a node is already running in " << home << " (node "
               << (*client)->node_id() << ")\n";
+    if (!daemon_args.empty())
+      std::cerr << "joy: the options given were not applied: they take "
+                   "effect when the node starts (joy stop first)\n";
     return 0;
   }
   auto joyd = joy::self_dir() + "/joyd";
@@ -508,7 +511,8 @@ public:
   kj::Promise<void> progress(ProgressContext context) override {
     auto params = context.getParams();
     std::fprintf(stderr, "joy: progress %.0f%% %s\n",
-                 params.getFraction() * 100, params.getMessage().cStr());
+                 params.getFraction() * 100,
+                 joy::cli::printable(params.getMessage().cStr(), 1024).c_str());
     return kj::READY_NOW;
   }
 };
@@ -520,11 +524,17 @@ int cmd_call(const std::string& home, const std::string& plugin,
   joy::value_list args;
   for (std::size_t i = 0; i < raw_args.size(); ++i) {
     auto x = joy::from_json(raw_args[i]);
-    if (!x)
-      throw command_error{"error (invalid_argument): argument "
-                          + std::to_string(i + 1) + " is not valid JSON ("
-                          + joy::message_of(x.error())
+    if (!x) {
+      auto n = std::to_string(i + 1);
+      // Valid JSON that is no Joy value (an unknown _rtype, say) is told
+      // as such; quoting would not help it.
+      if (joy::json::accept(raw_args[i]))
+        throw command_error{"error (invalid_argument): argument " + n + ": "
+                            + joy::message_of(x.error())};
+      throw command_error{"error (invalid_argument): argument " + n
+                          + " is not valid JSON (" + joy::message_of(x.error())
                           + "); quote strings as '\"text\"'"};
+    }
     args.push_back(std::move(*x));
   }
   auto client = connect(home);
@@ -890,7 +900,7 @@ int main(int argc, char** argv) {
       return cmd_call(home, plugin, method, call->remaining(), timeout,
                       show_progress);
   } catch (const command_error& e) {
-    std::cerr << "joy: " << e.message << "\n";
+    std::cerr << "joy: " << joy::cli::printable(e.message) << "\n";
     return e.exit_code;
   }
   return 0;

@@ -15,6 +15,7 @@
 #include "runtime/errc.hpp"
 #include "runtime/value_json.hpp"
 #include "runtime/value_wire.hpp"
+#include "tools/joy/format.hpp"
 #include "tools/joy/node_client.hpp"
 
 namespace joy::cli {
@@ -92,7 +93,7 @@ std::string text_of(const value& x) {
 }
 
 void show(const std::string& line) {
-  std::cout << line << std::endl;
+  std::cout << printable(line) << std::endl;
 }
 
 /// The UI provider: the core calls it with (op, plugin, args...).
