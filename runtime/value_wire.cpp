@@ -364,22 +364,22 @@ caf::expected<value> read_value(wire::Value::Reader in, wire_hooks* hooks) {
 caf::error write_list(const value_list& xs,
                       capnp::List<wire::Value>::Builder out,
                       wire_hooks* hooks) {
-  return write_list_impl(xs, out, 1, hooks);
+  return write_list_impl(xs, out, 0, hooks);
 }
 
 caf::expected<value_list> read_list(capnp::List<wire::Value>::Reader in,
                                     wire_hooks* hooks) {
-  return guarded([&] { return read_list_impl(in, 1, hooks); });
+  return guarded([&] { return read_list_impl(in, 0, hooks); });
 }
 
 caf::error write_map(const value_map& xs, capnp::List<wire::Entry>::Builder out,
                      wire_hooks* hooks) {
-  return write_map_impl(xs, out, 1, hooks);
+  return write_map_impl(xs, out, 0, hooks);
 }
 
 caf::expected<value_map> read_map(capnp::List<wire::Entry>::Reader in,
                                   wire_hooks* hooks) {
-  return guarded([&] { return read_map_impl(in, 1, hooks); });
+  return guarded([&] { return read_map_impl(in, 0, hooks); });
 }
 
 void write_error(errc code, std::string_view message, std::string_view trace,

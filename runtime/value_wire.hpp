@@ -48,7 +48,9 @@ caf::error write_value(const value& x, wire::Value::Builder out,
 caf::expected<value> read_value(wire::Value::Reader in,
                                 wire_hooks* hooks = nullptr);
 
-/// Initialises `out` (an uninitialised list field) with `xs`.
+/// Initialises `out` (an uninitialised list field) with `xs`: a call's
+/// arguments, say. The list is no level of nesting: each element may nest
+/// `max_value_depth` levels, as a result may.
 caf::error write_list(const value_list& xs,
                       capnp::List<wire::Value>::Builder out,
                       wire_hooks* hooks = nullptr);

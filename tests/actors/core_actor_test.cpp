@@ -64,7 +64,7 @@ TEST_CASE("a registered service resolves by every id form, in workspace public",
 }
 
 TEST_CASE(
-  "registering again replaces; unregistering removes; listing is ordered",
+  "registering again replaces, unregistering removes, listing is ordered",
   "[actors][core]") {
   test::actor_fixture f;
   auto core = spawn_core(f.sys);

@@ -123,7 +123,7 @@ TEST_CASE("gaussian_blur matches the full 2-D and 3-D convolution on random "
   }
 }
 
-TEST_CASE("gaussian_blur of uint8 rounds and clamps; sigma 0 changes nothing",
+TEST_CASE("gaussian_blur of uint8 rounds and clamps, sigma 0 changes nothing",
           "[actors][gpu]") {
   std::vector<uint8_t> px{0, 255, 0, 255, 0, 255, 0, 255, 0};
   auto img = make(dtype::uint8, {3, 3}, px);

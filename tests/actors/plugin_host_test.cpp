@@ -326,7 +326,7 @@ TEST_CASE("a call past its deadline times out and is cancelled in the plugin",
   CHECK(*sum == value{2});
 }
 
-TEST_CASE("stop runs the plugin's exit() and ends in stopped; stopping again "
+TEST_CASE("stop runs the plugin's exit() and ends in stopped, stopping again "
           "is a no-op",
           "[actors][plugin_host]") {
   host_fixture f;

@@ -264,7 +264,7 @@ TEST_CASE("a Python plugin stopped while a plain function still runs ends "
 }
 
 TEST_CASE("a Python plugin whose requirement is missing stops at start with "
-          "an error naming it; conda environments are refused",
+          "an error naming it, conda environments are refused",
           "[nodes][python]") {
   python_node node;
   auto missing = node.imjoy_file(

@@ -89,7 +89,7 @@ TEST_CASE("scripts the host cannot run are refused with the reason",
   CHECK(joy::code_of(missing.error()) == joy::errc::not_found);
 }
 
-TEST_CASE("requirements that import pass; missing ones name themselves; "
+TEST_CASE("requirements that import pass, missing ones name themselves, "
           "conda entries are refused",
           "[python][script]") {
   temp_dir dir;

@@ -142,7 +142,7 @@ TEST_CASE("a received ndarray is a read-only numpy view of the same bytes, "
   CHECK(second[0] == 4);
 }
 
-TEST_CASE("numpy arrays of every dtype convert; big-endian and strided ones "
+TEST_CASE("numpy arrays of every dtype convert, big-endian and strided ones "
           "are made little-endian and contiguous",
           "[python][values]") {
   exec("import numpy");
