@@ -354,8 +354,10 @@ caf::expected<plugin_manifest> check_imjoy_entry(const fs::path& dir,
                                                  plugin_manifest manifest) {
   if (manifest.entry.empty())
     return make_error(errc::invalid_argument,
-                      "entry: a " + manifest.type
-                        + " plugin names its .imjoy.html file");
+                      "entry: a " + manifest.type + " plugin names its "
+                        + (manifest.type == "native-python"
+                             ? ".imjoy.html file or .py script"
+                             : ".imjoy.html file"));
   auto path = dir / manifest.entry;
   std::error_code ec;
   auto st = fs::symlink_status(path, ec);

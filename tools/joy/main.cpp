@@ -654,9 +654,10 @@ int main(int argc, char** argv) {
                  "(default) or off")
     ->check(CLI::IsMember({"on", "off"}));
   std::string cgroup_root;
-  start->add_option("--cgroup-root", cgroup_root,
-                    "Where the cgroup hierarchy is mounted (default "
-                    "/sys/fs/cgroup)");
+  auto* cgroup_root_opt
+    = start->add_option("--cgroup-root", cgroup_root,
+                        "Where the cgroup hierarchy is mounted (default "
+                        "/sys/fs/cgroup; '' for none: limits not enforced)");
   std::string bwrap;
   start->add_option("--bwrap", bwrap,
                     "The bubblewrap program (default /usr/bin/bwrap)");
@@ -845,7 +846,8 @@ int main(int argc, char** argv) {
         extra.insert(extra.end(), {"--landlock", landlock});
       if (!bwrap.empty())
         extra.insert(extra.end(), {"--bwrap", bwrap});
-      if (!cgroup_root.empty())
+      // '' is a value of its own here: no cgroups.
+      if (cgroup_root_opt->count() > 0)
         extra.insert(extra.end(), {"--cgroup-root", cgroup_root});
       if (!supervision.empty()) {
         extra.emplace_back("--restart");
