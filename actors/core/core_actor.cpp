@@ -43,6 +43,19 @@ bool needs_answer(const std::string& op) {
   return op == "prompt" || op == "confirm" || op == "create_window";
 }
 
+/// A UI op's first argument for the log: a text (its start), or what kind
+/// of value it is, never a copy of an image.
+std::string summary_of(const value& x) {
+  constexpr std::size_t most = 200;
+  if (auto* s = x.as_string())
+    return s->size() <= most ? *s : s->substr(0, most) + "...";
+  if (x.is(value::kind::map) || x.is(value::kind::list)
+      || x.is(value::kind::ndarray) || x.is(value::kind::bytes))
+    return "(a " + std::string{to_string(x.type())} + ")";
+  auto text = to_string(x);
+  return text.size() <= most ? text : text.substr(0, most) + "...";
+}
+
 /// What a UI op gets from no UI: a question fails, a notice is logged.
 caf::expected<value> without_ui(const std::string& op,
                                 const std::string& plugin,
@@ -119,7 +132,7 @@ core_actor spawn_core(caf::actor_system& sys, directory_listener listener) {
       [self](ui_atom, std::string& op, std::string& plugin,
              value_list& args) -> caf::result<value> {
         auto& st = self->state;
-        auto summary = args.empty() ? std::string{} : to_string(args.front());
+        auto summary = args.empty() ? std::string{} : summary_of(args.front());
         if (!st.ui)
           return without_ui(op, plugin, summary);
         value_list call_args;

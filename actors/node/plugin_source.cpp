@@ -281,8 +281,17 @@ caf::expected<fs::path> materialize(const plugin_source& src,
       = std::min<uint64_t>(limits.max_bytes, max_imjoy_file_size);
     return from_imjoy_text(fetch_text(archive_url, limits), archive_url);
   }
-  if (!src.tag.empty())
-    return untagged(archive_url);
+  if (!src.tag.empty()) {
+    auto err = untagged(archive_url);
+    if (src.kind != plugin_source::manifest_ref)
+      return err;
+    // `user/repo:Name@v1` meant the git ref v1 before Joy read @ as ImJoy
+    // does.
+    return make_error(errc::invalid_argument,
+                      message_of(err) + "; for the git ref '" + src.tag
+                        + "', write " + src.user + "/" + src.repo + "@"
+                        + src.tag + ":" + src.name);
+  }
   auto archive = scratch / "plugin.tar.gz";
   if (auto err = fetch_to_file(archive_url, archive, cfg.limits))
     return err;

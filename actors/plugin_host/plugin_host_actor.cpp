@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -50,6 +52,8 @@ struct plugin_host_state {
   bool awaiting_exit = false;
   /// last_error once a restart after a backoff has come.
   std::string restarted_note;
+  /// The plugin's log's size when this run started.
+  std::uintmax_t log_start = 0;
 };
 
 using self_ptr = plugin_host_actor::stateful_pointer<plugin_host_state>;
@@ -90,8 +94,26 @@ void drop_link(self_ptr self) {
 /// The last lines of the plugin's log, each on a line of its own after
 /// `text`: what the plugin said before it went (a traceback, its last
 /// words). A small read of a local file, once, when the plugin failed.
-std::string with_last_lines(std::string text, const std::string& log_file) {
+std::string with_last_lines(std::string text, const std::string& log_file,
+                            std::uintmax_t since) {
+  // Only what this run wrote: a failure before the plugin said anything
+  // (its sandbox, its cgroup) must not borrow an earlier run's last words.
+  std::error_code ec;
+  auto size = std::filesystem::file_size(log_file, ec);
+  if (ec || size <= since)
+    return text;
   auto lines = last_lines(log_file, 5);
+  // last_lines reads at most the last 64 KiB; drop those before `since`.
+  if (size - since < (std::uintmax_t{64} << 10)) {
+    std::ifstream in{log_file, std::ios::binary};
+    in.seekg(static_cast<std::streamoff>(since));
+    lines.clear();
+    for (std::string line; std::getline(in, line);) {
+      lines.push_back(std::move(line));
+      if (lines.size() > 5)
+        lines.erase(lines.begin());
+    }
+  }
   if (lines.empty())
     return text;
   text += "; last log lines:";
@@ -104,7 +126,8 @@ void start_failed(self_ptr self, const std::string& reason) {
   auto& st = self->state;
   st.status.state = plugin_state::failed;
   st.status.pid = 0;
-  st.status.last_error = with_last_lines(reason, st.cfg.launch.log_file);
+  st.status.last_error
+    = with_last_lines(reason, st.cfg.launch.log_file, st.log_start);
   auto msg = "plugin '" + st.status.name + "' could not start: " + reason;
   for (auto& q : st.queued)
     q.reply.deliver(make_error(errc::unavailable, msg));
@@ -122,6 +145,11 @@ void start_failed(self_ptr self, const std::string& reason) {
 
 void begin_start(self_ptr self) {
   auto& st = self->state;
+  {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(st.cfg.launch.log_file, ec);
+    st.log_start = ec ? 0 : size;
+  }
   // A link whose connection broke may still wait for its process to exit;
   // it is of no use any more.
   if (st.link != 0) {
@@ -215,7 +243,7 @@ void on_crash(self_ptr self, const std::string& reason) {
       st.gave_up = true;
       st.status.last_error
         = with_last_lines("gave up after " + crashes + " crashes: " + reason,
-                          st.cfg.launch.log_file);
+                          st.cfg.launch.log_file, st.log_start);
       log(log_level::error, "plugin " + st.status.name, st.status.last_error);
       fail_queued(self, "plugin '" + st.status.name + "' failed ("
                           + st.status.last_error + ")");

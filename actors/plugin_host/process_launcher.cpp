@@ -533,8 +533,26 @@ private:
           && ::stat(e.path().c_str(), &other) == 0 && in_range(other.st_uid))
         taken[other.st_uid - first] = true;
     }
-    return uid_claims{cfg_.uid_claims_dir}.claim(sb.work_dir, owner, first,
-                                                 count, taken);
+    auto claimed = uid_claims{cfg_.uid_claims_dir}.claim(sb.work_dir, owner,
+                                                         first, count, taken);
+    if (claimed || code_of(claimed.error()) != errc::io_error)
+      return claimed;
+    // No place for claims (a read-only /var/lib, say): uids unique among
+    // this daemon's plugins only, as before claims, and said once.
+    if (!claims_warned_) {
+      claims_warned_ = true;
+      log(log_level::warning, "sandbox", message_of(claimed.error()),
+          "; plugin uids are unique among this node's plugins only, not "
+          "among other root daemons' (--plugin-uid-claims DIR)");
+    }
+    if (in_range(owner))
+      return owner;
+    for (uid_t i = 0; i < count; ++i)
+      if (!taken[i])
+        return first + i;
+    return make_error(errc::unavailable, "every plugin uid from "
+                                           + std::to_string(first)
+                                           + " is taken");
   }
 
   /// The stage's mount point: root's, world-traversable, made once.
@@ -560,6 +578,7 @@ private:
   int landlock_abi_;
   bool images_;
   bool stage_ready_ = false;
+  bool claims_warned_ = false;
 };
 
 } // namespace

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include <kj/compat/tls.h>
 
@@ -213,6 +214,8 @@ public:
       rh.deliver_value(false);
       return;
     }
+    // No heartbeat or dial after this: the node is going.
+    leaving_ = true;
     auto req = head_->cluster.leaveRequest();
     req.setNodeId(cfg_.dial.node_id);
     tasks_.add(ctx_.timer()
@@ -735,7 +738,9 @@ private:
       .catch_([this](kj::Exception&& ex) {
         return error_from_exception(ex, "the head at " + cfg_.head);
       })
-      .then([this](caf::error err) {
+      .then([this](caf::error err) -> kj::Promise<void> {
+        if (leaving_)
+          return kj::NEVER_DONE;
         head_error_ = (joined_ ? "lost it: " : "") + message_of(err);
         if (joined_)
           log(log_level::warning, "cluster", "lost the head at ", cfg_.head,
@@ -776,9 +781,13 @@ private:
       .then([this](caf::error err) -> kj::Promise<caf::error> {
         if (err)
           return kj::mv(err);
-        return ctx_.timer().afterDelay(cfg_.heartbeat).then([this] {
-          return beat();
-        });
+        return ctx_.timer()
+          .afterDelay(cfg_.heartbeat)
+          .then([this]() -> kj::Promise<caf::error> {
+            if (leaving_)
+              return kj::NEVER_DONE; // the node goes, links and all
+            return beat();
+          });
       });
   }
 
@@ -787,10 +796,21 @@ private:
     return head_->cluster.nodesRequest().send().then(
       [this](capnp::Response<wire::Cluster::NodesResults> resp) {
         auto r = resp.getResult();
-        if (r.isOk())
-          for (auto x : r.getOk())
-            if (x.getState() != "up")
-              drop(x.getNodeId(), "the directory counts it as down");
+        if (!r.isOk())
+          return caf::error{};
+        std::set<std::string> listed;
+        for (auto x : r.getOk()) {
+          listed.insert(x.getNodeId());
+          if (x.getState() != "up")
+            drop(x.getNodeId(), "the directory counts it as down");
+        }
+        // A node that left is not listed at all.
+        std::vector<std::string> gone;
+        for (auto& [id, slot] : peers_)
+          if (listed.count(id) == 0)
+            gone.push_back(id);
+        for (auto& id : gone)
+          drop(id, "it left the cluster");
         return caf::error{};
       });
   }
@@ -801,6 +821,7 @@ private:
   uint64_t generations_ = 0;
   kj::Own<peer_connection> head_;
   bool joined_ = false;
+  bool leaving_ = false;
   std::string head_error_;
   uint64_t epoch_ = 0;
   uint64_t seq_ = 0;

@@ -221,6 +221,10 @@ int main(int argc, char** argv) {
                 "isolation at all: only for plugins you wrote yourself)")
     ->check(CLI::IsMember({"bwrap", "none"}));
   std::string plugin_user = "200000:65536";
+  std::string uid_claims_dir = "/var/lib/joy/plugin-uids";
+  app.add_option("--plugin-uid-claims", uid_claims_dir,
+                 "As root, where every daemon on this machine claims its "
+                 "plugins' uids (default /var/lib/joy/plugin-uids)");
   app.add_option("--plugin-uids", plugin_user,
                  "FIRST[:COUNT]: when joyd runs as root, each plugin runs as "
                  "a uid of its own from this range (default 200000:65536; "
@@ -447,6 +451,7 @@ int main(int argc, char** argv) {
   lcfg.joy_exec = joy::self_dir() + "/joy-exec";
   lcfg.bwrap = bwrap;
   lcfg.cgroups = cgroups;
+  lcfg.uid_claims_dir = uid_claims_dir;
   if (sandbox_settings.enabled && ::geteuid() == 0)
     sandbox_description += joy::can_cap_work_dirs(lcfg)
                              ? ", work dirs capped (ext4 images)"

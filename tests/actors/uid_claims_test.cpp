@@ -123,3 +123,46 @@ TEST_CASE("a used-up range and an unusable claims folder are clear errors",
   CHECK(joy::code_of(r.error()) == joy::errc::io_error);
   CHECK_THAT(joy::message_of(r.error()), Catch::Contains("plugin uids"));
 }
+
+TEST_CASE("a claims folder that is a symlink or writable by others is "
+          "refused",
+          "[actors][sandbox]") {
+  joy::test::temp_dir tmp;
+  auto real = tmp.path() / "elsewhere";
+  fs::create_directories(real);
+  fs::create_symlink(real, tmp.path() / "claims");
+  uid_claims linked{(tmp.path() / "claims").string()};
+  auto r = linked.claim(work_dir(tmp, "a", "x"), 0, first, count, {});
+  REQUIRE_FALSE(r);
+  CHECK(joy::code_of(r.error()) == joy::errc::io_error);
+  CHECK(fs::is_empty(real)); // nothing was made through the link
+  auto open = tmp.path() / "open";
+  fs::create_directories(open);
+  fs::permissions(open, fs::perms::group_write, fs::perm_options::add);
+  uid_claims shared{open.string()};
+  auto s = shared.claim(work_dir(tmp, "a", "x"), 0, first, count, {});
+  REQUIRE_FALSE(s);
+  CHECK_THAT(joy::message_of(s.error()), Catch::Contains("alone"));
+}
+
+TEST_CASE("a plugin reinstalled in the same place, or reached through a "
+          "symlinked home, keeps its one uid",
+          "[actors][sandbox]") {
+  joy::test::temp_dir tmp;
+  uid_claims claims{(tmp.path() / "claims").string()};
+  auto gone = work_dir(tmp, "a", "old");
+  CHECK(claim(claims, gone) == first);
+  auto dir = work_dir(tmp, "a", "hello");
+  CHECK(claim(claims, dir) == first + 1);
+  // Uninstalled and installed again: the work dir is new (root's), and a
+  // lower uid has lapsed meanwhile; the plugin still gets its own.
+  fs::remove_all(gone);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  CHECK(claim(claims, dir) == first + 1);
+  // The same home spelled through a symlink.
+  fs::create_symlink(tmp.path() / "a", tmp.path() / "alias");
+  CHECK(
+    claim(claims, (tmp.path() / "alias" / "work" / "hello").string(), first + 1)
+    == first + 1);
+}

@@ -136,7 +136,8 @@ TEST_CASE("a plugin installs from a user/repo@ref:Name@tag manifest "
   SECTION("a tarball has no variants to pick") {
     auto r = node.joy({"install", "alice/tools@v1:hello@GPU"});
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Contains("only ImJoy files"));
+    CHECK_THAT(r.err, Contains("only ImJoy files")
+                        && Contains("write alice/tools@GPU:hello"));
   }
   SECTION("a window plugin (an .imjoy.html) installs, for the browser core, "
           "as the variant its @tag picks") {

@@ -259,12 +259,21 @@ std::string printable(std::string_view text, std::size_t max) {
   std::string out;
   auto n = std::min(text.size(), max);
   out.reserve(n);
+  auto escape = [&out](unsigned char c) {
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+    out += hex;
+  };
   for (std::size_t i = 0; i < n; ++i) {
     auto c = static_cast<unsigned char>(text[i]);
+    auto next = i + 1 < n ? static_cast<unsigned char>(text[i + 1]) : 0;
     if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
-      out += hex;
+      escape(c);
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      // U+0080-U+009F, the C1 controls (U+009B is a CSI to xterm).
+      escape(c);
+      escape(next);
+      ++i;
     } else {
       out += static_cast<char>(c);
     }

@@ -140,11 +140,12 @@ void report_join(node_client& client) {
     }
     if (link.getError().size() > 0
         || std::chrono::steady_clock::now() >= deadline) {
-      std::cerr << "joy: not joined to the head at " << head << " yet"
-                << (link.getError().size() > 0
-                      ? ": " + std::string{link.getError().cStr()}
-                      : std::string{})
-                << " (the node keeps trying; see joy status)\n";
+      std::cerr << joy::cli::printable(
+        "joy: not joined to the head at " + head + " yet"
+        + (link.getError().size() > 0
+             ? ": " + std::string{link.getError().cStr()}
+             : std::string{})
+        + " (the node keeps trying; see joy status)\n");
       return;
     }
     std::this_thread::sleep_for(50ms);
@@ -272,8 +273,11 @@ int cmd_status(const std::string& home, bool as_json) {
     print_json(out);
     return 0;
   }
+  // Plugins' log lines and remote nodes' errors are in it.
   for (unsigned i = 0; i < nodes.size(); ++i)
-    std::cout << (i > 0 ? "\n" : "") << joy::cli::status_text(nodes[i]);
+    std::cout << (i > 0 ? "\n" : "")
+              << joy::cli::printable(joy::cli::status_text(nodes[i]),
+                                     std::string::npos);
   return 0;
 }
 
@@ -289,7 +293,8 @@ int cmd_plugins(const std::string& home, bool as_json) {
       out.push_back(joy::cli::plugin_json(p));
     print_json(out);
   } else {
-    std::cout << joy::cli::plugins_table(result.getOk());
+    std::cout << joy::cli::printable(joy::cli::plugins_table(result.getOk()),
+                                     std::string::npos);
   }
   return 0;
 }
@@ -692,7 +697,10 @@ int main(int argc, char** argv) {
     {"--bridge-chunked-total", "Most bytes of chunked messages all clients "
                                "may have open at once (default 1 GiB)"},
     {"--web-root", "The browser core's files (default: next to the "
-                   "programs)"}};
+                   "programs)"},
+    {"--plugin-uid-claims", "As root, where every daemon on this machine "
+                            "claims its plugins' uids (default "
+                            "/var/lib/joy/plugin-uids)"}};
   std::map<std::string, std::string> cluster_values;
   for (auto& [flag, help] : cluster_options)
     start->add_option(flag, cluster_values[flag], help);
@@ -860,7 +868,8 @@ int main(int argc, char** argv) {
           continue;
         // Paths as the user meant them, whatever joyd's directory.
         bool path = flag == "--token-file" || flag == "--tls-dir"
-                    || flag == "--config" || flag == "--web-root";
+                    || flag == "--config" || flag == "--web-root"
+                    || flag == "--plugin-uid-claims";
         extra.insert(extra.end(),
                      {flag, path ? fs::absolute(val).string() : val});
       }
