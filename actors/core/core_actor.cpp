@@ -48,7 +48,8 @@ bool needs_answer(const std::string& op) {
 std::string summary_of(const value& x) {
   constexpr std::size_t most = 200;
   if (auto* s = x.as_string())
-    return s->size() <= most ? *s : s->substr(0, most) + "...";
+    return s->size() <= most ? to_string(x)
+                             : to_string(value{s->substr(0, most) + "..."});
   if (x.is(value::kind::map) || x.is(value::kind::list)
       || x.is(value::kind::ndarray) || x.is(value::kind::bytes))
     return "(a " + std::string{to_string(x.type())} + ")";
