@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -298,6 +299,10 @@ struct node_state {
   cluster_actor cluster;
   node_config cfg;
   std::map<std::string, hosted> plugins;
+  /// Hosts being replaced (a new version, a rollback), stopping. They are
+  /// not linked to the node, so its end must end them: one whose stop
+  /// outlived the node would keep the actor system, and joyd, waiting.
+  std::vector<plugin_host_actor> retired;
   /// A publish to the directory is scheduled.
   bool publish_pending = false;
   /// Where plugins and services of other nodes were found lately.
@@ -726,16 +731,17 @@ void host_plugin(self_ptr self, const plugin_record& rec, bool start = true) {
 /// Stops and retires a host that is being replaced.
 void retire_host(self_ptr self, plugin_host_actor host) {
   self->unlink_from(host);
+  self->state.retired.push_back(host);
+  auto end = [self, host] {
+    auto& retired = self->state.retired;
+    retired.erase(std::remove(retired.begin(), retired.end(), host),
+                  retired.end());
+    self->send_exit(host, caf::exit_reason::user_shutdown);
+  };
   self
     ->request(host, self->state.cfg.stop_grace + std::chrono::seconds{5},
               stop_atom_v)
-    .then(
-      [self, host](plugin_status&) {
-        self->send_exit(host, caf::exit_reason::user_shutdown);
-      },
-      [self, host](caf::error&) {
-        self->send_exit(host, caf::exit_reason::user_shutdown);
-      });
+    .then([end](plugin_status&) { end(); }, [end](caf::error&) { end(); });
 }
 
 void next_install(self_ptr self);
@@ -1679,6 +1685,10 @@ node_actor spawn_node(caf::actor_system& sys, kj_thread& kj,
       [self](shutdown_atom) -> caf::result<bool> {
         auto& st = self->state;
         st.shutting_down = true;
+        // Hosts still stopping after a replacement end with the node.
+        for (auto& host : st.retired)
+          self->send_exit(host, caf::exit_reason::user_shutdown);
+        st.retired.clear();
         auto rp = self->make_response_promise<bool>();
         auto pending = std::make_shared<size_t>(0);
         for (auto& [name, h] : st.plugins)
