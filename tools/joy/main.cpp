@@ -379,7 +379,9 @@ private:
 /// as streams, pulled into memory on the spot.
 class result_reader final : public joy::wire_hooks {
 public:
-  explicit result_reader(node_client& client) : client_(client) {}
+  /// `timeout` bounds pulling each stream too (zero: no limit).
+  result_reader(node_client& client, std::chrono::milliseconds timeout)
+    : client_(client), timeout_(timeout) {}
 
   caf::error write_function(const joy::function_ref& f,
                             joy::wire::Function::Builder) override {
@@ -398,6 +400,14 @@ public:
       return joy::wire_hooks::read_binary(in);
     auto stream = in.getStream();
     auto size = stream.getSize();
+    // Printed as base64 JSON, a result beyond this is no use on a terminal
+    // or in a pipe; a plugin that answers it meant another plugin.
+    constexpr uint64_t most = uint64_t{2} << 30;
+    if (size > most)
+      return joy::make_error(joy::errc::too_large,
+                             "the result holds " + std::to_string(size)
+                               + " bytes of binary data; joy call prints at "
+                                 "most 2 GiB");
     std::string bytes;
     try {
       bytes.reserve(size);
@@ -410,7 +420,7 @@ public:
     auto req = stream.getSource().pipeToRequest();
     req.setSink(kj::heap<byte_collector>(bytes, size));
     auto piped
-      = client_.wait(req.send().then([](auto&&) { return true; }), 0ms);
+      = client_.wait(req.send().then([](auto&&) { return true; }), timeout_);
     if (!piped)
       return std::move(piped.error());
     if (bytes.size() != size)
@@ -423,6 +433,7 @@ public:
 
 private:
   node_client& client_;
+  std::chrono::milliseconds timeout_;
 };
 
 /// Prints the last `lines` lines of a plugin's log; with `follow`, keeps
@@ -557,7 +568,8 @@ int cmd_call(const std::string& home, const std::string& plugin,
   // The node enforces the deadline (which progress renews); the call ends
   // here too if the node goes away.
   auto resp = check(client->wait(req.send(), 0ms));
-  result_reader hooks{*client};
+  result_reader hooks{
+    *client, std::chrono::milliseconds{static_cast<int64_t>(timeout_ms)}};
   auto result = joy::read_result(resp.getResult(), &hooks);
   if (!result)
     fail(result.error());
